@@ -1,0 +1,40 @@
+# market-voices-etl: every target installs into .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+LAKE ?= data/lake
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo collect summary query test bench bench-quick clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11+ needed; run make PYTHON=python3.11 ..."; exit 2; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## Create .venv and install the package with its dev tools
+
+demo: $(STAMP) ## Run the job offline against the Yahoo emulator into data/demo and print the summary
+	$(PY) -m etl demo $(ARGS)
+
+collect: $(STAMP) ## Collect the default universe from Yahoo Finance into data/lake and print the summary
+	$(PY) -m etl collect --lake $(LAKE) $(ARGS)
+
+summary: $(STAMP) ## Print the summary of the latest run in LAKE (ARGS="--compare A B" for two runs)
+	$(PY) -m etl summary --lake $(LAKE) $(ARGS)
+
+query: $(STAMP) ## Run one statement against LAKE's views: make query SQL="from runs"
+	$(PY) -m etl query --lake $(LAKE) "$(SQL)"
+
+test: $(STAMP) ## Run the test suite (offline, against the emulator)
+	$(PY) -m pytest -q $(ARGS)
+
+clean: ## Remove the demo lake and caches (keeps data/lake)
+	rm -rf data/demo data/.demo.staging .pytest_cache

@@ -1,0 +1,1 @@
+"""market-voices-etl: Yahoo Finance → 10-symbol Arrow batches → streaming Parquet lake → DuckDB summary."""

@@ -1,0 +1,64 @@
+"""The run's settings: one frozen object, every default in one place."""
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from etl.errors import ConfigError
+from etl.universe import DEFAULT_UNIVERSE_PATH
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_LAKE_DIR = REPO_DIR / "data" / "lake"
+DEMO_LAKE_DIR = REPO_DIR / "data" / "demo"
+
+# The periods Yahoo's chart endpoint accepts as `range` (yfinance passes them through unchanged).
+HISTORY_PERIODS = ("1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max")
+
+# Real Yahoo starts answering 429 when one client keeps many requests in flight; eight is what
+# yfinance's own threaded download uses on a 4-core machine and what a browser opens per host.
+DEFAULT_CONCURRENCY = 8
+
+_URL_PATTERN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[^\s?#]*)?$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a collect run needs to know, validated on construction."""
+
+    universe_path: Path = DEFAULT_UNIVERSE_PATH
+    lake_dir: Path = DEFAULT_LAKE_DIR
+    batch_size: int = 10
+    history: str = "1y"
+    yahoo_url: str | None = None
+    memory_limit_mb: float = 2048.0
+    cost_per_call: float = 0.001
+    concurrency: int = DEFAULT_CONCURRENCY
+    # DuckDB reads row groups under ~5,000 rows 5-10x slower; its own default is 122,880 rows.
+    row_group_rows: int = 122_880
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, f"--batch-size {self.batch_size} must be a whole number of at least 1")
+        _require(
+            self.history in HISTORY_PERIODS,
+            f"--history {self.history!r} is not a Yahoo period; use one of {', '.join(HISTORY_PERIODS)}",
+        )
+        _require(self.memory_limit_mb > 0, f"--memory-limit-mb {self.memory_limit_mb} must be above 0")
+        _require(self.cost_per_call >= 0, f"--cost-per-call {self.cost_per_call} must not be negative")
+        _require(1 <= self.concurrency <= 64, f"--concurrency {self.concurrency} must be between 1 and 64")
+        _require(self.row_group_rows >= 1, f"row_group_rows {self.row_group_rows} must be at least 1")
+        if self.yahoo_url is not None:
+            _require(
+                bool(_URL_PATTERN.match(self.yahoo_url)),
+                f"--yahoo-url {self.yahoo_url!r} is not an http(s) base URL like http://127.0.0.1:8765",
+            )
+
+    def to_json(self) -> str:
+        """The settings as a JSON object, for the `runs` table."""
+        return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}, sort_keys=True)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)

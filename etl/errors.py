@@ -1,0 +1,46 @@
+"""The exception tree; only the CLI catches EtlError, prints one line and exits.
+
+    EtlError                 anything the job reports to its user as a one-line error
+    ├── ConfigError          a setting is malformed or out of range        (exit 2)
+    ├── UniverseError        the universe file or a symbol in it is bad    (exit 2)
+    ├── SourceError          Yahoo (or the emulator) could not be used     (exit 3)
+    ├── SchemaError          data does not fit the table's Arrow schema
+    ├── MemoryLimitError     the process stayed above --memory-limit-mb
+    └── LakeError            the lake cannot be read or written
+"""
+
+
+class EtlError(Exception):
+    """Base of every error the job reports to its user."""
+
+    exit_code = 1
+
+
+class ConfigError(EtlError):
+    """A setting is malformed or out of range."""
+
+    exit_code = 2
+
+
+class UniverseError(EtlError):
+    """The universe file, or a symbol in it, is not usable."""
+
+    exit_code = 2
+
+
+class SourceError(EtlError):
+    """The Yahoo source could not be reached or answered nonsense."""
+
+    exit_code = 3
+
+
+class SchemaError(EtlError):
+    """A batch does not fit its table's schema."""
+
+
+class MemoryLimitError(EtlError):
+    """Memory stayed above the limit after flushing and collecting garbage."""
+
+
+class LakeError(EtlError):
+    """The lake cannot be read or written."""

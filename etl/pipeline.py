@@ -1,0 +1,72 @@
+"""The collect job in one screen: universe → plan → source → transform → sink, memory checked between batches."""
+
+import datetime as dt
+import time
+from collections.abc import Callable
+
+from etl import metrics, transform
+from etl.config import Settings
+from etl.fetch import BatchFetcher, FetchedBatch
+from etl.memory import check_memory, sample_memory
+from etl.plan import plan_batches
+from etl.schema import BARS, BATCHES, FAILURES, QUOTES, RUNS
+from etl.sink import RunWriter
+from etl.source.yahoo import YahooSource
+from etl.universe import load_universe
+
+LIVE_YAHOO_URL = "https://query1.finance.yahoo.com"
+
+
+def collect(settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None] = lambda m: None) -> metrics.RunRecord:
+    """Run the whole job once and return the run's manifest row, as published in `runs`."""
+    symbols = load_universe(settings.universe_path)
+    batches = plan_batches(symbols, settings.batch_size)
+    started_at = dt.datetime.now(dt.timezone.utc)
+    run_id = metrics.new_run_id(started_at)
+    source = YahooSource(
+        base_url=settings.yahoo_url, history=settings.history,
+        concurrency=settings.concurrency, timeout_s=settings.timeout_s,
+    )
+    writer = RunWriter(settings.lake_dir, run_id, started_at.date(), row_group_rows=settings.row_group_rows)
+    fetcher = BatchFetcher(source, settings.concurrency, settings.batch_size)
+    status, message = "succeeded", None
+    try:
+        for fetched in fetcher.fetch_all(batches):
+            batch_metrics, check = _write_batch(fetched, writer, source, settings, run_id)
+            on_batch(batch_metrics)
+            if check.over_limit:
+                status, message = "memory_limit", check.describe()
+                break
+    except BaseException:
+        writer.discard()
+        raise
+    finally:
+        fetcher.close()
+    run = metrics.RunRecord(
+        run_id=run_id, started_at=started_at, finished_at=dt.datetime.now(dt.timezone.utc),
+        status=status, message=message, n_symbols=len(symbols), n_batches=len(batches),
+        batch_size=settings.batch_size, api_calls=source.counter.total,
+        source_url=settings.yahoo_url or LIVE_YAHOO_URL, settings=settings.to_json(),
+    )
+    writer.write(RUNS, metrics.to_runs_record(run))
+    writer.publish()
+    return run
+
+
+def _write_batch(fetched: FetchedBatch, writer: RunWriter, source: YahooSource, settings: Settings, run_id: str):
+    """Transform one fetched batch, append it to the run's files, then check memory."""
+    before = sample_memory()
+    started = time.perf_counter()
+    bars = transform.to_bars(run_id, fetched.charts)
+    quotes = transform.to_quotes(run_id, fetched.quotes)
+    writer.write(BARS, bars)
+    writer.write(QUOTES, quotes)
+    writer.write(FAILURES, metrics.to_failures_record(run_id, fetched.batch.batch_no, fetched.outcomes))
+    write_s = time.perf_counter() - started
+    check = check_memory(settings.memory_limit_mb, writer.flush)
+    batch_metrics = metrics.to_batch_metrics(
+        fetched, run_id=run_id, api_calls=source.counter.for_batch(fetched.batch.batch_no),
+        write_s=write_s, before=before, check=check, bar_rows=bars.num_rows, quote_rows=quotes.num_rows,
+    )
+    writer.write(BATCHES, metrics.to_batches_record(batch_metrics))
+    return batch_metrics, check

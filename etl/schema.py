@@ -1,0 +1,120 @@
+"""Every table of the lake: its Arrow schema and its hive partition key, defined once."""
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+UTC_TIME = pa.timestamp("us", tz="UTC")
+PRICE = pa.float64()
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the lake; `partition_key` names its hive folder level, if it has one."""
+
+    name: str
+    schema: pa.Schema
+    partition_key: str | None = None
+
+
+QUOTES = Table(
+    "quotes",
+    pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("symbol", pa.string()),
+            ("name", pa.string()),
+            ("currency", pa.string()),
+            ("exchange", pa.string()),
+            ("exchange_tz", pa.string()),
+            ("price", PRICE),
+            ("open", PRICE),
+            ("day_high", PRICE),
+            ("day_low", PRICE),
+            ("previous_close", PRICE),
+            ("volume", pa.int64()),
+            ("market_cap", pa.int64()),
+            ("quote_time", UTC_TIME),
+        ]
+    ),
+    partition_key="date",
+)
+
+BARS = Table(
+    "bars",
+    pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("symbol", pa.string()),
+            ("date", pa.date32()),
+            ("open", PRICE),
+            ("high", PRICE),
+            ("low", PRICE),
+            ("close", PRICE),
+            ("adj_close", PRICE),
+            ("volume", pa.int64()),
+        ]
+    ),
+    partition_key="year",
+)
+
+RUNS = Table(
+    "runs",
+    pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("started_at", UTC_TIME),
+            ("finished_at", UTC_TIME),
+            ("status", pa.string()),
+            ("message", pa.string()),
+            ("n_symbols", pa.int32()),
+            ("n_batches", pa.int32()),
+            ("batch_size", pa.int32()),
+            ("api_calls", pa.int64()),
+            ("source_url", pa.string()),
+            ("settings", pa.string()),
+        ]
+    ),
+)
+
+BATCHES = Table(
+    "batches",
+    pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("batch_no", pa.int32()),
+            ("n_symbols", pa.int32()),
+            ("n_ok", pa.int32()),
+            ("n_failed", pa.int32()),
+            ("api_calls", pa.int64()),
+            ("started_at", UTC_TIME),
+            ("fetch_s", pa.float64()),
+            ("write_s", pa.float64()),
+            ("rss_mb_before", pa.float64()),
+            ("rss_mb_after", pa.float64()),
+            ("uss_mb_after", pa.float64()),
+            ("arrow_mb_after", pa.float64()),
+            ("gc_ran", pa.bool_()),
+            ("bar_rows", pa.int64()),
+            ("quote_rows", pa.int64()),
+        ]
+    ),
+)
+
+FAILURES = Table(
+    "failures",
+    pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("batch_no", pa.int32()),
+            ("symbol", pa.string()),
+            ("outcome", pa.string()),
+            ("error_type", pa.string()),
+            ("message", pa.string()),
+        ]
+    ),
+)
+
+# Data tables first, the run's manifest (`runs`) last: readers trust a run once its `runs` row exists.
+TABLES: dict[str, Table] = {t.name: t for t in (QUOTES, BARS, FAILURES, BATCHES, RUNS)}

@@ -1,0 +1,106 @@
+"""The yfinance adapter: the one module that reaches below yfinance's public API (pinned to yfinance 1.7.x).
+
+yfinance does the Yahoo handshake (cookie, crumb, consent and its cookie-strategy fallback) and
+sends every request through `YfData`. Its public API does not serve this job: `Ticker.info` costs
+two requests a symbol and `Ticker.history` one more for a time-zone look-up, then a pandas frame
+per symbol. So we ask `YfData` for the two endpoints we need, a batched `/v7/finance/quote` for a
+whole batch and one `/v8/finance/chart` a symbol, and turn the JSON into Arrow ourselves.
+tests/test_source.py holds this contract against the emulator.
+"""
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from urllib.parse import quote as url_quote
+
+# yfinance picks its HTTP backend at import; ours is requests (see session.py), so its error types must be too.
+os.environ.setdefault("YF_DISABLE_CURL_CFFI", "1")
+
+import requests  # noqa: E402
+import yfinance  # noqa: E402
+from yfinance.const import _BASE_URL_, _QUERY1_URL_  # noqa: E402
+from yfinance.data import YfData  # noqa: E402
+
+from etl.source.session import current_batch, new_session  # noqa: E402
+
+CHART_URL = _BASE_URL_ + "/v8/finance/chart/"
+QUOTE_URL = _QUERY1_URL_ + "/v7/finance/quote"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What Yahoo answered for one request: the JSON payload, or why there is none."""
+
+    payload: dict | list | None
+    error_type: str | None = None
+    message: str | None = None
+    done_at: float = 0.0
+
+    @property
+    def is_error(self) -> bool:
+        return self.error_type is not None
+
+
+class YahooSource:
+    """Fetches quotes and daily bars from Yahoo through yfinance's session machinery."""
+
+    def __init__(self, *, base_url: str | None, history: str, concurrency: int, timeout_s: float) -> None:
+        if base_url is not None:
+            # A routed source must never mix its cookies with the user's real Yahoo ones.
+            yfinance.set_tz_cache_location(tempfile.mkdtemp(prefix="etl-yfinance-"))
+        self.session, self.counter = new_session(base_url, pool_size=concurrency)
+        self._data = YfData(session=self.session)
+        self._history = history
+        self._timeout_s = timeout_s
+
+    def fetch_chart(self, batch_no: int, symbol: str) -> Answer:
+        """Daily bars of `symbol` for the configured history: Yahoo's `chart.result[0]`."""
+        params = {"range": self._history, "interval": "1d", "includePrePost": "false", "events": "div,splits"}
+        answer = self._get_json(batch_no, CHART_URL + url_quote(symbol, safe=""), params)
+        if answer.is_error:
+            return answer
+        chart = answer.payload.get("chart") or {}
+        results = chart.get("result") or []
+        if not results:
+            error = chart.get("error") or {}
+            return Answer(None, "NoData", error.get("description", "no chart result"), answer.done_at)
+        return Answer(results[0], done_at=answer.done_at)
+
+    def fetch_quotes(self, batch_no: int, symbols: tuple[str, ...]) -> Answer:
+        """One quote request for a whole batch: the list of Yahoo's quote objects it knows."""
+        params = {"symbols": ",".join(symbols), "formatted": "false", "lang": "en-US", "region": "US"}
+        answer = self._get_json(batch_no, QUOTE_URL, params)
+        if answer.is_error:
+            return answer
+        results = (answer.payload.get("quoteResponse") or {}).get("result") or []
+        return Answer(results, done_at=answer.done_at)
+
+    def _get_json(self, batch_no: int, url: str, params: dict) -> Answer:
+        current_batch.set(batch_no)
+        try:
+            response = self._data.get(url, params=params, timeout=self._timeout_s)
+        except (requests.RequestException, yfinance.exceptions.YFException) as exc:
+            return Answer(None, type(exc).__name__, str(exc), time.perf_counter())
+        done_at = time.perf_counter()
+        if response.status_code == 404:
+            return Answer(None, "NoData", _error_description(response), done_at)
+        if response.status_code >= 400:
+            return Answer(None, f"HTTP{response.status_code}", _error_description(response), done_at)
+        try:
+            return Answer(response.json(), done_at=done_at)
+        except ValueError as exc:
+            return Answer(None, "BadJson", f"unparseable answer from {url}: {exc}", done_at)
+
+
+def _error_description(response: requests.Response) -> str:
+    """Yahoo's own reason from an error body, else the status line."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code} {response.reason}"
+    for envelope in body.values() if isinstance(body, dict) else ():
+        error = (envelope or {}).get("error") if isinstance(envelope, dict) else None
+        if error:
+            return f"HTTP {response.status_code}: {error.get('description') or error.get('code')}"
+    return f"HTTP {response.status_code} {response.reason}"

@@ -1,0 +1,53 @@
+"""DuckDB over the lake: the views of sql/views.sql, the performance summary and the run comparison."""
+
+from pathlib import Path
+
+import duckdb
+
+from etl.errors import LakeError
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+
+
+def load_sql(name: str) -> str:
+    """The text of sql/<name>.sql."""
+    return (SQL_DIR / f"{name}.sql").read_text()
+
+
+def connect_lake(lake_dir: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake's views and macros in place."""
+    if not (lake_dir / "runs").is_dir():
+        raise LakeError(f"the lake at {lake_dir} holds no completed run yet; run `make demo` or `make collect` first")
+    con = duckdb.connect()
+    con.execute(load_sql("set_lake"), {"lake": str(lake_dir.resolve())})
+    con.execute(load_sql("views"))
+    return con
+
+
+def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[dict]:
+    """Run one statement and return its rows as dicts."""
+    try:
+        cursor = con.execute(sql, params or {})
+    except duckdb.Error as exc:
+        raise LakeError(f"query failed: {exc}".splitlines()[0]) from exc
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def run_summary(con: duckdb.DuckDBPyConnection, run_id: str | None, *, cost_per_call: float, full_scale: int) -> dict:
+    """The performance summary of one run (the latest when run_id is None)."""
+    rows = fetch_dicts(
+        con, load_sql("summary"), {"run_id": run_id, "cost_per_call": cost_per_call, "full_scale": full_scale}
+    )
+    if not rows:
+        raise LakeError(f"no completed run {run_id!r} in the lake; `python -m etl query \"from runs\"` lists them")
+    return rows[0]
+
+
+def compare_runs(con: duckdb.DuckDBPyConnection, before: str, after: str, *, cost_per_call: float,
+                 full_scale: int) -> list[dict]:
+    """Two runs side by side, with the improvement in percent of each figure."""
+    for run_id in (before, after):
+        run_summary(con, run_id, cost_per_call=cost_per_call, full_scale=full_scale)
+    params = {"before_run": before, "after_run": after, "cost_per_call": cost_per_call, "full_scale": full_scale}
+    return fetch_dicts(con, load_sql("compare"), params)

@@ -1,0 +1,96 @@
+-- Views over the Parquet lake (folder in the variable `lake`, see set_lake.sql).
+-- A run is trusted once its row is in `runs`, the manifest it publishes last, so every other
+-- view keeps only rows of runs that have one: a crashed or running run is never seen.
+
+create or replace view runs as
+select *
+from read_parquet(getvariable('lake') || '/runs/**/*.parquet', union_by_name = true);
+
+create or replace view batches as
+select batches.*
+from read_parquet(getvariable('lake') || '/batches/**/*.parquet', union_by_name = true) as batches
+semi join runs using (run_id);
+
+create or replace view failures as
+select failures.*
+from read_parquet(getvariable('lake') || '/failures/**/*.parquet', union_by_name = true) as failures
+semi join runs using (run_id);
+
+-- `date` is the hive partition: the UTC day the run collected the quote.
+create or replace view quotes as
+select quotes.*
+from read_parquet(
+    getvariable('lake') || '/quotes/**/*.parquet', hive_partitioning = true, union_by_name = true
+) as quotes
+semi join runs using (run_id);
+
+-- Every bar every completed run wrote, revisions included; `year` is the hive partition.
+create or replace view bars_all as
+select bars.*
+from read_parquet(
+    getvariable('lake') || '/bars/**/*.parquet', hive_partitioning = true, union_by_name = true
+) as bars
+semi join runs using (run_id);
+
+-- One current row per (symbol, date): the latest run wins (run ids sort by start time).
+create or replace view bars as
+select *
+from bars_all
+qualify row_number() over (partition by symbol, date order by run_id desc) = 1;
+
+-- The performance summary of one run (null: the latest); cost in USD per API call.
+create or replace macro run_summary(rid, cost_per_call, full_scale) as table
+with run as (
+    select *
+    from runs
+    where run_id = coalesce(rid, (select max(run_id) from runs))
+),
+
+per_batch as (
+    select
+        count(*) as batches_done,
+        sum(n_symbols) as symbols_done,
+        sum(n_ok) as n_ok,
+        max(rss_mb_after) as peak_rss_mb,
+        max(uss_mb_after) as peak_uss_mb,
+        max(arrow_mb_after) as peak_arrow_mb,
+        -- growth: RSS after the last batch minus RSS after the first
+        arg_max(rss_mb_after, batch_no) - arg_min(rss_mb_after, batch_no) as memory_growth_mb,
+        sum(fetch_s) as fetch_s,
+        sum(write_s) as write_s,
+        sum(bar_rows) as bar_rows,
+        sum(quote_rows) as quote_rows,
+        count(*) filter (where gc_ran) as gc_runs
+    from batches
+    where run_id = (select run_id from run)
+),
+
+final as (
+    select
+        run.run_id,
+        run.status,
+        run.n_symbols,
+        per_batch.symbols_done,
+        per_batch.n_ok,
+        per_batch.n_ok / nullif(per_batch.symbols_done, 0) as success_rate,
+        epoch(run.finished_at - run.started_at) as processing_s,
+        per_batch.symbols_done / nullif(processing_s, 0) as symbols_per_s,
+        per_batch.peak_rss_mb,
+        per_batch.peak_uss_mb,
+        per_batch.peak_arrow_mb,
+        per_batch.memory_growth_mb,
+        run.api_calls,
+        run.api_calls / nullif(per_batch.symbols_done, 0) as api_calls_per_symbol,
+        run.api_calls * cost_per_call as est_cost_usd,
+        per_batch.bar_rows,
+        per_batch.quote_rows,
+        per_batch.batches_done,
+        per_batch.gc_runs,
+        full_scale as full_scale_symbols,
+        processing_s * full_scale / nullif(per_batch.symbols_done, 0) as full_scale_s,
+        api_calls_per_symbol * full_scale as full_scale_api_calls,
+        api_calls_per_symbol * full_scale * cost_per_call as full_scale_cost_usd
+    from run, per_batch
+)
+
+select * from final;
