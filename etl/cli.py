@@ -46,7 +46,7 @@ def collect(
 
     Example: python -m etl collect --universe data/universe/default.csv --lake data/lake
     """
-    settings = _settings(universe=universe, lake_dir=lake, batch_size=batch_size, history=history,
+    settings = _settings(universe_path=universe, lake_dir=lake, batch_size=batch_size, history=history,
                          yahoo_url=yahoo_url, memory_limit_mb=memory_limit_mb, cost_per_call=cost_per_call,
                          concurrency=concurrency)
     _run_and_summarise(settings, full_scale, output_format)
@@ -65,7 +65,7 @@ def demo(
     """
     with Emulator(EmulatorConfig(latency_ms=latency_ms)) as emulator:
         log.info("Yahoo emulator (synthetic data) on %s", emulator.url)
-        settings = _settings(universe=universe, lake_dir=lake, yahoo_url=emulator.url)
+        settings = _settings(universe_path=universe, lake_dir=lake, yahoo_url=emulator.url)
         _run_and_summarise(settings, FullScaleOpt.default, output_format)
 
 
@@ -73,7 +73,7 @@ def demo(
 def summary_command(
     lake: Path = typer.Option(DEFAULT_LAKE_DIR, "--lake", help="The lake's folder."),
     run: str = typer.Option(None, "--run", help="Run id (default: the latest run)."),
-    compare: tuple[str, str] = typer.Option((None, None), "--compare", help="Two run ids: before and after."),
+    compare: tuple[str, str] | None = typer.Option(None, "--compare", help="Two run ids: before and after."),
     cost_per_call: float = CostOpt,
     full_scale: int = FullScaleOpt,
     output_format: str = FormatOpt,
@@ -85,7 +85,7 @@ def summary_command(
     with _errors_to_exit():
         _check_format(output_format)
         con = summary.connect_lake(lake)
-        if compare[0] is not None:
+        if compare:
             rows = summary.compare_runs(con, *compare, cost_per_call=cost_per_call, full_scale=full_scale)
             typer.echo(_render_rows(rows, output_format))
         else:

@@ -63,7 +63,7 @@ def test_files_read_back_with_duckdb_and_the_canonical_schema(lake_dir):
     writer.write(BARS, bars_batch("r1", "MSFT", every_day(dt.date(2026, 3, 2), 3)))
     writer.publish()
     glob = str(lake_dir / "bars" / "**" / "*.parquet")
-    rows = duckdb.sql(
+    rows = duckdb.execute(
         f"select symbol, count(*), any_value(year) from read_parquet('{glob}', hive_partitioning=true) group by 1 order by 1"
     ).fetchall()
     assert rows == [("AAPL", 3, 2026), ("MSFT", 3, 2026)]

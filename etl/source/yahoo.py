@@ -51,6 +51,8 @@ class YahooSource:
             yfinance.set_tz_cache_location(tempfile.mkdtemp(prefix="etl-yfinance-"))
         self.session, self.counter = new_session(base_url, pool_size=concurrency)
         self._data = YfData(session=self.session)
+        # YfData is a process-wide singleton: a cookie and crumb it holds belong to an earlier session's jar.
+        self._data._cookie = self._data._crumb = None
         self._history = history
         self._timeout_s = timeout_s
 

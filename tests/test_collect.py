@@ -1,0 +1,149 @@
+"""End to end: `python -m etl collect` against the emulator, then the lake read with DuckDB and polars."""
+
+import json
+
+import duckdb
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+import requests
+
+from conftest import run_cli, write_universe
+from etl.schema import TABLES
+
+GOOD = ["AAPL", "MSFT", "BRK-B", "BF-B", "NVDA", "JPM", "XOM", "KO", "PEP", "WMT", "V", "MA"]
+DELISTED = "DLSTD"
+SUMMARY_FIGURES = {
+    "processing_s", "symbols_per_s", "peak_rss_mb", "memory_growth_mb", "success_rate", "api_calls",
+    "api_calls_per_symbol", "est_cost_usd", "full_scale_symbols", "full_scale_s", "full_scale_cost_usd",
+}
+
+
+def collect(emulator, universe, lake_dir, *extra: str):
+    return run_cli(
+        "collect", "--yahoo-url", emulator.url, "--universe", str(universe), "--lake", str(lake_dir), *extra
+    )
+
+
+def served_bars(emulator, symbol: str) -> int:
+    """How many non-empty daily bars the emulator serves for a symbol over a year."""
+    body = requests.get(f"{emulator.url}/v8/finance/chart/{symbol}", params={"range": "1y", "interval": "1d"}).json()
+    quote = body["chart"]["result"][0]["indicators"]["quote"][0]
+    return sum(any(quote[k][i] is not None for k in quote) for i in range(len(quote["close"])))
+
+
+def lake_sql(lake_dir, table: str) -> str:
+    return f"read_parquet('{lake_dir}/{table}/**/*.parquet', hive_partitioning=true, union_by_name=true)"
+
+
+@pytest.fixture
+def first_run(emulator, tmp_path, lake_dir):
+    universe = write_universe(tmp_path / "universe.txt", ["# test universe", "aapl", "MSFT", "BRK.B", DELISTED,
+                                                          *GOOD[3:], "msft"])
+    result = collect(emulator, universe, lake_dir, "--batch-size", "5")
+    assert result.returncode == 0, result.stderr
+    return result, universe
+
+
+def test_every_served_row_lands_in_the_lake(emulator, first_run, lake_dir):
+    emulator.reset_counts()
+    per_symbol = duckdb.execute(f"select symbol, count(*) from {lake_sql(lake_dir, 'bars')} group by 1").fetchall()
+    assert dict(per_symbol) == {s: served_bars(emulator, s) for s in GOOD}
+    quotes = duckdb.execute(f"select symbol from {lake_sql(lake_dir, 'quotes')} order by symbol").fetchall()
+    assert [s for (s,) in quotes] == sorted(GOOD)
+
+
+def test_files_have_exactly_the_documented_schemas(first_run, lake_dir):
+    for table in TABLES.values():
+        files = list((lake_dir / table.name).rglob("*.parquet"))
+        assert files, table.name
+        for file in files:
+            assert pq.read_schema(file).remove_metadata() == table.schema, file
+
+
+def test_delisted_symbol_is_a_failure_with_its_reason_and_absent_from_data(first_run, lake_dir):
+    rows = duckdb.execute(f"select symbol, outcome, message from {lake_sql(lake_dir, 'failures')}").fetchall()
+    assert len(rows) == 1
+    symbol, outcome, message = rows[0]
+    assert (symbol, outcome) == (DELISTED, "no_data") and "delisted" in message
+    for table in ("bars", "quotes"):
+        found = duckdb.execute(f"select count(*) from {lake_sql(lake_dir, table)} where symbol = ?", [DELISTED])
+        assert found.fetchone() == (0,)
+
+
+def test_counted_api_calls_equal_the_emulators_count(emulator, first_run, lake_dir):
+    (counted,) = duckdb.execute(f"select api_calls from {lake_sql(lake_dir, 'runs')}").fetchone()
+    (per_batch,) = duckdb.execute(f"select sum(api_calls) from {lake_sql(lake_dir, 'batches')}").fetchone()
+    assert counted == per_batch == emulator.total_requests()
+    assert emulator.counts()["quote"] == 3  # 13 distinct symbols in batches of 5: one quote request a batch
+
+
+def test_polars_reads_the_lake_with_hive_partitions(first_run, lake_dir):
+    bars = pl.scan_parquet(lake_dir / "bars" / "**" / "*.parquet", hive_partitioning=True)
+    frame = bars.filter(pl.col("symbol") == "AAPL").select("date", "close", "year").collect()
+    assert frame.height > 200
+    assert frame["year"].to_list() == [d.year for d in frame["date"].to_list()]
+
+
+def test_summary_printed_after_the_run_has_every_figure(first_run):
+    result, _ = first_run
+    printed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    assert SUMMARY_FIGURES <= printed
+
+
+def test_second_run_adds_a_run_and_touches_no_file_of_the_first(emulator, first_run, lake_dir):
+    _, universe = first_run
+    before = {path: path.read_bytes() for path in lake_dir.rglob("*.parquet")}
+    assert collect(emulator, universe, lake_dir).returncode == 0
+    assert all(path.read_bytes() == content for path, content in before.items())
+    runs = duckdb.execute(f"select count(distinct run_id) from {lake_sql(lake_dir, 'runs')}").fetchone()
+    assert runs == (2,)
+    summary = run_cli("summary", "--lake", str(lake_dir), "--format", "json")
+    assert summary.returncode == 0, summary.stderr
+    assert SUMMARY_FIGURES <= set(json.loads(summary.stdout))
+
+
+def test_compare_sets_two_runs_side_by_side(emulator, first_run, lake_dir):
+    _, universe = first_run
+    assert collect(emulator, universe, lake_dir, "--concurrency", "1").returncode == 0
+    first, second = [r for (r,) in duckdb.execute(f"select run_id from {lake_sql(lake_dir, 'runs')} order by 1").fetchall()]
+    result = run_cli("summary", "--lake", str(lake_dir), "--compare", first, second, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["metric"]: row for row in json.loads(result.stdout)}
+    calls = rows["api_calls"]
+    assert calls["improvement_pct"] == round(100 * (calls["before"] - calls["after"]) / calls["before"], 1)
+    speed = rows["symbols_per_s"]
+    assert speed["improvement_pct"] == round(100 * (speed["after"] - speed["before"]) / speed["before"], 1)
+    assert set(rows) >= {"processing_s", "peak_rss_mb", "memory_growth_mb", "est_cost_usd"}
+
+
+def test_views_show_one_current_bar_per_symbol_and_date(emulator, first_run, lake_dir):
+    _, universe = first_run
+    assert collect(emulator, universe, lake_dir).returncode == 0
+    result = run_cli("query", "--lake", str(lake_dir), "--format", "json",
+                     "select count(*) as n, count(distinct (symbol, date)) as keys from bars")
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert row["n"] == row["keys"] > 0
+
+
+def test_memory_limit_stops_cleanly_and_keeps_what_was_collected(emulator, tmp_path, lake_dir):
+    universe = write_universe(tmp_path / "u.txt", GOOD)
+    result = collect(emulator, universe, lake_dir, "--batch-size", "4", "--memory-limit-mb", "1")
+    assert result.returncode == 1
+    assert "--memory-limit-mb" in result.stderr.strip().splitlines()[-1]
+    status, batches = duckdb.execute(
+        f"select status, (select count(*) from {lake_sql(lake_dir, 'batches')}) from {lake_sql(lake_dir, 'runs')}"
+    ).fetchone()
+    assert (status, batches) == ("memory_limit", 1)
+    (gc_ran,) = duckdb.execute(f"select gc_ran from {lake_sql(lake_dir, 'batches')}").fetchone()
+    assert gc_ran
+
+
+def test_bad_universe_is_one_line_exit_2_and_no_request(emulator, tmp_path, lake_dir):
+    universe = write_universe(tmp_path / "bad.txt", ["AAPL", "AA PL"])
+    result = collect(emulator, universe, lake_dir)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "'AA PL'" in result.stderr and "line 2" in result.stderr
+    assert emulator.total_requests() == 0
+    assert not lake_dir.exists()

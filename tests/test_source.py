@@ -1,0 +1,80 @@
+"""The yfinance adapter's contract against the emulator, and the routing, counting session under it."""
+
+import time
+
+import pytest
+import requests
+
+from etl.source.session import current_batch, new_session, to_routed_url
+from etl.source.yahoo import YahooSource
+
+
+@pytest.mark.parametrize(
+    ("url", "base", "routed"),
+    [
+        ("https://query1.finance.yahoo.com/v7/finance/quote?symbols=A,B", "http://127.0.0.1:9",
+         "http://127.0.0.1:9/v7/finance/quote?symbols=A,B"),
+        ("https://fc.yahoo.com", "http://127.0.0.1:9", "http://127.0.0.1:9"),
+        ("https://query2.finance.yahoo.com/v8/finance/chart/AAPL", "http://h:1/yahoo/",
+         "http://h:1/yahoo/v8/finance/chart/AAPL"),
+    ],
+)
+def test_every_host_is_routed_with_path_and_query_kept(url, base, routed):
+    assert to_routed_url(url, base) == routed
+
+
+@pytest.fixture
+def source(emulator):
+    return YahooSource(base_url=emulator.url, history="1y", concurrency=2, timeout_s=10)
+
+
+def test_one_quote_request_answers_a_whole_batch(emulator, source):
+    answer = source.fetch_quotes(1, ("AAPL", "MSFT", "DLSTD"))
+    assert not answer.is_error
+    assert [q["symbol"] for q in answer.payload] == ["AAPL", "MSFT"]
+    assert emulator.counts()["quote"] == 1
+
+
+def test_chart_answer_is_yahoos_result(source):
+    answer = source.fetch_chart(1, "BRK-B")
+    assert not answer.is_error
+    assert answer.payload["meta"]["symbol"] == "BRK-B"
+    assert len(answer.payload["timestamp"]) == len(answer.payload["indicators"]["quote"][0]["close"]) > 200
+
+
+def test_delisted_symbol_is_no_data_with_yahoos_reason(source):
+    answer = source.fetch_chart(1, "DLSTD")
+    assert answer.error_type == "NoData"
+    assert "delisted" in answer.message
+
+
+def test_requests_are_counted_per_batch_and_match_the_emulator(emulator, source):
+    source.fetch_quotes(1, ("AAPL",))
+    source.fetch_chart(2, "AAPL")
+    source.fetch_chart(2, "MSFT")
+    assert source.counter.for_batch(2) == 2
+    assert source.counter.total == emulator.total_requests()
+
+
+def test_the_handshake_cookie_is_yahoos_and_expires_in_a_year(emulator, source):
+    assert not source.fetch_quotes(1, ("AAPL",)).is_error
+    cookies = {c.name: c for c in source.session.cookies}
+    assert cookies["A3"].domain == ".yahoo.com" and cookies["A3"].secure
+    days_left = (cookies["A3"].expires - time.time()) / 86400
+    assert 364 < days_left < 366
+    assert emulator.counts()["getcrumb"] >= 1
+
+
+def test_unreachable_source_is_an_error_answer_not_an_exception():
+    source = YahooSource(base_url="http://127.0.0.1:9", history="1y", concurrency=1, timeout_s=2)
+    answer = source.fetch_chart(1, "AAPL")
+    assert answer.is_error and answer.error_type
+
+
+def test_counter_attributes_requests_to_the_batch_being_fetched():
+    session, counter = new_session("http://127.0.0.1:9")
+    token = current_batch.set(7)
+    with pytest.raises(requests.ConnectionError):
+        session.get("https://query1.finance.yahoo.com/v1/test/getcrumb", timeout=2)
+    current_batch.reset(token)
+    assert counter.for_batch(7) == 1 and counter.total == 1
