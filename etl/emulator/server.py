@@ -23,6 +23,7 @@ from etl.emulator import responses
 from etl.emulator.market import daily_series, market_now
 
 COOKIE_MAX_AGE_S = 31_557_600  # what Yahoo gives its A1/A3 cookies: one year
+_COOKIE = re.compile(r"d=AQABBA(?P<session_id>[\w-]+)&S=AQAAA(?P<signature>[\w-]+)")
 _SYMBOL = re.compile(r"[A-Za-z0-9.\-^=]{1,20}")
 _ROUTES = [
     (re.compile(r"/"), "cookie"),
@@ -49,14 +50,14 @@ class EmulatorConfig:
 
 
 class _State:
-    """What the server remembers across requests: counts, issued cookies, the rate window, the fault dice."""
+    """What the server remembers across requests: counts, the cookie secret, the rate window, the fault dice."""
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
-        self.cookies: set[str] = set()
-        self.secret = secrets.token_bytes(16)
+        # Emulators of one seed accept each other's cookies, as Yahoo's servers do: yfinance keeps them a year.
+        self.secret = hashlib.sha256(f"yahoo-emulator:{config.seed}".encode()).digest()
         self.dice = random.Random(config.seed)
         self.recent: deque[float] = deque()
 
@@ -77,17 +78,20 @@ class _State:
         return None
 
     def issue_cookie(self) -> str:
-        value = f"d=AQABBA{secrets.token_urlsafe(24)}&S=AQAAA{secrets.token_urlsafe(12)}"
-        with self.lock:
-            self.cookies.add(value)
-        return value
+        """A cookie that proves itself, as Yahoo's do on any of its servers: a random id and its signature."""
+        session_id = secrets.token_urlsafe(24)
+        return f"d=AQABBA{session_id}&S=AQAAA{self._sign(session_id)}"
 
     def crumb_for(self, cookie: str | None) -> str | None:
         """The crumb Yahoo ties to a cookie it issued: the same cookie always gets the same crumb."""
-        if cookie is None or cookie not in self.cookies:
+        match = _COOKIE.fullmatch(cookie or "")
+        if match is None or not hmac.compare_digest(match["signature"], self._sign(match["session_id"])):
             return None
-        digest = hmac.new(self.secret, cookie.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode()[:11]
+        return self._sign("crumb:" + cookie)[:11]
+
+    def _sign(self, text: str) -> str:
+        digest = hmac.new(self.secret, text.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:22]
 
 
 class _Handler(BaseHTTPRequestHandler):
