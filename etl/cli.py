@@ -11,9 +11,12 @@ import typer
 from etl import pipeline, summary
 from etl.config import DEFAULT_LAKE_DIR, DEMO_LAKE_DIR, Settings
 from etl.emulator import Emulator, EmulatorConfig, serve
-from etl.errors import EtlError
+from etl.errors import ConfigError, EtlError, MemoryLimitError, SourceError
 from etl.metrics import BatchMetrics
 from etl.universe import DEFAULT_UNIVERSE_PATH
+
+# A run that ended early still published what it collected; its status says why it is an error.
+_STOPPED = {"memory_limit": MemoryLimitError, "source_outage": SourceError}
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Collect Yahoo Finance data into a Parquet lake.")
 log = logging.getLogger("etl")
@@ -142,8 +145,8 @@ def _run_and_summarise(settings: Settings, full_scale: int, output_format: str) 
         con = summary.connect_lake(settings.lake_dir)
         figures = summary.run_summary(con, run.run_id, cost_per_call=settings.cost_per_call, full_scale=full_scale)
         typer.echo(_render_summary(figures, output_format))
-        if run.status != "succeeded":
-            raise typer.Exit(_fail(run.message, 1))
+        if run.status in _STOPPED:
+            raise _STOPPED[run.status](run.message)
 
 
 def _log_batch(m: BatchMetrics) -> None:
@@ -169,7 +172,7 @@ def _fail(message: str, code: int) -> int:
 
 def _check_format(output_format: str) -> None:
     if output_format not in ("table", "markdown", "json"):
-        raise EtlError(f"--format {output_format!r} is not one of table, markdown, json")
+        raise ConfigError(f"--format {output_format!r} is not one of table, markdown, json")
 
 
 def _render_summary(figures: dict, output_format: str) -> str:

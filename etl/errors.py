@@ -4,9 +4,8 @@
     ├── ConfigError          a setting is malformed or out of range        (exit 2)
     ├── UniverseError        the universe file or a symbol in it is bad    (exit 2)
     ├── SourceError          Yahoo (or the emulator) could not be used     (exit 3)
-    ├── SchemaError          data does not fit the table's Arrow schema
-    ├── MemoryLimitError     the process stayed above --memory-limit-mb
-    └── LakeError            the lake cannot be read or written
+    ├── MemoryLimitError     the process stayed above --memory-limit-mb    (exit 1)
+    └── LakeError            the lake cannot be read or written            (exit 1)
 """
 
 
@@ -32,10 +31,6 @@ class SourceError(EtlError):
     """The Yahoo source could not be reached or answered nonsense."""
 
     exit_code = 3
-
-
-class SchemaError(EtlError):
-    """A batch does not fit its table's schema."""
 
 
 class MemoryLimitError(EtlError):

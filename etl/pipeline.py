@@ -29,11 +29,13 @@ def collect(settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None]
     )
     writer = RunWriter(settings.lake_dir, run_id, started_at.date(), row_group_rows=settings.row_group_rows)
     fetcher = BatchFetcher(source, settings.concurrency, settings.batch_size)
-    status, message = "succeeded", None
+    status, message, n_ok, errors = "succeeded", None, 0, []
     try:
         for fetched in fetcher.fetch_all(batches):
             batch_metrics, check = _write_batch(fetched, writer, source, settings, run_id)
             on_batch(batch_metrics)
+            n_ok += batch_metrics.n_ok
+            errors += [o for o in fetched.outcomes if o.outcome == "error"]
             if check.over_limit:
                 status, message = "memory_limit", check.describe()
                 break
@@ -42,11 +44,15 @@ def collect(settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None]
         raise
     finally:
         fetcher.close()
+    source_url = settings.yahoo_url or LIVE_YAHOO_URL
+    if n_ok == 0 and errors:
+        status = "source_outage"
+        message = f"no symbol could be collected from {source_url} ({errors[0].error_type}: {errors[0].message})"
     run = metrics.RunRecord(
         run_id=run_id, started_at=started_at, finished_at=dt.datetime.now(dt.timezone.utc),
         status=status, message=message, n_symbols=len(symbols), n_batches=len(batches),
         batch_size=settings.batch_size, api_calls=source.counter.total,
-        source_url=settings.yahoo_url or LIVE_YAHOO_URL, settings=settings.to_json(),
+        source_url=source_url, settings=settings.to_json(),
     )
     writer.write(RUNS, metrics.to_runs_record(run))
     writer.publish()

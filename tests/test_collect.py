@@ -1,6 +1,7 @@
 """End to end: `python -m etl collect` against the emulator, then the lake read with DuckDB and polars."""
 
 import json
+import socket
 
 import duckdb
 import polars as pl
@@ -147,3 +148,29 @@ def test_bad_universe_is_one_line_exit_2_and_no_request(emulator, tmp_path, lake
     assert result.stderr.strip().count("\n") == 0 and "'AA PL'" in result.stderr and "line 2" in result.stderr
     assert emulator.total_requests() == 0
     assert not lake_dir.exists()
+
+
+def test_unreachable_source_is_an_outage_exit_3_with_the_run_recorded(tmp_path, lake_dir):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    universe = write_universe(tmp_path / "u.txt", ["AAPL", "MSFT"])
+    result = run_cli("collect", "--yahoo-url", closed_url, "--universe", str(universe), "--lake", str(lake_dir))
+    assert result.returncode == 3
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: no symbol could be collected from " + closed_url)
+    (status,) = duckdb.execute(f"select status from {lake_sql(lake_dir, 'runs')}").fetchone()
+    assert status == "source_outage"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--batch-size", "0"], "--batch-size 0 must be"), (["--history", "7y"], "--history '7y' is not a Yahoo period"),
+     (["--format", "xml"], "--format 'xml' is not one of"), (["--yahoo-url", "ftp://x"], "is not an http(s) base URL")],
+)
+def test_bad_options_are_one_line_exit_2_and_no_request(emulator, tmp_path, lake_dir, args, message):
+    universe = write_universe(tmp_path / "u.txt", ["AAPL"])
+    result = run_cli("collect", "--yahoo-url", emulator.url, "--universe", str(universe), "--lake", str(lake_dir), *args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert emulator.total_requests() == 0 and not lake_dir.exists()

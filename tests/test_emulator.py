@@ -1,17 +1,14 @@
 """The emulator holds to Yahoo's recorded structure, serves unmodified yfinance, and its knobs inject faults."""
 
 import json
-import os
 
 import pytest
 import requests
+import yfinance as yf
 
 from conftest import SHARED_DATA_DIR
 from etl.emulator import Emulator, EmulatorConfig
 from etl.source.session import new_session
-
-os.environ.setdefault("YF_DISABLE_CURL_CFFI", "1")
-import yfinance as yf  # noqa: E402
 
 FIXTURES = SHARED_DATA_DIR / "yahoo-fixtures"
 

@@ -8,21 +8,17 @@ whole batch and one `/v8/finance/chart` a symbol, and turn the JSON into Arrow o
 tests/test_source.py holds this contract against the emulator.
 """
 
-import os
 import tempfile
 import time
 from dataclasses import dataclass
 from urllib.parse import quote as url_quote
 
-# yfinance picks its HTTP backend at import; ours is requests (see session.py), so its error types must be too.
-os.environ.setdefault("YF_DISABLE_CURL_CFFI", "1")
+import requests
+import yfinance
+from yfinance.const import _BASE_URL_, _QUERY1_URL_
+from yfinance.data import YfData
 
-import requests  # noqa: E402
-import yfinance  # noqa: E402
-from yfinance.const import _BASE_URL_, _QUERY1_URL_  # noqa: E402
-from yfinance.data import YfData  # noqa: E402
-
-from etl.source.session import current_batch, new_session  # noqa: E402
+from etl.source.session import current_batch, new_session
 
 CHART_URL = _BASE_URL_ + "/v8/finance/chart/"
 QUOTE_URL = _QUERY1_URL_ + "/v7/finance/quote"
