@@ -198,7 +198,7 @@ def _render_rows(rows: list[dict], output_format: str) -> str:
 
 def _cell(value) -> str:
     if isinstance(value, float):
-        return f"{value:,.4f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.1f}"
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.4g}"
     return "" if value is None else str(value)
 
 

@@ -65,7 +65,7 @@ def daily_series(seed: int, symbol: str, null_fraction: float, now_minute: dt.da
     opens = session_opens(last_day)
     rng = np.random.default_rng(stable_seed(seed, symbol))
     n = len(opens)
-    close = rng.uniform(10, 500) * np.exp(np.cumsum(rng.normal(0.0003, 0.015, n)))
+    close = rng.uniform(10, 500) * np.exp(np.cumsum(rng.normal(0.0001, 0.012, n)))
     open_ = np.concatenate(([close[0]], close[:-1])) * np.exp(rng.normal(0, 0.005, n))
     high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.008, n)))
     low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.008, n)))
