@@ -25,7 +25,8 @@ demo: $(STAMP) ## Run the job offline against the Yahoo emulator into data/demo 
 	$(PY) -m etl demo $(ARGS)
 
 collect: $(STAMP) ## Collect the default universe from Yahoo Finance into data/lake and print the summary
-	$(PY) -m etl collect --lake $(LAKE) $(ARGS)
+	@# The summary runs in its own process, as any reader of the lake would; exit 2 means nothing was run.
+	$(PY) -m etl collect --lake $(LAKE) $(ARGS); status=$$?; [ $$status -eq 2 ] || $(PY) -m etl summary --lake $(LAKE); exit $$status
 
 summary: $(STAMP) ## Print the summary of the latest run in LAKE (ARGS="--compare A B" for two runs)
 	$(PY) -m etl summary --lake $(LAKE) $(ARGS)

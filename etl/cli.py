@@ -8,11 +8,11 @@ from pathlib import Path
 
 import typer
 
-from etl import pipeline, summary
+from etl import pipeline
 from etl.config import DEFAULT_LAKE_DIR, DEMO_LAKE_DIR, Settings
 from etl.emulator import Emulator, EmulatorConfig, serve
 from etl.errors import ConfigError, EtlError, MemoryLimitError, SourceError
-from etl.metrics import BatchMetrics
+from etl.metrics import BatchMetrics, RunRecord
 from etl.universe import DEFAULT_UNIVERSE_PATH
 
 # A run that ended early still published what it collected; its status says why it is an error.
@@ -40,19 +40,15 @@ def collect(
     yahoo_url: str = typer.Option(None, "--yahoo-url", envvar="ETL_YAHOO_URL",
                                   help="Send every Yahoo request to this base URL (an emulator)."),
     memory_limit_mb: float = MemoryOpt,
-    cost_per_call: float = CostOpt,
     concurrency: int = ConcurrencyOpt,
-    full_scale: int = FullScaleOpt,
-    output_format: str = FormatOpt,
 ) -> None:
-    """Collect quotes and daily bars for a universe into the lake, then print the summary.
+    """Collect quotes and daily bars for a universe into the lake; `summary` then reports on the run.
 
     Example: python -m etl collect --universe data/universe/default.csv --lake data/lake
     """
     settings = _settings(universe_path=universe, lake_dir=lake, batch_size=batch_size, history=history,
-                         yahoo_url=yahoo_url, memory_limit_mb=memory_limit_mb, cost_per_call=cost_per_call,
-                         concurrency=concurrency)
-    _run_and_summarise(settings, full_scale, output_format)
+                         yahoo_url=yahoo_url, memory_limit_mb=memory_limit_mb, concurrency=concurrency)
+    _collect(settings)
 
 
 @app.command()
@@ -62,14 +58,18 @@ def demo(
     universe: Path = UniverseOpt,
     output_format: str = FormatOpt,
 ) -> None:
-    """Run the collect job offline against the built-in Yahoo emulator (synthetic data) into data/demo.
+    """Run the collect job offline against the built-in Yahoo emulator (synthetic data), then print its summary.
 
     Example: python -m etl demo --latency-ms 100
     """
+    with _errors_to_exit():
+        _check_format(output_format)
     with Emulator(EmulatorConfig(latency_ms=latency_ms)) as emulator:
         log.info("Yahoo emulator (synthetic data) on %s", emulator.url)
         settings = _settings(universe_path=universe, lake_dir=lake, yahoo_url=emulator.url)
-        _run_and_summarise(settings, FullScaleOpt.default, output_format)
+        run = _collect(settings)
+    summary_command(lake=lake, run=run.run_id, compare=None, cost_per_call=CostOpt.default,
+                    full_scale=FullScaleOpt.default, output_format=output_format)
 
 
 @app.command("summary")
@@ -85,6 +85,8 @@ def summary_command(
 
     Example: python -m etl summary --lake data/demo --compare RUN_A RUN_B --format markdown
     """
+    from etl import summary  # DuckDB is loaded by the commands that read, never by collect
+
     with _errors_to_exit():
         _check_format(output_format)
         con = summary.connect_lake(lake)
@@ -106,6 +108,8 @@ def query(
 
     Example: python -m etl query "select symbol, max(close) from bars group by symbol limit 5"
     """
+    from etl import summary  # DuckDB is loaded by the commands that read, never by collect
+
     with _errors_to_exit():
         _check_format(output_format)
         con = summary.connect_lake(lake)
@@ -138,15 +142,17 @@ def _settings(**values) -> Settings:
         return Settings(**{k: v for k, v in values.items() if v is not None})
 
 
-def _run_and_summarise(settings: Settings, full_scale: int, output_format: str) -> None:
+def _collect(settings: Settings) -> RunRecord:
+    """Run the job; print its outcome in one line; a run that stopped early is an error after publishing."""
     with _errors_to_exit():
-        _check_format(output_format)
         run = pipeline.collect(settings, on_batch=_log_batch)
-        con = summary.connect_lake(settings.lake_dir)
-        figures = summary.run_summary(con, run.run_id, cost_per_call=settings.cost_per_call, full_scale=full_scale)
-        typer.echo(_render_summary(figures, output_format))
+        typer.echo(
+            f"run {run.run_id} {run.status}: {run.n_symbols} symbols, {run.api_calls} API calls, "
+            f"{(run.finished_at - run.started_at).total_seconds():.2f} s into {settings.lake_dir}"
+        )
         if run.status in _STOPPED:
             raise _STOPPED[run.status](run.message)
+    return run
 
 
 def _log_batch(m: BatchMetrics) -> None:

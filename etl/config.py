@@ -32,7 +32,6 @@ class Settings:
     history: str = "1y"
     yahoo_url: str | None = None
     memory_limit_mb: float = 2048.0
-    cost_per_call: float = 0.001
     concurrency: int = DEFAULT_CONCURRENCY
     # DuckDB reads row groups under ~5,000 rows 5-10x slower; its own default is 122,880 rows.
     row_group_rows: int = 122_880
@@ -45,7 +44,6 @@ class Settings:
             f"--history {self.history!r} is not a Yahoo period; use one of {', '.join(HISTORY_PERIODS)}",
         )
         _require(self.memory_limit_mb > 0, f"--memory-limit-mb {self.memory_limit_mb} must be above 0")
-        _require(self.cost_per_call >= 0, f"--cost-per-call {self.cost_per_call} must not be negative")
         _require(1 <= self.concurrency <= 64, f"--concurrency {self.concurrency} must be between 1 and 64")
         _require(self.row_group_rows >= 1, f"row_group_rows {self.row_group_rows} must be at least 1")
         if self.yahoo_url is not None:

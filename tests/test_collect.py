@@ -86,10 +86,14 @@ def test_polars_reads_the_lake_with_hive_partitions(first_run, lake_dir):
     assert frame["year"].to_list() == [d.year for d in frame["date"].to_list()]
 
 
-def test_summary_printed_after_the_run_has_every_figure(first_run):
+def test_collect_prints_its_outcome_and_summary_prints_every_figure(first_run, lake_dir):
     result, _ = first_run
-    printed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    (run_id,) = duckdb.execute(f"select run_id from {lake_sql(lake_dir, 'runs')}").fetchone()
+    assert result.stdout.startswith(f"run {run_id} succeeded: 13 symbols")
+    summary = run_cli("summary", "--lake", str(lake_dir))
+    printed = {line.split()[0] for line in summary.stdout.splitlines() if line.strip()}
     assert SUMMARY_FIGURES <= printed
+    assert run_id in summary.stdout
 
 
 def test_second_run_adds_a_run_and_touches_no_file_of_the_first(emulator, first_run, lake_dir):
@@ -166,7 +170,7 @@ def test_unreachable_source_is_an_outage_exit_3_with_the_run_recorded(tmp_path, 
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["--batch-size", "0"], "--batch-size 0 must be"), (["--history", "7y"], "--history '7y' is not a Yahoo period"),
-     (["--format", "xml"], "--format 'xml' is not one of"), (["--yahoo-url", "ftp://x"], "is not an http(s) base URL")],
+     (["--yahoo-url", "ftp://x"], "is not an http(s) base URL")],
 )
 def test_bad_options_are_one_line_exit_2_and_no_request(emulator, tmp_path, lake_dir, args, message):
     universe = write_universe(tmp_path / "u.txt", ["AAPL"])
@@ -174,3 +178,8 @@ def test_bad_options_are_one_line_exit_2_and_no_request(emulator, tmp_path, lake
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr
     assert emulator.total_requests() == 0 and not lake_dir.exists()
+
+
+def test_summary_refuses_an_unknown_format_in_one_line(first_run, lake_dir):
+    result = run_cli("summary", "--lake", str(lake_dir), "--format", "xml")
+    assert result.returncode == 2 and result.stderr == "error: --format 'xml' is not one of table, markdown, json\n"
