@@ -37,5 +37,11 @@ query: $(STAMP) ## Run one statement against LAKE's views: make query SQL="from 
 test: $(STAMP) ## Run the test suite (offline, against the emulator)
 	$(PY) -m pytest -q $(ARGS)
 
+bench: $(STAMP) ## Every contender side by side at 100 ms latency: 30, 257, 5,000 and 10,000 symbols (~15 min)
+	$(PY) -m etl.bench $(ARGS)
+
+bench-quick: $(STAMP) ## The same at 30 and 257 symbols (~2 min)
+	$(PY) -m etl.bench --quick $(ARGS)
+
 clean: ## Remove the demo lake and caches (keeps data/lake)
 	rm -rf data/demo data/.demo.staging .pytest_cache

@@ -6,10 +6,10 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import typer
+import click
 
 from etl import pipeline
-from etl.config import DEFAULT_LAKE_DIR, DEMO_LAKE_DIR, Settings
+from etl.config import DEFAULT_CONCURRENCY, DEFAULT_LAKE_DIR, DEMO_LAKE_DIR, Settings
 from etl.emulator import Emulator, EmulatorConfig, serve
 from etl.errors import ConfigError, EtlError, MemoryLimitError, SourceError
 from etl.metrics import BatchMetrics, RunRecord
@@ -17,47 +17,51 @@ from etl.universe import DEFAULT_UNIVERSE_PATH
 
 # A run that ended early still published what it collected; its status says why it is an error.
 _STOPPED = {"memory_limit": MemoryLimitError, "source_outage": SourceError}
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Collect Yahoo Finance data into a Parquet lake.")
 log = logging.getLogger("etl")
 
-UniverseOpt = typer.Option(DEFAULT_UNIVERSE_PATH, "--universe", help="CSV with a `symbol` column, or one symbol a line.")
-BatchSizeOpt = typer.Option(10, "--batch-size", help="Symbols per batch: the unit of fetching, writing and metrics.")
-HistoryOpt = typer.Option("1y", "--history", help="Daily bars for this Yahoo period (1mo, 1y, 5y, max, ...).")
-MemoryOpt = typer.Option(2048.0, "--memory-limit-mb", help="Stop cleanly when RSS stays above this after gc.")
-CostOpt = typer.Option(0.001, "--cost-per-call", help="Estimated USD per API call, for the summary.")
-ConcurrencyOpt = typer.Option(8, "--concurrency", help="Requests in flight at once.")
-FullScaleOpt = typer.Option(5000, "--full-scale", help="Universe size for the summary's full-scale estimate.")
-FormatOpt = typer.Option("table", "--format", help="table, markdown or json.")
+universe_option = click.option("--universe", type=click.Path(path_type=Path), default=DEFAULT_UNIVERSE_PATH,
+                               show_default=True, help="CSV with a `symbol` column, or one symbol a line.")
+format_option = click.option("--format", "output_format", default="table", show_default=True,
+                             help="table, markdown or json.")
+cost_option = click.option("--cost-per-call", default=0.001, show_default=True,
+                           help="Estimated USD per API call, for the summary.")
+full_scale_option = click.option("--full-scale", default=5000, show_default=True,
+                                 help="Universe size for the summary's full-scale estimate.")
+
+
+def lake_option(default: Path):
+    return click.option("--lake", type=click.Path(path_type=Path), default=default, show_default=True,
+                        help="The lake's folder.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def app() -> None:
+    """Collect Yahoo Finance data into a Parquet lake, and read it back."""
 
 
 @app.command()
-def collect(
-    universe: Path = UniverseOpt,
-    lake: Path = typer.Option(DEFAULT_LAKE_DIR, "--lake", help="The lake's folder."),
-    batch_size: int = BatchSizeOpt,
-    history: str = HistoryOpt,
-    yahoo_url: str = typer.Option(None, "--yahoo-url", envvar="ETL_YAHOO_URL",
-                                  help="Send every Yahoo request to this base URL (an emulator)."),
-    memory_limit_mb: float = MemoryOpt,
-    concurrency: int = ConcurrencyOpt,
-) -> None:
+@universe_option
+@lake_option(DEFAULT_LAKE_DIR)
+@click.option("--batch-size", default=10, show_default=True, help="Symbols per batch: the unit of fetching and writing.")
+@click.option("--history", default="1y", show_default=True, help="Daily bars for this Yahoo period (1mo, 1y, 5y, max…).")
+@click.option("--yahoo-url", envvar="ETL_YAHOO_URL", help="Send every Yahoo request to this base URL (an emulator).")
+@click.option("--memory-limit-mb", default=2048.0, show_default=True, help="Stop cleanly above this RSS after gc.")
+@click.option("--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, help="Requests in flight at once.")
+def collect(universe, lake, batch_size, history, yahoo_url, memory_limit_mb, concurrency) -> None:
     """Collect quotes and daily bars for a universe into the lake; `summary` then reports on the run.
 
     Example: python -m etl collect --universe data/universe/default.csv --lake data/lake
     """
-    settings = _settings(universe_path=universe, lake_dir=lake, batch_size=batch_size, history=history,
-                         yahoo_url=yahoo_url, memory_limit_mb=memory_limit_mb, concurrency=concurrency)
-    _collect(settings)
+    _collect(_settings(universe_path=universe, lake_dir=lake, batch_size=batch_size, history=history,
+                       yahoo_url=yahoo_url, memory_limit_mb=memory_limit_mb, concurrency=concurrency))
 
 
 @app.command()
-def demo(
-    latency_ms: float = typer.Option(100.0, "--latency-ms", help="The emulator's delay per request."),
-    lake: Path = typer.Option(DEMO_LAKE_DIR, "--lake", help="The demo lake's folder."),
-    universe: Path = UniverseOpt,
-    output_format: str = FormatOpt,
-) -> None:
+@click.option("--latency-ms", default=100.0, show_default=True, help="The emulator's delay per request.")
+@lake_option(DEMO_LAKE_DIR)
+@universe_option
+@format_option
+def demo(latency_ms, lake, universe, output_format) -> None:
     """Run the collect job offline against the built-in Yahoo emulator (synthetic data), then print its summary.
 
     Example: python -m etl demo --latency-ms 100
@@ -66,45 +70,31 @@ def demo(
         _check_format(output_format)
     with Emulator(EmulatorConfig(latency_ms=latency_ms)) as emulator:
         log.info("Yahoo emulator (synthetic data) on %s", emulator.url)
-        settings = _settings(universe_path=universe, lake_dir=lake, yahoo_url=emulator.url)
-        run = _collect(settings)
-    summary_command(lake=lake, run=run.run_id, compare=None, cost_per_call=CostOpt.default,
-                    full_scale=FullScaleOpt.default, output_format=output_format)
+        run = _collect(_settings(universe_path=universe, lake_dir=lake, yahoo_url=emulator.url))
+    _print_summary(lake, run.run_id, None, 0.001, 5000, output_format)
 
 
 @app.command("summary")
-def summary_command(
-    lake: Path = typer.Option(DEFAULT_LAKE_DIR, "--lake", help="The lake's folder."),
-    run: str = typer.Option(None, "--run", help="Run id (default: the latest run)."),
-    compare: tuple[str, str] | None = typer.Option(None, "--compare", help="Two run ids: before and after."),
-    cost_per_call: float = CostOpt,
-    full_scale: int = FullScaleOpt,
-    output_format: str = FormatOpt,
-) -> None:
+@lake_option(DEFAULT_LAKE_DIR)
+@click.option("--run", "run_id", help="Run id (default: the latest run).")
+@click.option("--compare", nargs=2, help="Two run ids: before and after.")
+@cost_option
+@full_scale_option
+@format_option
+def summary_command(lake, run_id, compare, cost_per_call, full_scale, output_format) -> None:
     """Print the performance summary of a run, or compare two runs.
 
     Example: python -m etl summary --lake data/demo --compare RUN_A RUN_B --format markdown
     """
-    from etl import summary  # DuckDB is loaded by the commands that read, never by collect
-
-    with _errors_to_exit():
-        _check_format(output_format)
-        con = summary.connect_lake(lake)
-        if compare:
-            rows = summary.compare_runs(con, *compare, cost_per_call=cost_per_call, full_scale=full_scale)
-            typer.echo(_render_rows(rows, output_format))
-        else:
-            figures = summary.run_summary(con, run, cost_per_call=cost_per_call, full_scale=full_scale)
-            typer.echo(_render_summary(figures, output_format))
+    _print_summary(lake, run_id, compare, cost_per_call, full_scale, output_format)
 
 
 @app.command()
-def query(
-    sql: str = typer.Argument(..., help="One DuckDB statement; the views quotes, bars, runs, batches, failures exist."),
-    lake: Path = typer.Option(DEFAULT_LAKE_DIR, "--lake", help="The lake's folder."),
-    output_format: str = FormatOpt,
-) -> None:
-    """Run one SQL statement against the lake's views.
+@click.argument("sql")
+@lake_option(DEFAULT_LAKE_DIR)
+@format_option
+def query(sql, lake, output_format) -> None:
+    """Run one SQL statement against the lake's views (quotes, bars, bars_all, runs, batches, failures).
 
     Example: python -m etl query "select symbol, max(close) from bars group by symbol limit 5"
     """
@@ -113,19 +103,18 @@ def query(
     with _errors_to_exit():
         _check_format(output_format)
         con = summary.connect_lake(lake)
-        typer.echo(_render_rows(summary.fetch_dicts(con, sql), output_format))
+        click.echo(_render_rows(summary.fetch_dicts(con, sql), output_format))
 
 
 @app.command()
-def emulator(
-    port: int = typer.Option(8765, "--port", help="Port on 127.0.0.1 (0: any free port)."),
-    latency_ms: float = typer.Option(0.0, "--latency-ms", help="Delay per request."),
-    error_rate: float = typer.Option(0.0, "--error-rate", help="Fraction of data requests answered HTTP 500."),
-    rate_limit_rps: float = typer.Option(None, "--rate-limit-rps", help="Above this many requests a second: 429."),
-    delisted: str = typer.Option("", "--delisted", help="Comma-separated symbols answered as delisted."),
-    null_fraction: float = typer.Option(0.0, "--null-fraction", help="Fraction of bars sent as nulls."),
-    seed: int = typer.Option(7, "--seed", help="Seed of the synthetic data."),
-) -> None:
+@click.option("--port", default=8765, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--latency-ms", default=0.0, show_default=True, help="Delay per request.")
+@click.option("--error-rate", default=0.0, show_default=True, help="Fraction of data requests answered HTTP 500.")
+@click.option("--rate-limit-rps", type=float, help="Above this many requests a second: HTTP 429.")
+@click.option("--delisted", default="", help="Comma-separated symbols answered as delisted.")
+@click.option("--null-fraction", default=0.0, show_default=True, help="Fraction of bars sent as nulls.")
+@click.option("--seed", default=7, show_default=True, help="Seed of the synthetic data.")
+def emulator(port, latency_ms, error_rate, rate_limit_rps, delisted, null_fraction, seed) -> None:
     """Serve the Yahoo Finance emulator (synthetic data) until interrupted.
 
     Example: python -m etl emulator --port 8765 --latency-ms 100 --delisted ZZZZ
@@ -146,13 +135,27 @@ def _collect(settings: Settings) -> RunRecord:
     """Run the job; print its outcome in one line; a run that stopped early is an error after publishing."""
     with _errors_to_exit():
         run = pipeline.collect(settings, on_batch=_log_batch)
-        typer.echo(
+        click.echo(
             f"run {run.run_id} {run.status}: {run.n_symbols} symbols, {run.api_calls} API calls, "
             f"{(run.finished_at - run.started_at).total_seconds():.2f} s into {settings.lake_dir}"
         )
         if run.status in _STOPPED:
             raise _STOPPED[run.status](run.message)
     return run
+
+
+def _print_summary(lake: Path, run_id, compare, cost_per_call: float, full_scale: int, output_format: str) -> None:
+    from etl import summary  # DuckDB is loaded by the commands that read, never by collect
+
+    with _errors_to_exit():
+        _check_format(output_format)
+        con = summary.connect_lake(lake)
+        if compare:
+            rows = summary.compare_runs(con, *compare, cost_per_call=cost_per_call, full_scale=full_scale)
+            click.echo(_render_rows(rows, output_format))
+        else:
+            figures = summary.run_summary(con, run_id, cost_per_call=cost_per_call, full_scale=full_scale)
+            click.echo(_render_summary(figures, output_format))
 
 
 def _log_batch(m: BatchMetrics) -> None:
@@ -168,12 +171,8 @@ def _errors_to_exit():
     try:
         yield
     except EtlError as exc:
-        raise typer.Exit(_fail(str(exc), exc.exit_code)) from None
-
-
-def _fail(message: str, code: int) -> int:
-    typer.echo(f"error: {message}", err=True)
-    return code
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
 
 
 def _check_format(output_format: str) -> None:
@@ -215,4 +214,4 @@ def _is_number(text: str) -> bool:
 def main() -> None:
     """Console entry point: logs to stderr, results to stdout."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    app()
+    app(prog_name="python -m etl")

@@ -34,7 +34,7 @@ class Settings:
     memory_limit_mb: float = 2048.0
     concurrency: int = DEFAULT_CONCURRENCY
     # DuckDB reads row groups under ~5,000 rows 5-10x slower; its own default is 122,880 rows.
-    row_group_rows: int = 122_880
+    row_group_rows: int = 32_768
     timeout_s: float = 30.0
 
     def __post_init__(self) -> None:

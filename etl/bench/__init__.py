@@ -1,0 +1,1 @@
+"""`make bench`: the collect job against the collectors people write instead, side by side on the emulator."""
