@@ -19,6 +19,9 @@ from etl.errors import LakeError
 from etl.schema import SCHEMA_VERSION, TABLES, Table
 
 
+_MAX_BUFFERED_BATCHES = 64
+
+
 def staging_dir_for(lake_dir: Path) -> Path:
     """Where a lake's files are written before they are published: beside the lake, never inside."""
     return lake_dir.parent / f".{lake_dir.name}.staging"
@@ -37,10 +40,16 @@ class PartitionFile:
         self._writer = pq.ParquetWriter(staged_path, self._schema, compression="zstd", write_statistics=True)
 
     def append(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
         self._buffer.append(batch)
         self._buffered_rows += batch.num_rows
         if self._buffered_rows >= self._row_group_rows:
             self.flush()
+        elif len(self._buffer) >= _MAX_BUFFERED_BATCHES:
+            # Small tables (a row a batch) never fill a row group; thousands of one-row batches cost
+            # ~10 KB of bookkeeping each, so they are merged into one as they come.
+            self._buffer = [pa.concat_batches(self._buffer)]
 
     def flush(self) -> None:
         """Write what is buffered as row groups, so the buffer's memory can go."""

@@ -107,3 +107,15 @@ def test_discard_leaves_the_lake_untouched(lake_dir):
     writer.discard()
     assert sorted(lake_dir.rglob("*")) == files_before
     assert not (staging_dir_for(lake_dir) / "r1").exists()
+
+
+def test_many_one_row_batches_land_in_order_in_one_row_group(lake_dir):
+    writer = RunWriter(lake_dir, "r1", RUN_DATE, row_group_rows=1000)
+    days = every_day(dt.date(2026, 1, 1), 200)
+    for day in days:
+        writer.write(BARS, bars_batch("r1", "AAPL", [day]))
+        writer.write(BARS, bars_batch("r1", "AAPL", []))
+    writer.publish()
+    file = pq.ParquetFile(lake_dir / "bars" / "year=2026" / "r1.parquet")
+    assert file.num_row_groups == 1
+    assert file.read().column("date").to_pylist() == days
