@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import pyarrow as pa
 
-from etl.fetch import Outcome
+from etl.fetch import FetchedBatch, Outcome
 from etl.memory import MemoryCheck, MemorySample
 from etl.schema import BATCHES, FAILURES, RUNS
 
@@ -38,7 +38,7 @@ class BatchMetrics:
     quote_rows: int
 
 
-def to_batch_metrics(fetched, *, run_id: str, api_calls: int, write_s: float, before: MemorySample,
+def to_batch_metrics(fetched: FetchedBatch, *, run_id: str, api_calls: int, write_s: float, before: MemorySample,
                      check: MemoryCheck, bar_rows: int, quote_rows: int) -> BatchMetrics:
     """The metrics of a fetched and written batch."""
     n_ok = sum(o.outcome == "ok" for o in fetched.outcomes)
