@@ -8,9 +8,9 @@ from etl import metrics, transform
 from etl.config import Settings
 from etl.fetch import BatchFetcher, FetchedBatch
 from etl.memory import check_memory, sample_memory
-from etl.plan import plan_batches
+from etl.plan import Batch, plan_batches
 from etl.schema import BARS, BATCHES, FAILURES, QUOTES, RUNS
-from etl.sink import RunWriter
+from etl.sink import RunWriter, lake_lock
 from etl.source.yahoo import YahooSource
 from etl.universe import load_universe
 
@@ -18,18 +18,43 @@ LIVE_YAHOO_URL = "https://query1.finance.yahoo.com"
 
 
 def collect(settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None] = lambda m: None) -> metrics.RunRecord:
-    """Run the whole job once and return the run's manifest row, as published in `runs`."""
+    """Run the whole job once, as the lake's only writer, and return the run's manifest row."""
     symbols = load_universe(settings.universe_path)
     batches = plan_batches(symbols, settings.batch_size)
     started_at = dt.datetime.now(dt.timezone.utc)
     run_id = metrics.new_run_id(started_at)
+    with lake_lock(settings.lake_dir, run_id):
+        return _collect_locked(settings, symbols, batches, started_at, run_id, on_batch)
+
+
+def _collect_locked(settings: Settings, symbols: list[str], batches: list[Batch], started_at: dt.datetime,
+                    run_id: str, on_batch: Callable[[metrics.BatchMetrics], None]) -> metrics.RunRecord:
     source = YahooSource(
         base_url=settings.yahoo_url, history=settings.history,
         concurrency=settings.concurrency, timeout_s=settings.timeout_s,
     )
     writer = RunWriter(settings.lake_dir, run_id, started_at.date(), row_group_rows=settings.row_group_rows)
+    try:
+        status, message = _write_batches(batches, source, writer, settings, run_id, on_batch)
+    except BaseException:
+        writer.discard()
+        raise
+    run = metrics.RunRecord(
+        run_id=run_id, started_at=started_at, finished_at=dt.datetime.now(dt.timezone.utc),
+        status=status, message=message, n_symbols=len(symbols), n_batches=len(batches),
+        batch_size=settings.batch_size, api_calls=source.counter.total,
+        source_url=_source_url(settings), settings=settings.to_json(),
+    )
+    writer.write(RUNS, metrics.to_runs_record(run))
+    writer.publish()
+    return run
+
+
+def _write_batches(batches: list[Batch], source: YahooSource, writer: RunWriter, settings: Settings, run_id: str,
+                   on_batch: Callable[[metrics.BatchMetrics], None]) -> tuple[str, str | None]:
+    """Fetch and write every batch; the run's status, and why when it is not `succeeded`."""
     fetcher = BatchFetcher(source, settings.concurrency, settings.batch_size)
-    status, message, n_ok, errors = "succeeded", None, 0, []
+    n_ok, errors = 0, []
     try:
         for fetched in fetcher.fetch_all(batches):
             batch_metrics, check = _write_batch(fetched, writer, source, settings, run_id)
@@ -37,26 +62,17 @@ def collect(settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None]
             n_ok += batch_metrics.n_ok
             errors += [o for o in fetched.outcomes if o.outcome == "error"]
             if check.over_limit:
-                status, message = "memory_limit", check.describe()
-                break
-    except BaseException:
-        writer.discard()
-        raise
+                return "memory_limit", check.describe()
     finally:
         fetcher.close()
-    source_url = settings.yahoo_url or LIVE_YAHOO_URL
     if n_ok == 0 and errors:
-        status = "source_outage"
-        message = f"no symbol could be collected from {source_url} ({errors[0].error_type}: {errors[0].message})"
-    run = metrics.RunRecord(
-        run_id=run_id, started_at=started_at, finished_at=dt.datetime.now(dt.timezone.utc),
-        status=status, message=message, n_symbols=len(symbols), n_batches=len(batches),
-        batch_size=settings.batch_size, api_calls=source.counter.total,
-        source_url=source_url, settings=settings.to_json(),
-    )
-    writer.write(RUNS, metrics.to_runs_record(run))
-    writer.publish()
-    return run
+        first = errors[0]
+        return "source_outage", f"no symbol could be collected from {_source_url(settings)} ({first.error_type}: {first.message})"
+    return "succeeded", None
+
+
+def _source_url(settings: Settings) -> str:
+    return settings.yahoo_url or LIVE_YAHOO_URL
 
 
 def _write_batch(fetched: FetchedBatch, writer: RunWriter, source: YahooSource, settings: Settings, run_id: str):

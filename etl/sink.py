@@ -6,9 +6,14 @@ see it), fsynced, then linked into the lake (os.link refuses to replace anything
 fsynced. The run's `runs` row is published last: readers trust a run once that row exists.
 """
 
+import contextlib
 import datetime as dt
+import fcntl
+import json
 import os
 import shutil
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,6 +30,29 @@ _MAX_BUFFERED_BATCHES = 64
 def staging_dir_for(lake_dir: Path) -> Path:
     """Where a lake's files are written before they are published: beside the lake, never inside."""
     return lake_dir.parent / f".{lake_dir.name}.staging"
+
+
+@contextlib.contextmanager
+def lake_lock(lake_dir: Path, run_id: str) -> Iterator[None]:
+    """Hold the lake's single-writer lock: a kernel flock, so the OS frees it when its holder dies."""
+    lock_path = lake_dir.parent / f".{lake_dir.name}.lock"
+    try:
+        lake_dir.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LakeError(f"cannot create the lake's lock file {lock_path}: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
+            raise LakeError(f"{lake_dir} is being written by another run ({holder}); wait for it to finish") from None
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 class PartitionFile:

@@ -1,7 +1,10 @@
 """End to end: `python -m etl collect` against the emulator, then the lake read with DuckDB and polars."""
 
 import json
+import os
 import socket
+import subprocess
+import sys
 
 import duckdb
 import polars as pl
@@ -183,3 +186,28 @@ def test_bad_options_are_one_line_exit_2_and_no_request(emulator, tmp_path, lake
 def test_summary_refuses_an_unknown_format_in_one_line(first_run, lake_dir):
     result = run_cli("summary", "--lake", str(lake_dir), "--format", "xml")
     assert result.returncode == 2 and result.stderr == "error: --format 'xml' is not one of table, markdown, json\n"
+
+
+def test_a_second_writer_is_refused_at_once_naming_the_holder(emulator, tmp_path, lake_dir):
+    from etl.sink import lake_lock
+
+    universe = write_universe(tmp_path / "u.txt", ["AAPL"])
+    with lake_lock(lake_dir, "holder-run"):
+        result = collect(emulator, universe, lake_dir)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "holder-run" in result.stderr and f'"pid": {os.getpid()}' in result.stderr
+    assert emulator.total_requests() == 0 and not lake_dir.exists()
+    assert collect(emulator, universe, lake_dir).returncode == 0
+
+
+def test_the_lock_dies_with_its_holder(emulator, tmp_path, lake_dir):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from etl.sink import lake_lock\n"
+         f"with lake_lock(Path({str(lake_dir)!r}), 'doomed'):\n    print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    holder.kill()
+    holder.wait()
+    universe = write_universe(tmp_path / "u.txt", ["AAPL"])
+    assert collect(emulator, universe, lake_dir).returncode == 0
