@@ -1,10 +1,12 @@
-"""The emulator's HTTP server: Yahoo's routes, cookie and crumb handshake, knobs and request counters."""
+"""The emulator's HTTP server: Yahoo's routes, its cookie and crumb handshake, fault knobs and request counters."""
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import random
 import re
 import secrets
@@ -15,16 +17,19 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from email.utils import format_datetime
-from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from etl.emulator import responses
-from etl.emulator.market import daily_series, market_now
+from etl.emulator import fundamentals, market, responses
 
-COOKIE_MAX_AGE_S = 31_557_600  # what Yahoo gives its A1/A3 cookies: one year
-_COOKIE = re.compile(r"d=AQABBA(?P<session_id>[\w-]+)&S=AQAAA(?P<signature>[\w-]+)")
-_SYMBOL = re.compile(r"[A-Za-z0-9.\-^=]{1,20}")
+log = logging.getLogger(__name__)
+
+COOKIE_MAX_AGE_S = 31_557_600  # what Yahoo gives its A1/A3 cookies: a year
+# One key for every emulator, whatever its seed: Yahoo's servers all accept a Yahoo cookie, and yfinance
+# keeps one for a year in a cache shared by every process of the user.
+_COOKIE_KEY = b"market-voices-etl yahoo emulator"
+_COOKIE = re.compile(r"d=AQABB(?P<session>[\w-]+)&S=AQAAA(?P<signature>[\w-]+)")
+_SYMBOL = re.compile(r"[A-Z0-9.\-^=]{1,20}")
 _ROUTES = [
     (re.compile(r"/"), "cookie"),
     (re.compile(r"/v1/test/getcrumb"), "getcrumb"),
@@ -32,14 +37,16 @@ _ROUTES = [
     (re.compile(r"/v7/finance/quote"), "quote"),
     (re.compile(r"/v10/finance/quoteSummary/(?P<symbol>[^/]*)"), "quoteSummary"),
     (re.compile(r"/ws/fundamentals-timeseries/v1/finance/timeseries/(?P<symbol>[^/]*)"), "timeseries"),
-    (re.compile(r"/(consent|v2/collectConsent|copyConsent)"), "consent"),
+    (re.compile(r"/consent|/v2/collectConsent|/copyConsent"), "consent"),
 ]
-_DATA_ENDPOINTS = {"chart": "chart", "quote": "finance", "quoteSummary": "quoteSummary", "timeseries": "timeseries"}
+# The data endpoints, which error_rate fails, with the envelope of their error bodies.
+_ENVELOPES = {"chart": "chart", "quote": "finance", "quoteSummary": "quoteSummary", "timeseries": "finance"}
+_clock = time.monotonic  # the rate limiter's; tests stop it
 
 
 @dataclass(frozen=True)
 class EmulatorConfig:
-    """The emulator's knobs: seed of the synthetic data and the faults to inject."""
+    """The emulator's knobs: seed of the synthetic data, the faults to inject, and where to listen."""
 
     seed: int = 7
     latency_ms: float = 0.0
@@ -47,74 +54,84 @@ class EmulatorConfig:
     rate_limit_rps: float | None = None
     delisted: frozenset[str] = frozenset()
     null_fraction: float = 0.0
+    host: str = "127.0.0.1"
+    port: int = 0
 
 
 class _State:
-    """What the server remembers across requests: counts, the cookie secret, the rate window, the fault dice."""
+    """What the server keeps across requests: counts, the trailing second of requests, the fault dice."""
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
+        self.delisted = frozenset(symbol.upper() for symbol in config.delisted)
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
-        # Emulators of one seed accept each other's cookies, as Yahoo's servers do: yfinance keeps them a year.
-        self.secret = hashlib.sha256(f"yahoo-emulator:{config.seed}".encode()).digest()
         self.dice = random.Random(config.seed)
         self.recent: deque[float] = deque()
 
-    def admit(self, endpoint: str) -> str | None:
-        """Count the request; say whether a fault answers it instead ('429', '500' or None)."""
-        now = time.monotonic()
+    def admit(self, endpoint: str) -> int | None:
+        """Count the request; the status of a fault that answers it instead (429, 500), if any."""
+        now = _clock()
         with self.lock:
             self.counts[endpoint] += 1
-            limit = self.config.rate_limit_rps
-            if limit is not None:
+            if self.config.rate_limit_rps is not None:
                 while self.recent and self.recent[0] <= now - 1.0:
                     self.recent.popleft()
                 self.recent.append(now)
-                if len(self.recent) > limit:
-                    return "429"
-            if endpoint in _DATA_ENDPOINTS and self.dice.random() < self.config.error_rate:
-                return "500"
+                if len(self.recent) > self.config.rate_limit_rps:
+                    return 429
+            if endpoint in _ENVELOPES and self.dice.random() < self.config.error_rate:
+                return 500
         return None
 
-    def issue_cookie(self) -> str:
-        """A cookie that proves itself, as Yahoo's do on any of its servers: a random id and its signature."""
-        session_id = secrets.token_urlsafe(24)
-        return f"d=AQABBA{session_id}&S=AQAAA{self._sign(session_id)}"
+    def stats(self, reset: bool = False) -> dict:
+        with self.lock:
+            if reset:
+                self.counts.clear()
+            return {"total": sum(self.counts.values()), "by_endpoint": dict(self.counts)}
 
-    def crumb_for(self, cookie: str | None) -> str | None:
-        """The crumb Yahoo ties to a cookie it issued: the same cookie always gets the same crumb."""
-        match = _COOKIE.fullmatch(cookie or "")
-        if match is None or not hmac.compare_digest(match["signature"], self._sign(match["session_id"])):
-            return None
-        return self._sign("crumb:" + cookie)[:11]
 
-    def _sign(self, text: str) -> str:
-        digest = hmac.new(self.secret, text.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:22]
+def issue_cookie() -> str:
+    """A random session id with its signature, so that any emulator recognises the cookie as its own."""
+    session = secrets.token_urlsafe(24)
+    return f"d=AQABB{session}&S=AQAAA{_sign(session)[:22]}"
+
+
+def crumb_for(cookie: str | None) -> str | None:
+    """The crumb Yahoo ties to a cookie it issued (the same cookie always gets the same crumb), else None."""
+    match = _COOKIE.fullmatch(cookie or "")
+    if match is None or not hmac.compare_digest(match["signature"], _sign(match["session"])[:22]):
+        return None
+    return _sign("crumb:" + match["session"])[:11]
+
+
+def _sign(text: str) -> str:
+    digest = hmac.new(_COOKIE_KEY, text.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one send when the request is done, not in a syscall each.
+    wbufsize = 1 << 16
     server: "_Server"
 
     def setup(self) -> None:
         super().setup()
-        # Headers and body go out in two writes; without this, delayed ACKs cost each answer 40 ms.
+        # A large answer leaves in several segments; with Nagle on, delayed ACKs would hold its last one 40 ms.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def do_GET(self) -> None:
-        self._handle()
+    def log_message(self, format: str, *args) -> None:
+        """Quiet: the counters say what was asked, and unknown paths are logged where they are answered."""
 
     def do_POST(self) -> None:
-        self._handle()
+        # Read the form away, or it would be parsed as the connection's next request.
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
 
-    def log_message(self, format: str, *args) -> None:
-        """Quiet: the counters say what was asked."""
-
-    def _handle(self) -> None:
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
-        path, params = unquote(url.path), dict(parse_qsl(url.query))
+        path, params = unquote(url.path), {k: v[-1] for k, v in parse_qs(url.query).items()}
         if path.startswith("/__emulator/"):
             return self._control(path)
         endpoint, match = _route(path)
@@ -122,94 +139,99 @@ class _Handler(BaseHTTPRequestHandler):
         fault = state.admit(endpoint)
         if state.config.latency_ms:
             time.sleep(state.config.latency_ms / 1000)
-        if fault == "429":
+        if fault == 429:
             return self._send(429, b"Too Many Requests\r\n", "text/plain;charset=utf-8")
-        if fault == "500":
-            return self._json(500, responses.error_body(_DATA_ENDPOINTS[endpoint], "Internal Server Error",
-                                                        "Internal Server Error (emulated)"))
+        if fault == 500:
+            return self._json(500, responses.error_body(_ENVELOPES[endpoint], "Internal Server Error",
+                                                        "Internal Server Error (emulated fault)"))
         getattr(self, f"_{endpoint}")(match, params)
 
     def _cookie(self, match, params) -> None:
-        expires = format_datetime(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=COOKIE_MAX_AGE_S), usegmt=True)
-        attributes = f"Expires={expires}; Max-Age={COOKIE_MAX_AGE_S}; Domain=.yahoo.com; Path=/; SameSite=None; Secure"
-        value = self.server.state.issue_cookie()
-        headers = [("Set-Cookie", f"{name}={value}; {attributes}{'' if name == 'A1S' else '; HttpOnly'}")
+        expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=COOKIE_MAX_AGE_S)
+        attributes = (f"Expires={format_datetime(expiry, usegmt=True)}; Max-Age={COOKIE_MAX_AGE_S}; "
+                      "Domain=.yahoo.com; Path=/; SameSite=None; Secure")
+        value = issue_cookie()
+        cookies = [("Set-Cookie", f"{name}={value}; {attributes}{'' if name == 'A1S' else '; HttpOnly'}")
                    for name in ("A1", "A3", "A1S")]
-        self._send(404, b"<html><body>Not Found (Yahoo emulator)</body></html>", "text/html", headers)
+        self._send(404, b"<html><body>Not Found (Yahoo emulator)</body></html>", "text/html", cookies)
 
     def _getcrumb(self, match, params) -> None:
-        crumb = self.server.state.crumb_for(self._a3())
+        crumb = crumb_for(self._a3())
         if crumb is None:
             return self._json(401, responses.error_body("finance", "Unauthorized", "Invalid Cookie"))
         self._send(200, crumb.encode(), "text/plain;charset=utf-8")
 
     def _chart(self, match, params) -> None:
-        symbol = match["symbol"]
-        if params.get("interval", "1d") != "1d":
-            return self._json(400, responses.error_body(
-                "chart", "Bad Request", f"Invalid input - interval={params['interval']} is not supported by the emulator. Valid intervals: [1d]"))
-        if params.get("range", "1y") not in responses.VALID_RANGES:
-            return self._json(422, responses.error_body(
-                "chart", "Unprocessable Entity", f"1d data not available for range={params['range']}"))
-        series = self._series(symbol)
-        if series is None:
-            return self._json(404, responses.error_body("chart", "Not Found", "No data found, symbol may be delisted"))
-        self._json(200, responses.chart_body(symbol, series, responses.window(series, params), params))
+        try:
+            responses.check_chart_params(params)
+        except responses.BadRequest as refusal:
+            return self._json(refusal.status, refusal.body)
+        symbol = self._known(match["symbol"])
+        if symbol is None:
+            return self._json(404, responses.error_body("chart", "Not Found",
+                                                        "No data found, symbol may be delisted"))
+        config = self.server.state.config
+        self._json(200, responses.chart_body(config.seed, symbol, config.null_fraction, params, _now()))
 
     def _quote(self, match, params) -> None:
         if not self._has_crumb(params):
             return self._json(401, responses.error_body("finance", "Unauthorized", "Invalid Crumb"))
-        symbols = [s.strip() for s in params.get("symbols", "").split(",") if s.strip()]
-        known = [(s, self._series(s)) for s in symbols]
-        result = [responses.quote_object(s, series) for s, series in known if series is not None]
+        seed, now = self.server.state.config.seed, _now()
+        known = [self._known(s) for s in params.get("symbols", "").split(",")]
+        result = [responses.quote_object(seed, s, market.latest(seed, s, now), now) for s in known if s]
         self._json(200, {"quoteResponse": {"result": result, "error": None}})
 
     def _quoteSummary(self, match, params) -> None:
         if not self._has_crumb(params):
             return self._json(401, responses.error_body("finance", "Unauthorized", "Invalid Crumb"))
-        symbol = match["symbol"]
-        series = self._series(symbol)
-        if series is None:
+        symbol = self._known(match["symbol"])
+        if symbol is None:
             return self._json(404, responses.error_body(
-                "quoteSummary", "Not Found", f"Quote not found for symbol: {symbol}"))
+                "quoteSummary", "Not Found", f"Quote not found for ticker symbol: {match['symbol']}"))
+        seed, now = self.server.state.config.seed, _now()
+        quote = responses.quote_object(seed, symbol, market.latest(seed, symbol, now), now)
         modules = [m for m in params.get("modules", "").split(",") if m]
-        self._json(200, responses.summary_modules(symbol, series, modules))
+        self._json(*fundamentals.summary_body(quote, market.company(seed, symbol), modules))
 
     def _timeseries(self, match, params) -> None:
-        series = self._series(match["symbol"])
-        types = parse_qs(urlsplit(self.path).query).get("type", [])
-        self._json(200, responses.timeseries_body(match["symbol"], series, types))
+        symbol, seed = self._known(match["symbol"]), self.server.state.config.seed
+        if symbol is None:
+            return self._json(200, {"timeseries": {"result": [], "error": None}})
+        types = [t for value in parse_qs(urlsplit(self.path).query).get("type", []) for t in value.split(",")]
+        as_of = market.last_session(_now())
+        self._json(200, fundamentals.timeseries_body(symbol, market.company(seed, symbol), types, as_of))
 
     def _consent(self, match, params) -> None:
+        # No consent form to fill in (no csrfToken): yfinance goes back to its basic cookie strategy.
         self._send(404, b"<html><body>No consent needed (Yahoo emulator)</body></html>", "text/html")
 
     def _other(self, match, params) -> None:
-        print(f"Yahoo emulator: no route for {self.command} {self.path}", file=sys.stderr)
+        log.warning("Yahoo emulator: no route for %s %s (host %s)", self.command, self.path,
+                    self.headers.get("X-Forwarded-Host"))
         self._send(404, b"Not Found", "text/plain")
 
     def _control(self, path: str) -> None:
-        state = self.server.state
-        if path == "/__emulator/reset" and self.command == "POST":
-            with state.lock:
-                state.counts.clear()
-        with state.lock:
-            stats = {"total": sum(state.counts.values()), "by_endpoint": dict(state.counts)}
-        self._json(200, stats)
+        if path == "/__emulator/stats" or (path == "/__emulator/reset" and self.command == "POST"):
+            return self._json(200, self.server.state.stats(reset=path.endswith("reset")))
+        self._send(404, b"Not Found", "text/plain")
 
-    def _series(self, symbol: str):
-        config = self.server.state.config
-        if not _SYMBOL.fullmatch(symbol) or symbol.upper() in config.delisted:
+    def _known(self, symbol: str) -> str | None:
+        """The symbol as Yahoo names it, if the synthetic market lists it."""
+        symbol = symbol.strip().upper()
+        if not _SYMBOL.fullmatch(symbol) or symbol in self.server.state.delisted:
             return None
-        now = market_now().replace(second=0, microsecond=0)
-        return daily_series(config.seed, symbol, config.null_fraction, now)
+        return symbol
 
     def _a3(self) -> str | None:
-        morsel = SimpleCookie(self.headers.get("Cookie", "")).get("A3")
-        return morsel.value if morsel else None
+        for pair in self.headers.get("Cookie", "").split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name == "A3":
+                return value
+        return None
 
     def _has_crumb(self, params: dict) -> bool:
-        crumb = self.server.state.crumb_for(self._a3())
-        return crumb is not None and params.get("crumb") == crumb
+        crumb = crumb_for(self._a3())
+        return crumb is not None and hmac.compare_digest(params.get("crumb", ""), crumb)
 
     def _json(self, status: int, body: dict) -> None:
         self._send(status, json.dumps(body, separators=(",", ":")).encode(), "application/json;charset=utf-8")
@@ -218,6 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "public, max-age=1, stale-while-revalidate=9")
         self.send_header("X-Emulator", "synthetic")
         for name, value in headers:
             self.send_header(name, value)
@@ -225,7 +248,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def _route(path: str):
+def _now() -> dt.datetime:
+    return dt.datetime.now(market.NEW_YORK)
+
+
+def _route(path: str) -> tuple[str, re.Match | None]:
     for pattern, endpoint in _ROUTES:
         match = pattern.fullmatch(path)
         if match:
@@ -237,17 +264,18 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], config: EmulatorConfig) -> None:
-        super().__init__(address, _Handler)
+    def __init__(self, config: EmulatorConfig) -> None:
+        super().__init__((config.host, config.port), _Handler)
         self.state = _State(config)
 
 
 class Emulator:
-    """The emulator on a loopback port in a background thread; a context manager."""
+    """The emulator listening on `config.host`/`config.port` (0: a free port) in a background thread."""
 
-    def __init__(self, config: EmulatorConfig = EmulatorConfig(), host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = _Server((host, port), config)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="yahoo-emulator", daemon=True)
+    def __init__(self, config: EmulatorConfig = EmulatorConfig()) -> None:
+        self._server = _Server(config)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="yahoo-emulator",
+                                        daemon=True)
 
     @property
     def url(self) -> str:
@@ -255,15 +283,14 @@ class Emulator:
         return f"http://{host}:{port}"
 
     def counts(self) -> dict[str, int]:
-        with self._server.state.lock:
-            return dict(self._server.state.counts)
+        """Requests by endpoint: cookie, getcrumb, chart, quote, quoteSummary, timeseries, consent, other."""
+        return self._server.state.stats()["by_endpoint"]
 
     def total_requests(self) -> int:
-        return sum(self.counts().values())
+        return self._server.state.stats()["total"]
 
     def reset_counts(self) -> None:
-        with self._server.state.lock:
-            self._server.state.counts.clear()
+        self._server.state.stats(reset=True)
 
     def __enter__(self) -> "Emulator":
         self._thread.start()
@@ -274,9 +301,9 @@ class Emulator:
         self._server.server_close()
 
 
-def serve(host: str, port: int, config: EmulatorConfig) -> None:
-    """Serve until interrupted (Ctrl-C)."""
-    with Emulator(config, host, port) as emulator:
+def serve(host: str = "127.0.0.1", port: int = 8765, config: EmulatorConfig = EmulatorConfig()) -> None:
+    """Serve in the foreground until interrupted (Ctrl-C)."""
+    with Emulator(dataclasses.replace(config, host=host, port=port)) as emulator:
         print(f"Yahoo emulator (synthetic data) on {emulator.url}", file=sys.stderr, flush=True)
         try:
             threading.Event().wait()
