@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from conftest import run_cli, write_universe
+from etl.emulator import Emulator, EmulatorConfig
 from etl.schema import TABLES
 
 GOOD = ["AAPL", "MSFT", "BRK-B", "BF-B", "NVDA", "JPM", "XOM", "KO", "PEP", "WMT", "V", "MA"]
@@ -211,3 +212,15 @@ def test_the_lock_dies_with_its_holder(emulator, tmp_path, lake_dir):
     holder.wait()
     universe = write_universe(tmp_path / "u.txt", ["AAPL"])
     assert collect(emulator, universe, lake_dir).returncode == 0
+
+
+def test_one_request_in_five_failing_still_collects_every_symbol(tmp_path, lake_dir):
+    universe = write_universe(tmp_path / "u.txt", GOOD)
+    with Emulator(EmulatorConfig(error_rate=0.2, seed=11)) as flaky:
+        result = collect(flaky, universe, lake_dir)
+        assert result.returncode == 0, result.stderr
+        (counted,) = duckdb.execute(f"select api_calls from {lake_sql(lake_dir, 'runs')}").fetchone()
+        assert counted == flaky.total_requests()
+    ok = duckdb.execute(f"select count(distinct symbol) from {lake_sql(lake_dir, 'quotes')}").fetchone()
+    assert ok == (len(GOOD),)
+    assert duckdb.execute(f"select count(*) from {lake_sql(lake_dir, 'failures')}").fetchone() == (0,)

@@ -203,7 +203,8 @@ def test_yfinance_info_reads_quote_summary_quote_and_timeseries(emu, fresh_yfina
 
 def test_yf_download_of_good_and_delisted_symbols_keeps_the_good_ones(emu, fresh_yfinance):
     session, _ = new_session(emu.url)
-    frame = yf.download(["KO", "GONE", "PEP"], period="1y", threads=True, group_by="ticker",
+    # One thread: yfinance's cookie-strategy switch after GONE's 404 races its other threads.
+    frame = yf.download(["KO", "GONE", "PEP"], period="1y", threads=False, group_by="ticker",
                         session=session, progress=False, auto_adjust=False)
     assert frame["KO"]["Close"].notna().sum() > 240 and frame["PEP"]["Close"].notna().sum() > 240
     assert frame["GONE"]["Close"].notna().sum() == 0

@@ -5,7 +5,8 @@ import time
 import pytest
 import requests
 
-from etl.source.session import current_batch, new_session, to_routed_url
+from etl.emulator import Emulator, EmulatorConfig
+from etl.source.session import RetryPolicy, current_batch, new_session, to_routed_url
 from etl.source.yahoo import YahooSource
 
 
@@ -72,9 +73,40 @@ def test_unreachable_source_is_an_error_answer_not_an_exception():
 
 
 def test_counter_attributes_requests_to_the_batch_being_fetched():
-    session, counter = new_session("http://127.0.0.1:9")
+    session, counter = new_session("http://127.0.0.1:9", retry=RetryPolicy(attempts=3, base_s=0.001))
     token = current_batch.set(7)
     with pytest.raises(requests.ConnectionError):
         session.get("https://query1.finance.yahoo.com/v1/test/getcrumb", timeout=2)
     current_batch.reset(token)
-    assert counter.for_batch(7) == 1 and counter.total == 1
+    assert counter.for_batch(7) == 3 and counter.total == 3  # every attempt is a request
+
+
+FAST_RETRY = RetryPolicy(attempts=12, base_s=0.001, max_s=0.01)
+
+
+def test_passing_server_errors_are_retried_and_every_attempt_counted():
+    with Emulator(EmulatorConfig(error_rate=0.5, seed=3)) as emu:
+        session, counter = new_session(emu.url, retry=FAST_RETRY)
+        statuses = [session.get(f"https://query2.finance.yahoo.com/v8/finance/chart/S{i}").status_code
+                    for i in range(20)]
+        assert statuses == [200] * 20
+        assert counter.total == emu.total_requests() > 20
+
+
+def test_the_last_answer_is_returned_when_retries_run_out():
+    with Emulator(EmulatorConfig(error_rate=1.0)) as emu:
+        session, counter = new_session(emu.url, retry=RetryPolicy(attempts=3, base_s=0.001))
+        assert session.get("https://query2.finance.yahoo.com/v8/finance/chart/AAPL").status_code == 500
+        assert counter.total == emu.total_requests() == 3
+
+
+def test_not_found_is_an_answer_not_retried(emulator):
+    session, counter = new_session(emulator.url, retry=FAST_RETRY)
+    assert session.get("https://query2.finance.yahoo.com/v8/finance/chart/DLSTD").status_code == 404
+    assert counter.total == 1
+
+
+@pytest.mark.parametrize(("attempt", "retry_after", "low", "high"),
+                         [(1, None, 0.125, 0.25), (3, None, 0.5, 1.0), (10, None, 4.0, 8.0), (1, "3", 3, 3), (1, "60", 8, 8)])
+def test_backoff_doubles_with_jitter_and_honours_retry_after(attempt, retry_after, low, high):
+    assert low <= RetryPolicy().delay_s(attempt, retry_after) <= high

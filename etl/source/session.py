@@ -6,8 +6,11 @@ back and expire exactly as they would against the real hosts.
 """
 
 import contextvars
+import random
 import threading
+import time
 from collections import Counter
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -57,16 +60,53 @@ def to_routed_url(url: str, base_url: str) -> str:
     return urlunsplit((base.scheme, base.netloc, path, parts.query, ""))
 
 
-class RoutingAdapter(HTTPAdapter):
-    """Counts every request where it is sent and, given a base URL, sends it there instead."""
+# Answers that say "not now" rather than "no": Yahoo's rate limit and its passing server errors.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
-    def __init__(self, counter: RequestCounter, base_url: str | None, pool_size: int) -> None:
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter; yfinance itself retries none of these, 429 least of all."""
+
+    attempts: int = 5
+    base_s: float = 0.25
+    max_s: float = 8.0
+
+    def delay_s(self, attempt: int, retry_after: str | None) -> float:
+        """How long to wait after the attempt-th failure; Yahoo's Retry-After wins when it sends one."""
+        if retry_after and retry_after.strip().isdigit():
+            return min(float(retry_after), self.max_s)
+        return min(self.max_s, self.base_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+class RoutingAdapter(HTTPAdapter):
+    """Counts every attempt where it is sent, retries what Yahoo says to retry, and routes to a base URL."""
+
+    def __init__(self, counter: RequestCounter, base_url: str | None, pool_size: int, retry: RetryPolicy) -> None:
         super().__init__(pool_connections=8, pool_maxsize=pool_size)
         self.counter = counter
         self.base_url = base_url
+        self.retry = retry
 
     def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
-        self.counter.add(current_batch.get())
+        attempt = 1
+        while True:
+            self.counter.add(current_batch.get())
+            try:
+                response = self._send_once(request, **kwargs)
+            except (requests.ConnectionError, requests.Timeout):
+                if attempt == self.retry.attempts:
+                    raise
+                wait_s = self.retry.delay_s(attempt, None)
+            else:
+                if response.status_code not in RETRY_STATUSES or attempt == self.retry.attempts:
+                    return response
+                wait_s = self.retry.delay_s(attempt, response.headers.get("Retry-After"))
+                response.close()
+            time.sleep(wait_s)
+            attempt += 1
+
+    def _send_once(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
         if self.base_url is None:
             return super().send(request, **kwargs)
         routed = request.copy()
@@ -79,12 +119,13 @@ class RoutingAdapter(HTTPAdapter):
         return response
 
 
-def new_session(base_url: str | None, *, pool_size: int = 10) -> tuple[requests.Session, RequestCounter]:
-    """A requests session for yfinance that counts every request and routes it to `base_url` if given."""
+def new_session(base_url: str | None, *, pool_size: int = 10,
+                retry: RetryPolicy = RetryPolicy()) -> tuple[requests.Session, RequestCounter]:
+    """A requests session for yfinance that counts and retries every request, routed to `base_url` if given."""
     counter = RequestCounter()
     session = requests.Session()
     session.headers.update(BROWSER_HEADERS)
-    adapter = RoutingAdapter(counter, base_url, pool_size)
+    adapter = RoutingAdapter(counter, base_url, pool_size, retry)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session, counter
