@@ -46,6 +46,10 @@ class Settings:
         _require(self.memory_limit_mb > 0, f"--memory-limit-mb {self.memory_limit_mb} must be above 0")
         _require(1 <= self.concurrency <= 64, f"--concurrency {self.concurrency} must be between 1 and 64")
         _require(self.row_group_rows >= 1, f"row_group_rows {self.row_group_rows} must be at least 1")
+        _require(
+            not self.lake_dir.exists() or self.lake_dir.is_dir(),
+            f"--lake {self.lake_dir} is a file; pass a folder (it is created if it does not exist)",
+        )
         if self.yahoo_url is not None:
             _require(
                 bool(_URL_PATTERN.match(self.yahoo_url)),

@@ -224,3 +224,13 @@ def test_one_request_in_five_failing_still_collects_every_symbol(tmp_path, lake_
     ok = duckdb.execute(f"select count(distinct symbol) from {lake_sql(lake_dir, 'quotes')}").fetchone()
     assert ok == (len(GOOD),)
     assert duckdb.execute(f"select count(*) from {lake_sql(lake_dir, 'failures')}").fetchone() == (0,)
+
+
+def test_a_lake_path_that_is_a_file_is_refused_and_left_alone(emulator, tmp_path):
+    not_a_folder = tmp_path / "lake.parquet"
+    not_a_folder.write_bytes(b"precious")
+    universe = write_universe(tmp_path / "u.txt", ["AAPL"])
+    result = collect(emulator, universe, not_a_folder)
+    assert result.returncode == 2
+    assert result.stderr == f"error: --lake {not_a_folder} is a file; pass a folder (it is created if it does not exist)\n"
+    assert not_a_folder.read_bytes() == b"precious" and emulator.total_requests() == 0
