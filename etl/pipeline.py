@@ -4,12 +4,12 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
-from etl import metrics, transform
+from etl import metrics, transform, validate
 from etl.config import Settings
 from etl.fetch import BatchFetcher, FetchedBatch
 from etl.memory import check_memory, sample_memory
 from etl.plan import Batch, plan_batches
-from etl.schema import BARS, BATCHES, FAILURES, QUOTES, RUNS
+from etl.schema import BARS, BATCHES, FAILURES, QUARANTINE, QUOTES, RUNS
 from etl.sink import RunWriter, lake_lock
 from etl.source.yahoo import YahooSource
 from etl.universe import load_universe
@@ -79,10 +79,12 @@ def _write_batch(fetched: FetchedBatch, writer: RunWriter, source: YahooSource, 
     """Transform one fetched batch, append it to the run's files, then check memory."""
     before = sample_memory()
     started = time.perf_counter()
-    bars = transform.to_bars(run_id, fetched.charts)
-    quotes = transform.to_quotes(run_id, fetched.quotes)
+    bars, bad_bars = validate.split_bars(transform.to_bars(run_id, fetched.charts))
+    quotes, bad_quotes = validate.split_quotes(transform.to_quotes(run_id, fetched.quotes))
     writer.write(BARS, bars)
     writer.write(QUOTES, quotes)
+    writer.write(QUARANTINE, bad_bars)
+    writer.write(QUARANTINE, bad_quotes)
     writer.write(FAILURES, metrics.to_failures_record(run_id, fetched.batch.batch_no, fetched.outcomes))
     write_s = time.perf_counter() - started
     check = check_memory(settings.memory_limit_mb, writer.flush)

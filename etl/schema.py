@@ -116,5 +116,19 @@ FAILURES = Table(
     ),
 )
 
+QUARANTINE = Table(
+    "quarantine",
+    pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("table_name", pa.string()),
+            ("symbol", pa.string()),
+            ("date", pa.date32()),
+            ("reason", pa.string()),
+            ("row_json", pa.string()),
+        ]
+    ),
+)
+
 # Data tables first, the run's manifest (`runs`) last: readers trust a run once its `runs` row exists.
-TABLES: dict[str, Table] = {t.name: t for t in (QUOTES, BARS, FAILURES, BATCHES, RUNS)}
+TABLES: dict[str, Table] = {t.name: t for t in (QUOTES, BARS, QUARANTINE, FAILURES, BATCHES, RUNS)}

@@ -16,6 +16,12 @@ select failures.*
 from read_parquet(getvariable('lake') || '/failures/**/*.parquet', union_by_name = true) as failures
 semi join runs using (run_id);
 
+-- Rows that broke an invariant of their table (see etl/validate.py), with the reason and the row as JSON.
+create or replace view quarantine as
+select quarantine.*
+from read_parquet(getvariable('lake') || '/quarantine/**/*.parquet', union_by_name = true) as quarantine
+semi join runs using (run_id);
+
 -- `date` is the hive partition: the UTC day the run collected the quote.
 create or replace view quotes as
 select quotes.*

@@ -45,7 +45,7 @@ def test_publish_writes_one_file_per_table_and_partition(lake_dir):
     relative = sorted(str(p.relative_to(lake_dir)) for p in published)
     assert relative == [
         "bars/year=2025/r1.parquet", "bars/year=2026/r1.parquet", "batches/r1.parquet",
-        "failures/r1.parquet", "quotes/date=2026-11-24/r1.parquet", "runs/r1.parquet",
+        "failures/r1.parquet", "quarantine/r1.parquet", "quotes/date=2026-11-24/r1.parquet", "runs/r1.parquet",
     ]
     assert not staging_dir_for(lake_dir).joinpath("r1").exists()
 
