@@ -234,3 +234,15 @@ def test_a_lake_path_that_is_a_file_is_refused_and_left_alone(emulator, tmp_path
     assert result.returncode == 2
     assert result.stderr == f"error: --lake {not_a_folder} is a file; pass a folder (it is created if it does not exist)\n"
     assert not_a_folder.read_bytes() == b"precious" and emulator.total_requests() == 0
+
+
+def test_a_429_storm_slows_the_run_down_and_marks_no_symbol_delisted(tmp_path, lake_dir):
+    universe = write_universe(tmp_path / "u.txt", [f"S{i:03d}" for i in range(40)])
+    with Emulator(EmulatorConfig(rate_limit_rps=25)) as limited:
+        result = collect(limited, universe, lake_dir)
+    assert result.returncode == 0, result.stderr
+    quotes = duckdb.execute(f"select count(distinct symbol) from {lake_sql(lake_dir, 'quotes')}").fetchone()
+    assert quotes == (40,)
+    assert duckdb.execute(f"select count(*) from {lake_sql(lake_dir, 'failures')}").fetchone() == (0,)
+    (calls,) = duckdb.execute(f"select api_calls from {lake_sql(lake_dir, 'runs')}").fetchone()
+    assert calls > 2 + 4 + 40  # the storm happened: 429s were answered and retried

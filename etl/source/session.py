@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from etl.source.rate import AdaptiveRate
+
 # Plain requests identifies itself as a script, which Yahoo answers with 429s; yfinance's own
 # requests fallback sends a browser's headers for the same reason.
 BROWSER_HEADERS = {
@@ -87,10 +89,12 @@ class RoutingAdapter(HTTPAdapter):
         self.counter = counter
         self.base_url = base_url
         self.retry = retry
+        self.rate = AdaptiveRate()
 
     def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
         attempt = 1
         while True:
+            self.rate.acquire()
             self.counter.add(current_batch.get())
             try:
                 response = self._send_once(request, **kwargs)
@@ -99,6 +103,10 @@ class RoutingAdapter(HTTPAdapter):
                     raise
                 wait_s = self.retry.delay_s(attempt, None)
             else:
+                if response.status_code == 429:
+                    self.rate.slow_down()
+                else:
+                    self.rate.speed_up()
                 if response.status_code not in RETRY_STATUSES or attempt == self.retry.attempts:
                     return response
                 wait_s = self.retry.delay_s(attempt, response.headers.get("Retry-After"))

@@ -1,0 +1,34 @@
+"""The adaptive request rate: no limit until a 429, then half the rate, then back up slowly."""
+
+import time
+
+from etl.source.rate import AdaptiveRate
+
+
+def test_no_limit_until_yahoo_says_429():
+    rate = AdaptiveRate()
+    started = time.monotonic()
+    for _ in range(200):
+        rate.acquire()
+    assert rate.rps is None
+    assert time.monotonic() - started < 1.0  # 200 turns without a single wait
+
+
+def test_a_429_halves_what_was_sent_in_the_last_second_and_answers_win_it_back():
+    rate = AdaptiveRate()
+    for _ in range(40):
+        rate.acquire()
+    rate.slow_down()
+    assert rate.rps == 20
+    rate.slow_down()
+    assert rate.rps == 10
+    for _ in range(10):
+        rate.speed_up()
+    assert 10.9 < rate.rps < 11.0
+
+
+def test_the_rate_never_drops_below_its_floor():
+    rate = AdaptiveRate(min_rps=0.5)
+    for _ in range(20):
+        rate.slow_down()
+    assert rate.rps == 0.5
