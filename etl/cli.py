@@ -16,7 +16,7 @@ from etl.metrics import BatchMetrics, RunRecord
 from etl.universe import DEFAULT_UNIVERSE_PATH
 
 # A run that ended early still published what it collected; its status says why it is an error.
-_STOPPED = {"memory_limit": MemoryLimitError, "source_outage": SourceError}
+_STOPPED = {"memory_limit": MemoryLimitError, "below_min_success": EtlError, "source_outage": SourceError}
 log = logging.getLogger("etl")
 
 universe_option = click.option("--universe", type=click.Path(path_type=Path), default=DEFAULT_UNIVERSE_PATH,
@@ -47,13 +47,15 @@ def app() -> None:
 @click.option("--yahoo-url", envvar="ETL_YAHOO_URL", help="Send every Yahoo request to this base URL (an emulator).")
 @click.option("--memory-limit-mb", default=2048.0, show_default=True, help="Stop cleanly above this RSS after gc.")
 @click.option("--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, help="Requests in flight at once.")
-def collect(universe, lake, batch_size, history, yahoo_url, memory_limit_mb, concurrency) -> None:
+@click.option("--min-success", default=0.95, show_default=True, help="Exit 1 when fewer symbols than this share end ok.")
+def collect(universe, lake, batch_size, history, yahoo_url, memory_limit_mb, concurrency, min_success) -> None:
     """Collect quotes and daily bars for a universe into the lake; `summary` then reports on the run.
 
     Example: python -m etl collect --universe data/universe/default.csv --lake data/lake
     """
     _collect(_settings(universe_path=universe, lake_dir=lake, batch_size=batch_size, history=history,
-                       yahoo_url=yahoo_url, memory_limit_mb=memory_limit_mb, concurrency=concurrency))
+                       yahoo_url=yahoo_url, memory_limit_mb=memory_limit_mb, concurrency=concurrency,
+                       min_success=min_success))
 
 
 @app.command()

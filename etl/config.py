@@ -33,6 +33,7 @@ class Settings:
     yahoo_url: str | None = None
     memory_limit_mb: float = 2048.0
     concurrency: int = DEFAULT_CONCURRENCY
+    min_success: float = 0.95
     # DuckDB reads row groups under ~5,000 rows 5-10x slower; its own default is 122,880 rows.
     row_group_rows: int = 32_768
     timeout_s: float = 30.0
@@ -44,6 +45,7 @@ class Settings:
             f"--history {self.history!r} is not a Yahoo period; use one of {', '.join(HISTORY_PERIODS)}",
         )
         _require(self.memory_limit_mb > 0, f"--memory-limit-mb {self.memory_limit_mb} must be above 0")
+        _require(0 <= self.min_success <= 1, f"--min-success {self.min_success} must be between 0 and 1")
         _require(1 <= self.concurrency <= 64, f"--concurrency {self.concurrency} must be between 1 and 64")
         _require(self.row_group_rows >= 1, f"row_group_rows {self.row_group_rows} must be at least 1")
         _require(

@@ -68,10 +68,10 @@ def _collect(batch: Batch, started_at: dt.datetime, started: float, quotes: Futu
     chart_answers: list[Answer] = [future.result() for future in charts]
     fetch_s = max(answer.done_at for answer in [quote_answer, *chart_answers]) - started
     quotes_by_symbol = {} if quote_answer.is_error else {q.get("symbol"): q for q in quote_answer.payload}
-    outcomes = [
+    outcomes = _distrust_waves([
         _outcome(symbol, chart, quotes_by_symbol.get(symbol), quote_answer)
         for symbol, chart in zip(batch.symbols, chart_answers)
-    ]
+    ])
     return FetchedBatch(
         batch=batch,
         started_at=started_at,
@@ -93,3 +93,17 @@ def _outcome(symbol: str, chart: Answer, quote: dict | None, quote_answer: Answe
     if quote_answer.is_error:
         return Outcome(symbol, "error", quote_answer.error_type, f"quote: {quote_answer.message}")
     return Outcome(symbol, "error", "QuoteMissing", "chart answered but the quote request did not include the symbol")
+
+
+# Yahoo answers "possibly delisted" for symbols it knows while it blocks a client; real delistings are rare.
+WAVE_MIN_SYMBOLS = 3
+
+
+def _distrust_waves(outcomes: list[Outcome]) -> list[Outcome]:
+    """Half a batch or more 'not found' at once is a blocking wave, an error, not a batch of delistings."""
+    no_data = [o for o in outcomes if o.outcome == "no_data"]
+    if len(no_data) < max(WAVE_MIN_SYMBOLS, len(outcomes) / 2):
+        return outcomes
+    message = f"{len(no_data)} of {len(outcomes)} symbols of this batch answered 'not found' at once; not trusted as delisted"
+    return [Outcome(o.symbol, "error", "NoDataWave", f"{message} ({o.message})") if o.outcome == "no_data" else o
+            for o in outcomes]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from etl import metrics, transform, validate
 from etl.config import Settings
-from etl.fetch import BatchFetcher, FetchedBatch
+from etl.fetch import BatchFetcher, FetchedBatch, Outcome
 from etl.memory import check_memory, sample_memory
 from etl.plan import Batch, plan_batches
 from etl.schema import BARS, BATCHES, FAILURES, QUARANTINE, QUOTES, RUNS
@@ -54,20 +54,34 @@ def _write_batches(batches: list[Batch], source: YahooSource, writer: RunWriter,
                    on_batch: Callable[[metrics.BatchMetrics], None]) -> tuple[str, str | None]:
     """Fetch and write every batch; the run's status, and why when it is not `succeeded`."""
     fetcher = BatchFetcher(source, settings.concurrency, settings.batch_size)
-    n_ok, errors = 0, []
+    n_done, n_ok, errors = 0, 0, []
     try:
         for fetched in fetcher.fetch_all(batches):
             batch_metrics, check = _write_batch(fetched, writer, source, settings, run_id)
             on_batch(batch_metrics)
+            n_done += batch_metrics.n_symbols
             n_ok += batch_metrics.n_ok
             errors += [o for o in fetched.outcomes if o.outcome == "error"]
             if check.over_limit:
                 return "memory_limit", check.describe()
     finally:
         fetcher.close()
-    if n_ok == 0 and errors:
-        first = errors[0]
-        return "source_outage", f"no symbol could be collected from {_source_url(settings)} ({first.error_type}: {first.message})"
+    return _judge(settings, n_done, n_ok, errors)
+
+
+def _judge(settings: Settings, n_done: int, n_ok: int, errors: list[Outcome]) -> tuple[str, str | None]:
+    """A finished run's status: an outage when nothing came or Yahoo was blocking, short of --min-success, or fine."""
+    if errors and (n_ok == 0 or any(o.error_type == "NoDataWave" for o in errors)):
+        first = next((o for o in errors if o.error_type == "NoDataWave"), errors[0])
+        return "source_outage", (
+            f"source outage at {_source_url(settings)}: {n_ok} of {n_done} symbols collected "
+            f"({first.error_type}: {first.message})"
+        )
+    if n_done and n_ok / n_done < settings.min_success:
+        return "below_min_success", (
+            f"success rate {n_ok / n_done:.3f} ({n_ok} of {n_done} symbols) is under --min-success "
+            f"{settings.min_success}; the failures table says why each one failed"
+        )
     return "succeeded", None
 
 

@@ -45,7 +45,7 @@ def lake_sql(lake_dir, table: str) -> str:
 def first_run(emulator, tmp_path, lake_dir):
     universe = write_universe(tmp_path / "universe.txt", ["# test universe", "aapl", "MSFT", "BRK.B", DELISTED,
                                                           *GOOD[3:], "msft"])
-    result = collect(emulator, universe, lake_dir, "--batch-size", "5")
+    result = collect(emulator, universe, lake_dir, "--batch-size", "5", "--min-success", "0.9")
     assert result.returncode == 0, result.stderr
     return result, universe
 
@@ -103,7 +103,7 @@ def test_collect_prints_its_outcome_and_summary_prints_every_figure(first_run, l
 def test_second_run_adds_a_run_and_touches_no_file_of_the_first(emulator, first_run, lake_dir):
     _, universe = first_run
     before = {path: path.read_bytes() for path in lake_dir.rglob("*.parquet")}
-    assert collect(emulator, universe, lake_dir).returncode == 0
+    assert collect(emulator, universe, lake_dir, "--min-success", "0.9").returncode == 0
     assert all(path.read_bytes() == content for path, content in before.items())
     runs = duckdb.execute(f"select count(distinct run_id) from {lake_sql(lake_dir, 'runs')}").fetchone()
     assert runs == (2,)
@@ -114,7 +114,7 @@ def test_second_run_adds_a_run_and_touches_no_file_of_the_first(emulator, first_
 
 def test_compare_sets_two_runs_side_by_side(emulator, first_run, lake_dir):
     _, universe = first_run
-    assert collect(emulator, universe, lake_dir, "--concurrency", "1").returncode == 0
+    assert collect(emulator, universe, lake_dir, "--concurrency", "1", "--min-success", "0.9").returncode == 0
     first, second = [r for (r,) in duckdb.execute(f"select run_id from {lake_sql(lake_dir, 'runs')} order by 1").fetchall()]
     result = run_cli("summary", "--lake", str(lake_dir), "--compare", first, second, "--format", "json")
     assert result.returncode == 0, result.stderr
@@ -128,7 +128,7 @@ def test_compare_sets_two_runs_side_by_side(emulator, first_run, lake_dir):
 
 def test_views_show_one_current_bar_per_symbol_and_date(emulator, first_run, lake_dir):
     _, universe = first_run
-    assert collect(emulator, universe, lake_dir).returncode == 0
+    assert collect(emulator, universe, lake_dir, "--min-success", "0.9").returncode == 0
     result = run_cli("query", "--lake", str(lake_dir), "--format", "json",
                      "select count(*) as n, count(distinct (symbol, date)) as keys from bars")
     assert result.returncode == 0, result.stderr
@@ -166,7 +166,7 @@ def test_unreachable_source_is_an_outage_exit_3_with_the_run_recorded(tmp_path, 
     result = run_cli("collect", "--yahoo-url", closed_url, "--universe", str(universe), "--lake", str(lake_dir))
     assert result.returncode == 3
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: no symbol could be collected from " + closed_url)
+    assert last_line.startswith(f"error: source outage at {closed_url}: 0 of 2 symbols collected")
     (status,) = duckdb.execute(f"select status from {lake_sql(lake_dir, 'runs')}").fetchone()
     assert status == "source_outage"
 
@@ -246,3 +246,27 @@ def test_a_429_storm_slows_the_run_down_and_marks_no_symbol_delisted(tmp_path, l
     assert duckdb.execute(f"select count(*) from {lake_sql(lake_dir, 'failures')}").fetchone() == (0,)
     (calls,) = duckdb.execute(f"select api_calls from {lake_sql(lake_dir, 'runs')}").fetchone()
     assert calls > 2 + 4 + 40  # the storm happened: 429s were answered and retried
+
+
+
+def test_a_run_under_min_success_is_published_and_exits_1_saying_why(emulator, first_run, tmp_path):
+    _, universe = first_run
+    result = collect(emulator, universe, tmp_path / "other-lake")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: success rate 0.923 (12 of 13 symbols) is under --min-success 0.95; "
+        "the failures table says why each one failed"
+    )
+    (status,) = duckdb.execute(f"select status from {lake_sql(tmp_path / 'other-lake', 'runs')}").fetchone()
+    assert status == "below_min_success"
+
+
+def test_a_wave_of_not_found_is_an_outage_not_delistings(tmp_path, lake_dir):
+    blocked = [f"B{i}" for i in range(8)]
+    universe = write_universe(tmp_path / "u.txt", [*blocked, "AAPL", "MSFT"])
+    with Emulator(EmulatorConfig(delisted=frozenset(blocked))) as blocking:
+        result = collect(blocking, universe, lake_dir)
+    assert result.returncode == 3
+    assert "8 of 10 symbols of this batch answered 'not found' at once" in result.stderr
+    outcomes = duckdb.execute(f"select distinct outcome, error_type from {lake_sql(lake_dir, 'failures')}").fetchall()
+    assert outcomes == [("error", "NoDataWave")]
