@@ -4,10 +4,14 @@ import time
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from etl.emulator import Emulator, EmulatorConfig
 from etl.source.session import RetryPolicy, current_batch, new_session, to_routed_url
+from etl.errors import UniverseError
 from etl.source.yahoo import YahooSource
+from etl.universe import load_universe
 
 
 @pytest.mark.parametrize(
@@ -110,3 +114,21 @@ def test_not_found_is_an_answer_not_retried(emulator):
                          [(1, None, 0.125, 0.25), (3, None, 0.5, 1.0), (10, None, 4.0, 8.0), (1, "3", 3, 3), (1, "60", 8, 8)])
 def test_backoff_doubles_with_jitter_and_honours_retry_after(attempt, retry_after, low, high):
     assert low <= RetryPolicy().delay_s(attempt, retry_after) <= high
+
+
+NASTY = st.text(alphabet=st.sampled_from(list("AZaz09.-^=/?#%;:' \\\"\r\n\x00АÉ_&+")), min_size=1, max_size=18)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.one_of(NASTY, st.sampled_from(["AAPL/../../admin?", "AAPL#x", "BRK.B", "^GSPC", "EURUSD=X", "%2e%2e"])))
+def test_any_string_is_refused_or_fetched_as_exactly_that_symbol(emulator, source, tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("u") / "u.txt"
+    path.write_bytes(text.encode("utf-8", "surrogatepass") + b"\n")
+    try:
+        symbols = load_universe(path)
+    except UniverseError:
+        return
+    for symbol in symbols:
+        answer = source.fetch_chart(1, symbol)
+        assert not answer.is_error, (symbol, answer)
+        assert answer.payload["meta"]["symbol"] == symbol  # the emulator saw /v8/finance/chart/<symbol>
