@@ -9,12 +9,13 @@ from etl.errors import UniverseError
 
 DEFAULT_UNIVERSE_PATH = Path(__file__).resolve().parents[1] / "data" / "universe" / "default.csv"
 
-_TICKER = re.compile(r"[A-Z0-9.\-^=]{1,15}", re.ASCII)
+# Starts with a letter, a digit or ^ (an index): "." or "-" alone would be a dot-segment or nothing in a URL path.
+_TICKER = re.compile(r"[A-Z0-9^][A-Z0-9.\-^=]{0,14}", re.ASCII)
 # A US class share spelled with a dot (BRK.B, BF.B, HEI.A): Yahoo wants a dash and silently returns
 # nothing for the dot. Only classes A to C are taken as shares: Yahoo's market suffixes (VOD.L, RY.TO,
 # SAP.DE, 7203.T) keep their dot.
 _CLASS_SHARE = re.compile(r"([A-Z]{1,5})\.([A-C])")
-_HOW = "letters, digits, . - ^ = only, at most 15 characters"
+_HOW = "letters, digits, . - ^ = only, starting with a letter, digit or ^, at most 15 characters"
 
 
 def load_universe(path: Path) -> list[str]:
@@ -30,7 +31,7 @@ def load_universe(path: Path) -> list[str]:
 def to_symbol(path: Path, line_no: int, value: str) -> str:
     """One value as Yahoo's symbol: stripped, upper-cased, class-share dot as a dash."""
     symbol = value.strip().upper()
-    if not _TICKER.fullmatch(symbol) or ".." in symbol:
+    if not _TICKER.fullmatch(symbol) or ".." in symbol or symbol == "^":
         raise UniverseError(f"{path} line {line_no}: {value!r} is not a ticker symbol ({_HOW}); fix or remove that line")
     return _CLASS_SHARE.sub(r"\1-\2", symbol) if _CLASS_SHARE.fullmatch(symbol) else symbol
 

@@ -120,7 +120,8 @@ NASTY = st.text(alphabet=st.sampled_from(list("AZaz09.-^=/?#%;:' \\\"\r\n\x00–ê√
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.one_of(NASTY, st.sampled_from(["AAPL/../../admin?", "AAPL#x", "BRK.B", "^GSPC", "EURUSD=X", "%2e%2e"])))
+@given(text=st.one_of(NASTY, st.sampled_from(["AAPL/../../admin?", "AAPL#x", "BRK.B", "^GSPC", "EURUSD=X", "%2e%2e",
+                                               ".", "..", "-", "^", "A."])))
 def test_any_string_is_refused_or_fetched_as_exactly_that_symbol(emulator, source, tmp_path_factory, text):
     path = tmp_path_factory.mktemp("u") / "u.txt"
     path.write_bytes(text.encode("utf-8", "surrogatepass") + b"\n")

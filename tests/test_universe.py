@@ -39,7 +39,7 @@ def test_symbols_are_read_and_normalised(tmp_path, text, symbols):
 @pytest.mark.parametrize(
     "bad",
     ["AA PL", "AAPL;DROP", "A/B", "A..B", "A?B", "A%20", "'AAPL'", '"X"', "A\rB", "АAPL", "X" * 16,
-     "select * from bars", "AAPL/../../admin"],
+     "select * from bars", "AAPL/../../admin", ".", "-", "^", ".A", "=X"],
 )
 def test_a_bad_symbol_is_one_line_naming_file_line_and_value(tmp_path, bad):
     path = universe_file(tmp_path, f"AAPL\n{bad}\n")
@@ -91,4 +91,4 @@ def test_any_line_is_refused_or_becomes_a_plain_ticker(tmp_path_factory, line):
         symbols = load_universe(path)
     except UniverseError:
         return
-    assert all(re.fullmatch(r"[A-Z0-9.\-^=]{1,15}", s) for s in symbols)
+    assert all(re.fullmatch(r"[A-Z0-9^][A-Z0-9.\-^=]{0,14}", s) and s != "^" for s in symbols)
