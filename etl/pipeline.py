@@ -36,17 +36,17 @@ def _collect_locked(settings: Settings, symbols: list[str], batches: list[Batch]
     writer = RunWriter(settings.lake_dir, run_id, started_at.date(), row_group_rows=settings.row_group_rows)
     try:
         status, message = _write_batches(batches, source, writer, settings, run_id, on_batch)
+        run = metrics.RunRecord(
+            run_id=run_id, started_at=started_at, finished_at=dt.datetime.now(dt.timezone.utc),
+            status=status, message=message, n_symbols=len(symbols), n_batches=len(batches),
+            batch_size=settings.batch_size, api_calls=source.counter.total,
+            source_url=_source_url(settings), settings=settings.to_json(),
+        )
+        writer.write(RUNS, metrics.to_runs_record(run))
+        writer.publish()
     except BaseException:
         writer.discard()
         raise
-    run = metrics.RunRecord(
-        run_id=run_id, started_at=started_at, finished_at=dt.datetime.now(dt.timezone.utc),
-        status=status, message=message, n_symbols=len(symbols), n_batches=len(batches),
-        batch_size=settings.batch_size, api_calls=source.counter.total,
-        source_url=_source_url(settings), settings=settings.to_json(),
-    )
-    writer.write(RUNS, metrics.to_runs_record(run))
-    writer.publish()
     return run
 
 

@@ -33,6 +33,17 @@ def staging_dir_for(lake_dir: Path) -> Path:
 
 
 @contextlib.contextmanager
+def disk_errors(path: Path) -> Iterator[None]:
+    """A full disk or a failing device, as one line naming the file; the run's writer then discards its files."""
+    try:
+        yield
+    except OSError as exc:
+        raise LakeError(
+            f"writing {path} failed ({exc.strerror or exc}); this run is not committed, earlier runs are untouched"
+        ) from exc
+
+
+@contextlib.contextmanager
 def lake_lock(lake_dir: Path, run_id: str) -> Iterator[None]:
     """Hold the lake's single-writer lock: a kernel flock, so the OS frees it when its holder dies."""
     lock_path = lake_dir.parent / f".{lake_dir.name}.lock"
@@ -65,7 +76,8 @@ class PartitionFile:
         self._row_group_rows = row_group_rows
         self._buffer: list[pa.RecordBatch] = []
         self._buffered_rows = 0
-        self._writer = pq.ParquetWriter(staged_path, self._schema, compression="zstd", write_statistics=True)
+        with disk_errors(staged_path):
+            self._writer = pq.ParquetWriter(staged_path, self._schema, compression="zstd", write_statistics=True)
 
     def append(self, batch: pa.RecordBatch) -> None:
         if not batch.num_rows:
@@ -83,14 +95,16 @@ class PartitionFile:
         """Write what is buffered as row groups, so the buffer's memory can go."""
         if self._buffered_rows:
             table = pa.Table.from_batches(self._buffer, schema=self._schema)
-            self._writer.write_table(table, row_group_size=self._row_group_rows)
+            with disk_errors(self.staged_path):
+                self._writer.write_table(table, row_group_size=self._row_group_rows)
         self._buffer.clear()
         self._buffered_rows = 0
 
     def close(self) -> None:
         self.flush()
-        self._writer.close()
-        _fsync_path(self.staged_path)
+        with disk_errors(self.staged_path):
+            self._writer.close()
+            _fsync_path(self.staged_path)
 
 
 class RunWriter:
@@ -123,8 +137,11 @@ class RunWriter:
         for table in TABLES.values():
             if not any(name == table.name for name, _ in self._files):
                 self._file(table, self._default_partition(table))
-        ordered = sorted(self._files.items(), key=lambda item: list(TABLES).index(item[0][0]))
-        published = [self._publish_one(file) for _, file in ordered]
+        ordered = [file for _, file in sorted(self._files.items(), key=lambda item: list(TABLES).index(item[0][0]))]
+        # Every byte is written and fsynced before the first file appears in the lake: a full disk fails here.
+        for file in ordered:
+            file.close()
+        published = [self._publish_one(file) for file in ordered]
         shutil.rmtree(self._staging, ignore_errors=True)
         return published
 
@@ -158,13 +175,13 @@ class RunWriter:
         return self._files[key]
 
     def _publish_one(self, file: PartitionFile) -> Path:
-        file.close()
-        _make_dirs(file.final_path.parent)
-        try:
-            os.link(file.staged_path, file.final_path)
-        except FileExistsError as exc:
-            raise LakeError(f"{file.final_path} already exists; a published file is never replaced") from exc
-        _fsync_path(file.final_path.parent)
+        with disk_errors(file.final_path):
+            _make_dirs(file.final_path.parent)
+            try:
+                os.link(file.staged_path, file.final_path)
+            except FileExistsError as exc:
+                raise LakeError(f"{file.final_path} already exists; a published file is never replaced") from exc
+            _fsync_path(file.final_path.parent)
         return file.final_path
 
 

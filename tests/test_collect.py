@@ -2,6 +2,8 @@
 
 import json
 import os
+import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -12,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from conftest import run_cli, write_universe
+from conftest import REPO_DIR, run_cli, write_universe
 from etl.emulator import Emulator, EmulatorConfig
 from etl.schema import TABLES
 
@@ -270,3 +272,31 @@ def test_a_wave_of_not_found_is_an_outage_not_delistings(tmp_path, lake_dir):
     assert "8 of 10 symbols of this batch answered 'not found' at once" in result.stderr
     outcomes = duckdb.execute(f"select distinct outcome, error_type from {lake_sql(lake_dir, 'failures')}").fetchall()
     assert outcomes == [("error", "NoDataWave")]
+
+
+def _file_size_limit(max_bytes: int):
+    """For the child: files may not grow past max_bytes (EFBIG, as a full disk gives ENOSPC)."""
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+    return apply
+
+
+def test_a_write_failure_stops_the_run_in_one_line_and_keeps_earlier_runs(emulator, tmp_path, lake_dir):
+    small = write_universe(tmp_path / "small.txt", ["AAPL"])
+    assert collect(emulator, small, lake_dir).returncode == 0
+    before = {path: path.read_bytes() for path in lake_dir.rglob("*") if path.is_file()}
+    big = write_universe(tmp_path / "big.txt", [f"S{i:03d}" for i in range(60)])
+    result = subprocess.run(
+        [sys.executable, "-m", "etl", "collect", "--yahoo-url", emulator.url, "--universe", str(big),
+         "--lake", str(lake_dir)],
+        cwd=REPO_DIR, capture_output=True, text=True, timeout=120, preexec_fn=_file_size_limit(40_000),
+        env={k: v for k, v in os.environ.items() if not k.startswith("ETL_")},
+    )
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: writing ") and "this run is not committed" in last_line
+    assert {path: path.read_bytes() for path in lake_dir.rglob("*") if path.is_file()} == before
+    assert not any((lake_dir.parent / f".{lake_dir.name}.staging").rglob("*.parquet"))
+    (runs,) = duckdb.execute(f"select count(*) from {lake_sql(lake_dir, 'runs')}").fetchone()
+    assert runs == 1
