@@ -1,0 +1,191 @@
+"""The run report: one self-contained HTML page with a run's per-batch charts, its summary and a comparison."""
+
+import html
+import os
+from contextlib import suppress
+from pathlib import Path
+from string import Template
+
+import duckdb
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from etl import summary
+from etl.errors import LakeError
+
+# The same figures `python -m etl summary` prints with its defaults.
+COST_PER_CALL = 0.001
+FULL_SCALE = 5000
+MEMORY_LINES = (("rss_mb", "RSS"), ("uss_mb", "USS"), ("arrow_mb", "Arrow"))
+# Plotly's JS goes in once, inline, so the page opens offline; the logo would link out to plotly.com.
+CHART_CONFIG = {"displaylogo": False, "responsive": True}
+
+PAGE = Template("""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Run report $run_id</title>
+<style>
+body { font: 14px system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.5em; }
+.charts { display: grid; grid-template-columns: 1fr 1fr; gap: 0.5em 1em; }
+table { border-collapse: collapse; } th, td { padding: 2px 10px; border-bottom: 1px solid #ddd; }
+th { text-align: left; font-weight: normal; font-family: monospace; } td { text-align: right; }
+</style>
+<script>$plotly_js</script>
+</head>
+<body>
+<h1>Run report <code>$run_id</code></h1>
+<p>status $status, $n_symbols symbols in $batches_done batches, memory limit $memory_limit.</p>
+<div class="charts">$charts</div>
+<h2>Comparison with another run</h2>
+$comparison
+<h2>Performance summary</h2>
+$summary_table
+</body>
+</html>
+""")
+
+
+def write_report(lake_dir: Path, run_id: str | None, compare_run: str | None, out_path: Path | None) -> Path:
+    """Write the report of run_id (None: the latest) against compare_run (None: the run before) to out_path."""
+    con = summary.connect_lake(lake_dir)
+    figures = summary.run_summary(con, run_id, cost_per_call=COST_PER_CALL, full_scale=FULL_SCALE)
+    run_id = figures["run_id"]
+    batches = fetch_batches(con, run_id)
+    charts = [chart_memory(batches), chart_time(batches), chart_calls(batches), chart_success(batches)]
+    before = compare_run or fetch_previous_run(con, run_id)
+    comparison = to_comparison(con, before, run_id, batches) if before else "<p>No earlier run to compare with.</p>"
+    out_path = out_path or default_report_path(lake_dir)
+    write_atomically(out_path, to_page(figures, batches, charts, comparison))
+    return out_path
+
+
+def to_comparison(con: duckdb.DuckDBPyConnection, before: str, after: str, after_batches: dict[str, list]) -> str:
+    """Both runs' RSS in one chart beside the table of sql/compare.sql."""
+    rows = summary.compare_runs(con, before, after, cost_per_call=COST_PER_CALL, full_scale=FULL_SCALE)
+    chart = chart_rss_compare(before, fetch_batches(con, before), after, after_batches)
+    caption = f"<p>before <code>{html.escape(before)}</code>, after <code>{html.escape(after)}</code></p>"
+    return f'<div class="charts"><div>{to_div(chart)}</div><div>{caption}{to_table(rows)}</div></div>'
+
+
+def to_page(figures: dict, batches: dict[str, list], charts: list[go.Figure], comparison: str) -> str:
+    """The whole page: Plotly's JS once, the charts, the comparison and the summary table."""
+    return PAGE.substitute(
+        run_id=html.escape(figures["run_id"]), status=html.escape(figures["status"]),
+        n_symbols=figures["n_symbols"], batches_done=figures["batches_done"],
+        memory_limit=to_limit_text(batches), plotly_js=get_plotlyjs(),
+        charts="\n".join(to_div(chart) for chart in charts),
+        summary_table=to_table([{"metric": k, "value": v} for k, v in figures.items()]), comparison=comparison,
+    )
+
+
+def default_report_path(lake_dir: Path) -> Path:
+    """`<lake>-report.html` beside the lake, never inside it: the lake holds data only."""
+    lake_dir = lake_dir if lake_dir.name not in ("", "..") else lake_dir.resolve()
+    return lake_dir.parent / f"{lake_dir.name}-report.html"
+
+
+def fetch_batches(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, list]:
+    """The run's batches (sql/report_batches.sql) as one list per column."""
+    rows = summary.fetch_dicts(con, summary.load_sql("report_batches"), {"run_id": run_id})
+    columns = ("batch_no", "rss_mb", "uss_mb", "arrow_mb", "memory_limit_mb", "fetch_s", "write_s",
+               "api_calls", "n_ok", "n_failed")
+    return {name: [row[name] for row in rows] for name in columns}
+
+
+def fetch_previous_run(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
+    """The run that started last before run_id, if any."""
+    return summary.fetch_dicts(con, summary.load_sql("report_previous_run"), {"run_id": run_id})[0]["run_id"]
+
+
+def chart_memory(batches: dict[str, list]) -> go.Figure:
+    """RSS, USS and Arrow memory after each batch against the run's memory limit."""
+    x = batches["batch_no"]
+    fig = go.Figure([go.Scatter(x=x, y=batches[col], name=name, mode="lines+markers") for col, name in MEMORY_LINES])
+    fig.add_trace(go.Scatter(x=x, y=batches["memory_limit_mb"], name=f"limit {to_limit_text(batches)}",
+                             mode="lines", line={"dash": "dash", "color": "crimson"}))
+    # Arrow's pool holds a few MB, the limit is thousands: on a log axis every line stays readable.
+    return styled(fig, "Memory per batch (MB)", "MB", yaxis={"type": "log", "dtick": 1})
+
+
+def chart_time(batches: dict[str, list]) -> go.Figure:
+    """Seconds per batch, fetching and writing stacked."""
+    x = batches["batch_no"]
+    fig = go.Figure([go.Bar(x=x, y=batches[col], name=col) for col in ("fetch_s", "write_s")])
+    return styled(fig, "Time per batch (s)", "s", barmode="stack")
+
+
+def chart_calls(batches: dict[str, list]) -> go.Figure:
+    """HTTP requests sent for each batch."""
+    fig = go.Figure([go.Bar(x=batches["batch_no"], y=batches["api_calls"], name="api_calls")])
+    return styled(fig, "API calls per batch", "requests")
+
+
+def chart_success(batches: dict[str, list]) -> go.Figure:
+    """Symbols that ended ok and that did not, per batch."""
+    x = batches["batch_no"]
+    fig = go.Figure([go.Bar(x=x, y=batches["n_ok"], name="n_ok", marker_color="seagreen"),
+                     go.Bar(x=x, y=batches["n_failed"], name="n_failed", marker_color="crimson")])
+    return styled(fig, "Success per batch", "symbols", barmode="stack")
+
+
+def chart_rss_compare(before: str, before_batches: dict, after: str, after_batches: dict) -> go.Figure:
+    """Both runs' RSS after each batch, one line each."""
+    fig = go.Figure([go.Scatter(x=b["batch_no"], y=b["rss_mb"], name=f"{side} {run_id}", mode="lines+markers")
+                     for side, run_id, b in (("before", before, before_batches), ("after", after, after_batches))])
+    return styled(fig, "RSS per batch: two runs (MB)", "MB")
+
+
+def to_limit_text(batches: dict[str, list]) -> str:
+    """The run's memory limit as the page shows it: `2048 MB`."""
+    limit = batches["memory_limit_mb"][0] if batches["memory_limit_mb"] else None
+    return "unknown" if limit is None else f"{limit:g} MB"
+
+
+def styled(fig: go.Figure, title: str, y_title: str, **layout) -> go.Figure:
+    """The house look of every chart: a title, batch numbers along x, a legend on top."""
+    fig.update_layout(title=title, xaxis_title="batch", yaxis_title=y_title, height=340, template="plotly_white",
+                      margin={"l": 60, "r": 20, "t": 60, "b": 40}, **layout)
+    # Plotly lists stacked bars top first; keep the legend in the order the traces are named.
+    fig.update_layout(legend={"orientation": "h", "y": 1.12, "traceorder": "normal"})
+    return fig
+
+
+def to_div(fig: go.Figure) -> str:
+    """A chart as a <div> and the script that draws it, without Plotly's JS (the page has it once)."""
+    return pio.to_html(fig, full_html=False, include_plotlyjs=False, config=CHART_CONFIG)
+
+
+def to_table(rows: list[dict]) -> str:
+    """Rows as an HTML table; the first column names the row."""
+    header = "".join(f"<th>{html.escape(name)}</th>" for name in rows[0])
+    return f"<table><tr>{header}</tr>{''.join(to_row(row) for row in rows)}</table>"
+
+
+def to_row(row: dict) -> str:
+    """One table row: its first cell is a heading, the rest are figures."""
+    first, *rest = (to_text(value) for value in row.values())
+    return f"<tr><th>{first}</th>{''.join(f'<td>{cell}</td>' for cell in rest)}</tr>"
+
+
+def to_text(value) -> str:
+    """A figure as the summary command prints it: floats to 4 significant digits, or 1 decimal from 100 up."""
+    if isinstance(value, float):
+        value += 0.0  # SQL's round() leaves -0.0, which would print as "-0"
+        value = f"{value:,.1f}" if abs(value) >= 100 else f"{value:.4g}"
+    return "" if value is None else html.escape(str(value))
+
+
+def write_atomically(out_path: Path, text: str) -> None:
+    """Write through a temp file in the same folder, so a reader never sees half a page."""
+    tmp_path = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path.write_text(text, encoding="utf-8")
+        os.replace(tmp_path, out_path)
+    except OSError as exc:
+        with suppress(OSError):
+            tmp_path.unlink()
+        raise LakeError(f"cannot write the report to {out_path}: {exc.strerror or exc}") from exc
