@@ -1,7 +1,6 @@
 """Memory checks between batches: RSS and USS of the process (psutil) and Arrow's own allocations."""
 
 import gc
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
@@ -39,17 +38,16 @@ class MemoryCheck:
 
     def describe(self) -> str:
         return (
-            f"RSS {self.sample.rss_mb:.0f} MB stayed above --memory-limit-mb {self.limit_mb:.0f} after flushing "
-            "and gc; stopped cleanly with every batch so far kept; raise the limit or lower --batch-size"
+            f"RSS {self.sample.rss_mb:.0f} MB stayed above --memory-limit-mb {self.limit_mb:.0f} after gc; "
+            "stopped cleanly with every batch so far kept; raise the limit or lower --batch-size"
         )
 
 
-def check_memory(limit_mb: float, flush: Callable[[], None]) -> MemoryCheck:
-    """Measure; above the limit, flush buffers, collect garbage and measure again."""
+def check_memory(limit_mb: float) -> MemoryCheck:
+    """Measure; above the limit, collect garbage, hand Arrow's unused memory back and measure again."""
     sample = sample_memory()
     if sample.rss_mb <= limit_mb:
         return MemoryCheck(sample, gc_ran=False, limit_mb=limit_mb)
-    flush()
     gc.collect()
     pa.default_memory_pool().release_unused()
     return MemoryCheck(sample_memory(), gc_ran=True, limit_mb=limit_mb)

@@ -1,9 +1,11 @@
-"""The Parquet lake's writer: streaming files staged outside the lake, published whole, never torn.
+"""Publishing into the Parquet lake: one writer at a time, whole files only, the `runs` manifest last.
 
-Layout: `<lake>/<table>/[<key>=<value>/]<run_id>.parquet`. A file is written under the staging
-folder (a sibling of the lake, on the same filesystem, so no `**/*.parquet` glob over the lake can
-see it), fsynced, then linked into the lake (os.link refuses to replace anything) and the folder
-fsynced. The run's `runs` row is published last: readers trust a run once that row exists.
+Layout: `<lake>/<table>/[<key>=<value>/]<run_id>.parquet`. When a run ends, the parts of its
+committed batches (etl/staging.py) are merged per table and partition into a file with large row
+groups, staged beside the lake (so no `**/*.parquet` glob over the lake can see it), fsynced, then
+linked into the lake (os.link refuses to replace anything) and the folder fsynced. The run's `runs`
+row is published last: readers trust a run once that row exists. Publishing again after a kill
+picks up where it stopped: a merged file is kept once complete, a file already linked is skipped.
 """
 
 import contextlib
@@ -11,40 +13,20 @@ import datetime as dt
 import fcntl
 import json
 import os
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl.errors import LakeError
-from etl.schema import SCHEMA_VERSION, TABLES, Table
-
-
-_MAX_BUFFERED_BATCHES = 64
-
-
-def staging_dir_for(lake_dir: Path) -> Path:
-    """Where a lake's files are written before they are published: beside the lake, never inside."""
-    return lake_dir.parent / f".{lake_dir.name}.staging"
+from etl.schema import RUNS, TABLES, Table
+from etl.staging import RunStaging, default_partition, disk_errors, file_schema, fsync_path, lake_folder
 
 
 @contextlib.contextmanager
-def disk_errors(path: Path) -> Iterator[None]:
-    """A full disk or a failing device, as one line naming the file; the run's writer then discards its files."""
-    try:
-        yield
-    except OSError as exc:
-        raise LakeError(
-            f"writing {path} failed ({exc.strerror or exc}); this run is not committed, earlier runs are untouched"
-        ) from exc
-
-
-@contextlib.contextmanager
-def lake_lock(lake_dir: Path, run_id: str) -> Iterator[None]:
+def lake_lock(lake_dir: Path) -> Iterator[None]:
     """Hold the lake's single-writer lock: a kernel flock, so the OS frees it when its holder dies."""
     lock_path = lake_dir.parent / f".{lake_dir.name}.lock"
     try:
@@ -58,7 +40,7 @@ def lake_lock(lake_dir: Path, run_id: str) -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
             raise LakeError(f"{lake_dir} is being written by another run ({holder}); wait for it to finish") from None
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id}
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": dt.datetime.now(dt.timezone.utc).isoformat()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         yield
@@ -66,123 +48,62 @@ def lake_lock(lake_dir: Path, run_id: str) -> Iterator[None]:
         os.close(fd)
 
 
-class PartitionFile:
-    """One Parquet file being written: rows are buffered until a row group is large enough."""
-
-    def __init__(self, table: Table, staged_path: Path, final_path: Path, row_group_rows: int) -> None:
-        self.staged_path = staged_path
-        self.final_path = final_path
-        self._schema = table.schema.with_metadata({"etl.schema_version": SCHEMA_VERSION, "etl.table": table.name})
-        self._row_group_rows = row_group_rows
-        self._buffer: list[pa.RecordBatch] = []
-        self._buffered_rows = 0
-        with disk_errors(staged_path):
-            self._writer = pq.ParquetWriter(staged_path, self._schema, compression="zstd", write_statistics=True)
-
-    def append(self, batch: pa.RecordBatch) -> None:
-        if not batch.num_rows:
-            return
-        self._buffer.append(batch)
-        self._buffered_rows += batch.num_rows
-        if self._buffered_rows >= self._row_group_rows:
-            self.flush()
-        elif len(self._buffer) >= _MAX_BUFFERED_BATCHES:
-            # Small tables (a row a batch) never fill a row group; thousands of one-row batches cost
-            # ~10 KB of bookkeeping each, so they are merged into one as they come.
-            self._buffer = [pa.concat_batches(self._buffer)]
-
-    def flush(self) -> None:
-        """Write what is buffered as row groups, so the buffer's memory can go."""
-        if self._buffered_rows:
-            table = pa.Table.from_batches(self._buffer, schema=self._schema)
-            with disk_errors(self.staged_path):
-                self._writer.write_table(table, row_group_size=self._row_group_rows)
-        self._buffer.clear()
-        self._buffered_rows = 0
-
-    def close(self) -> None:
-        self.flush()
-        with disk_errors(self.staged_path):
-            self._writer.close()
-            _fsync_path(self.staged_path)
+def publish_run(staging: RunStaging, lake_dir: Path, runs_record: pa.RecordBatch, *, row_group_rows: int) -> list[Path]:
+    """Merge the run's parts into one file per table and partition, link each into the lake, `runs` last."""
+    if 0 not in staging.committed():  # batch 0 holds the manifest; one staged before a kill is kept
+        with staging.batch(0) as manifest:
+            manifest.write(RUNS, runs_record)
+    by_folder = staging.parts()
+    for table in TABLES.values():
+        if not any(folder.parts[0] == table.name for folder in by_folder):
+            by_folder[lake_folder(table, default_partition(table, staging.started_at.date()))] = []
+    # `runs` sorts last: every data file is in the lake before the manifest that makes readers trust them.
+    ordered = sorted(by_folder.items(), key=lambda item: list(TABLES).index(item[0].parts[0]))
+    merged = [_merge(staging, folder, parts, row_group_rows) for folder, parts in ordered]
+    published = [_link(path, lake_dir / path.relative_to(staging.folder / "merged")) for path in merged]
+    staging.discard()
+    return published
 
 
-class RunWriter:
-    """Streams one run's record batches into staged Parquet files and publishes them at the end."""
+def _merge(staging: RunStaging, folder: Path, parts: list[Path], row_group_rows: int) -> Path:
+    """The parts of one table and partition as one file of full row groups; kept once complete."""
+    path = staging.folder / "merged" / folder / f"{staging.run_id}.parquet"
+    if path.exists():
+        return path
+    table = TABLES[folder.parts[0]]
+    pending = path.with_name(path.name + ".tmp")
+    with disk_errors(pending):
+        pending.parent.mkdir(parents=True, exist_ok=True)
+        with pq.ParquetWriter(pending, file_schema(table), compression="zstd", write_statistics=True) as writer:
+            for group in _row_groups(table, parts, row_group_rows):
+                writer.write_table(group, row_group_size=row_group_rows)
+        fsync_path(pending)
+        os.rename(pending, path)
+    return path
 
-    def __init__(self, lake_dir: Path, run_id: str, run_date: dt.date, *, row_group_rows: int) -> None:
-        self.lake_dir = lake_dir
-        self.run_id = run_id
-        self.run_date = run_date
-        self._row_group_rows = row_group_rows
-        self._staging = staging_dir_for(lake_dir) / run_id
-        self._files: dict[tuple[str, str | None], PartitionFile] = {}
+
+def _row_groups(table: Table, parts: list[Path], row_group_rows: int) -> Iterator[pa.Table]:
+    """The parts' rows in order, cut into row groups of exactly row_group_rows (the last one shorter)."""
+    buffered = table.schema.empty_table()
+    for part in parts:
+        buffered = pa.concat_tables([buffered, pq.read_table(part, schema=table.schema)])
+        while buffered.num_rows >= row_group_rows:
+            yield buffered.slice(0, row_group_rows).combine_chunks()
+            buffered = buffered.slice(row_group_rows)
+    if buffered.num_rows:
+        yield buffered.combine_chunks()
+
+
+def _link(staged: Path, final: Path) -> Path:
+    with disk_errors(final):
+        _make_dirs(final.parent)
         try:
-            self._staging.mkdir(parents=True, exist_ok=False)
-        except OSError as exc:
-            raise LakeError(f"cannot create staging folder {self._staging}: {exc.strerror}") from exc
-
-    def write(self, table: Table, batch: pa.RecordBatch) -> None:
-        """Append a batch to the table's file(s); it may span several partitions."""
-        for partition, part in self._split(table, batch):
-            self._file(table, partition).append(part)
-
-    def flush(self) -> None:
-        """Write every buffered row out now (under memory pressure)."""
-        for file in self._files.values():
-            file.flush()
-
-    def publish(self) -> list[Path]:
-        """Close every file and move it into the lake, the `runs` manifest last."""
-        for table in TABLES.values():
-            if not any(name == table.name for name, _ in self._files):
-                self._file(table, self._default_partition(table))
-        ordered = [file for _, file in sorted(self._files.items(), key=lambda item: list(TABLES).index(item[0][0]))]
-        # Every byte is written and fsynced before the first file appears in the lake: a full disk fails here.
-        for file in ordered:
-            file.close()
-        published = [self._publish_one(file) for file in ordered]
-        shutil.rmtree(self._staging, ignore_errors=True)
-        return published
-
-    def discard(self) -> None:
-        """Drop every staged file of this run; nothing in the lake changes."""
-        shutil.rmtree(self._staging, ignore_errors=True)
-
-    def _split(self, table: Table, batch: pa.RecordBatch):
-        if table.partition_key != "year":
-            yield self._default_partition(table), batch
-            return
-        years = pc.year(batch.column("date"))
-        for year in pc.unique(years).to_pylist():
-            yield str(year), batch.filter(pc.equal(years, year))
-
-    def _default_partition(self, table: Table) -> str | None:
-        # Quotes are filed under the day they were collected, bars under the year of each bar.
-        if table.partition_key == "date":
-            return self.run_date.isoformat()
-        if table.partition_key == "year":
-            return str(self.run_date.year)
-        return None
-
-    def _file(self, table: Table, partition: str | None) -> PartitionFile:
-        key = (table.name, partition)
-        if key not in self._files:
-            folder = Path(table.name) if partition is None else Path(table.name, f"{table.partition_key}={partition}")
-            staged = self._staging / f"{table.name}-{partition or 'all'}.parquet"
-            final = self.lake_dir / folder / f"{self.run_id}.parquet"
-            self._files[key] = PartitionFile(table, staged, final, self._row_group_rows)
-        return self._files[key]
-
-    def _publish_one(self, file: PartitionFile) -> Path:
-        with disk_errors(file.final_path):
-            _make_dirs(file.final_path.parent)
-            try:
-                os.link(file.staged_path, file.final_path)
-            except FileExistsError as exc:
-                raise LakeError(f"{file.final_path} already exists; a published file is never replaced") from exc
-            _fsync_path(file.final_path.parent)
-        return file.final_path
+            os.link(staged, final)
+        except FileExistsError as exc:
+            if not os.path.samefile(staged, final):  # linked before this run was cut off: already published
+                raise LakeError(f"{final} already exists; a published file is never replaced") from exc
+        fsync_path(final.parent)
+    return final
 
 
 def _make_dirs(folder: Path) -> None:
@@ -192,12 +113,5 @@ def _make_dirs(folder: Path) -> None:
         folder = folder.parent
     for new_folder in reversed(missing):
         new_folder.mkdir(exist_ok=True)
-        _fsync_path(new_folder.parent)
+        fsync_path(new_folder.parent)
 
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

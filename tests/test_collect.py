@@ -195,10 +195,10 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(emulator, tmp_path
     from etl.sink import lake_lock
 
     universe = write_universe(tmp_path / "u.txt", ["AAPL"])
-    with lake_lock(lake_dir, "holder-run"):
+    with lake_lock(lake_dir):
         result = collect(emulator, universe, lake_dir)
     assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and "holder-run" in result.stderr and f'"pid": {os.getpid()}' in result.stderr
+    assert result.stderr.count("\n") == 1 and f'"pid": {os.getpid()}' in result.stderr
     assert emulator.total_requests() == 0 and not lake_dir.exists()
     assert collect(emulator, universe, lake_dir).returncode == 0
 
@@ -206,7 +206,7 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(emulator, tmp_path
 def test_the_lock_dies_with_its_holder(emulator, tmp_path, lake_dir):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; from etl.sink import lake_lock\n"
-         f"with lake_lock(Path({str(lake_dir)!r}), 'doomed'):\n    print('locked', flush=True); time.sleep(60)"],
+         f"with lake_lock(Path({str(lake_dir)!r})):\n    print('locked', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )
     assert holder.stdout.readline().strip() == "locked"
@@ -295,8 +295,8 @@ def test_a_write_failure_stops_the_run_in_one_line_and_keeps_earlier_runs(emulat
     )
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: writing ") and "this run is not committed" in last_line
+    assert last_line.startswith("error: writing ") and "nothing of this run is published" in last_line
     assert {path: path.read_bytes() for path in lake_dir.rglob("*") if path.is_file()} == before
-    assert not any((lake_dir.parent / f".{lake_dir.name}.staging").rglob("*.parquet"))
+    assert not any((lake_dir.parent / f".{lake_dir.name}.staging").rglob("*.tmp"))
     (runs,) = duckdb.execute(f"select count(*) from {lake_sql(lake_dir, 'runs')}").fetchone()
     assert runs == 1

@@ -1,0 +1,234 @@
+"""A run's staging folder beside the lake: its plan, and every batch committed whole as Parquet parts.
+
+    .<lake>.staging/<run_id>/
+        plan.json                                   what the run collects; the same plan again resumes it
+        batches/000007/bars/year=2026/part.parquet  a committed batch, one part a table and partition
+        batches/000008.tmp/...                      a batch being written: never read, removed on resume
+        merged/bars/year=2026/<run_id>.parquet      the lake's files, merged from the parts when publishing
+
+A batch's parts are written in `<batch>.tmp`, fsynced, then the folder is renamed: a kill at any
+instant leaves a batch whole or absent, so a resumed run re-fetches only the batches in flight.
+"""
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from etl.errors import ConfigError, LakeError
+from etl.schema import SCHEMA_VERSION, Table
+
+log = logging.getLogger(__name__)
+
+PART_NAME = "part.parquet"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run collects: a rerun with an equal plan continues the unfinished run instead of starting one."""
+
+    symbols: tuple[str, ...]
+    batch_size: int
+    history: str
+    source_url: str
+
+
+def staging_dir_for(lake_dir: Path) -> Path:
+    """Where a lake's files are written before they are published: beside the lake, never inside."""
+    return lake_dir.parent / f".{lake_dir.name}.staging"
+
+
+def lake_folder(table: Table, partition: str | None) -> Path:
+    """A table's (partition's) folder, relative to the lake: `bars/year=2026`."""
+    return Path(table.name) if partition is None else Path(table.name, f"{table.partition_key}={partition}")
+
+
+def file_schema(table: Table) -> pa.Schema:
+    """The table's schema as written to every file: the schema version travels in the Parquet metadata."""
+    return table.schema.with_metadata({"etl.schema_version": SCHEMA_VERSION, "etl.table": table.name})
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def disk_errors(path: Path) -> Iterator[None]:
+    """A full disk or a failing device, as one line naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise LakeError(
+            f"writing {path} failed ({exc.strerror or exc}); nothing of this run is published, earlier runs "
+            "are untouched, and a rerun resumes after this run's last committed batch"
+        ) from exc
+
+
+class RunStaging:
+    """One run's staged batches; created new, or reopened to resume a run that was cut off."""
+
+    def __init__(self, folder: Path, run_id: str, started_at: dt.datetime) -> None:
+        self.folder = folder
+        self.run_id = run_id
+        self.started_at = started_at
+
+    def committed(self) -> set[int]:
+        """The numbers of the batches committed so far."""
+        return {int(path.name) for path in (self.folder / "batches").glob("[0-9]*") if path.name.isdigit()}
+
+    @contextlib.contextmanager
+    def batch(self, batch_no: int) -> Iterator["BatchParts"]:
+        """Write one batch's parts; they are committed, all at once, when the block ends without error."""
+        final = self.folder / "batches" / f"{batch_no:06d}"
+        pending = final.with_name(final.name + ".tmp")
+        shutil.rmtree(pending, ignore_errors=True)
+        parts = BatchParts(pending, self.started_at.date())
+        try:
+            yield parts
+            with disk_errors(pending):
+                parts.sync()
+                os.rename(pending, final)
+                fsync_path(final.parent)
+        except BaseException:
+            shutil.rmtree(pending, ignore_errors=True)
+            raise
+
+    def parts(self) -> dict[Path, list[Path]]:
+        """Every committed part by its lake folder (`bars/year=2026`), in batch order."""
+        by_folder: dict[Path, list[Path]] = {}
+        for batch_dir in sorted(p for p in (self.folder / "batches").glob("[0-9]*") if p.name.isdigit()):
+            for part in sorted(batch_dir.rglob(PART_NAME)):
+                by_folder.setdefault(part.parent.relative_to(batch_dir), []).append(part)
+        return by_folder
+
+    def read(self, table: Table) -> pa.Table:
+        """Every committed row of a small table (`batches`, `failures`), for judging the whole run."""
+        paths = [part for folder, parts in self.parts().items() if folder.parts[0] == table.name for part in parts]
+        return pa.concat_tables([pq.read_table(p, schema=table.schema) for p in paths] or [table.schema.empty_table()])
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class BatchParts:
+    """The parts of one batch being written: a Parquet file per table and partition, each written once."""
+
+    def __init__(self, folder: Path, run_date: dt.date) -> None:
+        self.folder = folder
+        self.run_date = run_date
+        self._written: list[Path] = []
+
+    def write(self, table: Table, batch: pa.RecordBatch) -> None:
+        """Write a batch's rows of a table; bars may span several years, so several partitions."""
+        for partition, rows in self._split(table, batch):
+            path = self.folder / lake_folder(table, partition) / PART_NAME
+            with disk_errors(path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # Cast to the canonical schema: a column of another type fails here, never drifts into the lake.
+                rows_table = pa.Table.from_batches([rows]).cast(table.schema)
+                pq.write_table(rows_table.replace_schema_metadata(file_schema(table).metadata), path, compression="zstd")
+            self._written.append(path)
+
+    def sync(self) -> None:
+        """Make every part and folder durable before the batch is committed by its rename."""
+        folders = {self.folder}
+        for path in self._written:
+            fsync_path(path)
+            folders.update(p for p in path.parents if self.folder in p.parents)
+        for folder in folders:
+            fsync_path(folder)
+
+    def _split(self, table: Table, batch: pa.RecordBatch) -> Iterator[tuple[str | None, pa.RecordBatch]]:
+        if not batch.num_rows:
+            return
+        if table.partition_key != "year":
+            yield default_partition(table, self.run_date), batch
+            return
+        years = pc.year(batch.column("date"))
+        for year in pc.unique(years).to_pylist():
+            yield str(year), batch.filter(pc.equal(years, year))
+
+
+def default_partition(table: Table, run_date: dt.date) -> str | None:
+    """Quotes are filed under the day they were collected, bars under their year (the run's for an empty run)."""
+    if table.partition_key == "date":
+        return run_date.isoformat()
+    if table.partition_key == "year":
+        return str(run_date.year)
+    return None
+
+
+def open_run(lake_dir: Path, plan: RunPlan, *, new_run_id: str, started_at: dt.datetime,
+             resume: bool = False) -> RunStaging:
+    """The unfinished run of this plan, to resume; else a new one. Leftovers of finished or other plans go."""
+    unfinished = [run for run, saved in _leftovers(lake_dir) if _settle(lake_dir, run, saved, plan)]
+    if unfinished:
+        run = unfinished[-1]
+        log.info("resuming run %s: %d batches already committed", run.run_id, len(run.committed()))
+        return run
+    if resume:
+        raise ConfigError(
+            f"--resume: no unfinished run of this universe and settings in {staging_dir_for(lake_dir)}; "
+            "run without --resume to start one"
+        )
+    return _create(lake_dir, plan, new_run_id, started_at)
+
+
+def _leftovers(lake_dir: Path) -> list[tuple[RunStaging, dict]]:
+    """Every run folder left in the staging folder with its plan, oldest first; one without a readable plan goes."""
+    runs = []
+    root = staging_dir_for(lake_dir)
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            saved = json.loads((folder / "plan.json").read_text())
+            run = RunStaging(folder, saved["run_id"], dt.datetime.fromisoformat(saved["started_at"]))
+            runs.append((run, saved["plan"]))
+        except (OSError, ValueError, KeyError):
+            shutil.rmtree(folder, ignore_errors=True)
+    return runs
+
+
+def _settle(lake_dir: Path, run: RunStaging, saved: dict, plan: RunPlan) -> bool:
+    """Whether a leftover run is this plan's unfinished one; otherwise its folder is removed."""
+    finished = (lake_dir / "runs" / f"{run.run_id}.parquet").exists()
+    if not finished and saved == _to_json(plan):
+        for pending in (run.folder / "batches").glob("*.tmp"):
+            shutil.rmtree(pending)
+        return True
+    if not finished:
+        log.info("discarding unfinished run %s: it collected another universe or with other settings", run.run_id)
+    run.discard()
+    return False
+
+
+def _create(lake_dir: Path, plan: RunPlan, run_id: str, started_at: dt.datetime) -> RunStaging:
+    folder = staging_dir_for(lake_dir) / run_id
+    saved = {"run_id": run_id, "started_at": started_at.isoformat(), "plan": _to_json(plan)}
+    try:
+        (folder / "batches").mkdir(parents=True)
+        pending = folder / "plan.json.tmp"
+        pending.write_text(json.dumps(saved))
+        fsync_path(pending)
+        os.rename(pending, folder / "plan.json")
+        fsync_path(folder)
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise LakeError(f"cannot create the staging folder {folder} ({exc.strerror}); check the lake's parent folder") from exc
+    return RunStaging(folder, run_id, started_at)
+
+
+def _to_json(plan: RunPlan) -> dict:
+    return asdict(plan) | {"symbols": list(plan.symbols)}
