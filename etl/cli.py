@@ -91,6 +91,23 @@ def summary_command(lake, run_id, compare, cost_per_call, full_scale, output_for
     _print_summary(lake, run_id, compare, cost_per_call, full_scale, output_format)
 
 
+@app.command("report")
+@lake_option(DEFAULT_LAKE_DIR)
+@click.option("--run", "run_id", help="Run id (default: the latest run).")
+@click.option("--compare", "compare_run", help="Run id to compare with (default: the run before).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="HTML file to write (default: <lake>-report.html beside the lake).")
+def report_command(lake, run_id, compare_run, out_path) -> None:
+    """Write a run's charts, summary and comparison with another run as one HTML page that opens offline.
+
+    Example: python -m etl report --lake data/demo --out data/demo-report.html
+    """
+    from etl import report  # plotly and DuckDB are loaded by the commands that read, never by collect
+
+    with _errors_to_exit():
+        click.echo(report.write_report(lake, run_id, compare_run, out_path))
+
+
 @app.command()
 @click.argument("sql")
 @lake_option(DEFAULT_LAKE_DIR)
