@@ -23,10 +23,11 @@ install: $(STAMP) ## Create .venv and install the package with its dev tools
 
 demo: $(STAMP) ## Run the job offline against the Yahoo emulator into data/demo and print the summary
 	$(PY) -m etl demo $(ARGS)
+	$(PY) -m etl report --lake data/demo
 
 collect: $(STAMP) ## Collect the default universe from Yahoo Finance into data/lake and print the summary
-	@# The summary runs in its own process, as any reader of the lake would; exit 2 means nothing was run.
-	$(PY) -m etl collect --lake $(LAKE) $(ARGS); status=$$?; [ $$status -eq 2 ] || $(PY) -m etl summary --lake $(LAKE); exit $$status
+	@# The summary and the report run in their own processes, as any reader of the lake would; exit 2 means nothing was run.
+	$(PY) -m etl collect --lake $(LAKE) $(ARGS); status=$$?; [ $$status -eq 2 ] || { $(PY) -m etl summary --lake $(LAKE) && $(PY) -m etl report --lake $(LAKE); }; exit $$status
 
 summary: $(STAMP) ## Print the summary of the latest run in LAKE (ARGS="--compare A B" for two runs)
 	$(PY) -m etl summary --lake $(LAKE) $(ARGS)
