@@ -48,14 +48,17 @@ def app() -> None:
 @click.option("--memory-limit-mb", default=2048.0, show_default=True, help="Stop cleanly above this RSS after gc.")
 @click.option("--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, help="Requests in flight at once.")
 @click.option("--min-success", default=0.95, show_default=True, help="Exit 1 when fewer symbols than this share end ok.")
-def collect(universe, lake, batch_size, history, yahoo_url, memory_limit_mb, concurrency, min_success) -> None:
+@click.option("--timeout-s", default=30.0, show_default=True, help="Give up on a request after this long (then retry).")
+@click.option("--resume", is_flag=True, help="Continue the unfinished run of this plan; fail if there is none.")
+def collect(universe, lake, batch_size, history, yahoo_url, memory_limit_mb, concurrency, min_success, timeout_s,
+            resume) -> None:
     """Collect quotes and daily bars for a universe into the lake; `summary` then reports on the run.
 
     Example: python -m etl collect --universe data/universe/default.csv --lake data/lake
     """
     _collect(_settings(universe_path=universe, lake_dir=lake, batch_size=batch_size, history=history,
                        yahoo_url=yahoo_url, memory_limit_mb=memory_limit_mb, concurrency=concurrency,
-                       min_success=min_success))
+                       min_success=min_success, timeout_s=timeout_s, resume=resume))
 
 
 @app.command()
@@ -132,8 +135,10 @@ def query(sql, lake, output_format) -> None:
 @click.option("--rate-limit-rps", type=float, help="Above this many requests a second: HTTP 429.")
 @click.option("--delisted", default="", help="Comma-separated symbols answered as delisted.")
 @click.option("--null-fraction", default=0.0, show_default=True, help="Fraction of bars sent as nulls.")
+@click.option("--stall-rate", default=0.0, show_default=True, help="Fraction of data requests left hanging (timeouts).")
+@click.option("--stall-s", default=5.0, show_default=True, help="How long a hanging request waits before its answer.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the synthetic data.")
-def emulator(port, latency_ms, error_rate, rate_limit_rps, delisted, null_fraction, seed) -> None:
+def emulator(port, latency_ms, error_rate, rate_limit_rps, delisted, null_fraction, stall_rate, stall_s, seed) -> None:
     """Serve the Yahoo Finance emulator (synthetic data) until interrupted.
 
     Example: python -m etl emulator --port 8765 --latency-ms 100 --delisted ZZZZ
@@ -141,6 +146,7 @@ def emulator(port, latency_ms, error_rate, rate_limit_rps, delisted, null_fracti
     config = EmulatorConfig(
         seed=seed, latency_ms=latency_ms, error_rate=error_rate, rate_limit_rps=rate_limit_rps,
         delisted=frozenset(s for s in delisted.upper().split(",") if s), null_fraction=null_fraction,
+        stall_rate=stall_rate, stall_s=stall_s,
     )
     serve(host="127.0.0.1", port=port, config=config)
 

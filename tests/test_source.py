@@ -97,6 +97,15 @@ def test_passing_server_errors_are_retried_and_every_attempt_counted():
         assert counter.total == emu.total_requests() > 20
 
 
+def test_a_hung_request_times_out_and_is_retried_with_every_attempt_counted():
+    with Emulator(EmulatorConfig(stall_rate=0.5, stall_s=1.0, seed=5)) as emu:
+        session, counter = new_session(emu.url, retry=FAST_RETRY)
+        statuses = [session.get(f"https://query2.finance.yahoo.com/v8/finance/chart/S{i}", timeout=0.2).status_code
+                    for i in range(6)]
+        assert statuses == [200] * 6
+        assert counter.total == emu.total_requests() > 6
+
+
 def test_the_last_answer_is_returned_when_retries_run_out():
     with Emulator(EmulatorConfig(error_rate=1.0)) as emu:
         session, counter = new_session(emu.url, retry=RetryPolicy(attempts=3, base_s=0.001))

@@ -54,6 +54,11 @@ class EmulatorConfig:
     rate_limit_rps: float | None = None
     delisted: frozenset[str] = frozenset()
     null_fraction: float = 0.0
+    # A share of data requests answered only after stall_s: a hung connection that the client must time out.
+    stall_rate: float = 0.0
+    stall_s: float = 5.0
+    # The market's clock (None: the real one); a fixed instant makes every answer repeatable.
+    as_of: dt.datetime | None = None
     host: str = "127.0.0.1"
     port: int = 0
 
@@ -69,8 +74,8 @@ class _State:
         self.dice = random.Random(config.seed)
         self.recent: deque[float] = deque()
 
-    def admit(self, endpoint: str) -> int | None:
-        """Count the request; the status of a fault that answers it instead (429, 500), if any."""
+    def admit(self, endpoint: str) -> str | None:
+        """Count the request; the fault that answers it instead ("429", "500", "stall"), if any."""
         now = _clock()
         with self.lock:
             self.counts[endpoint] += 1
@@ -79,9 +84,11 @@ class _State:
                     self.recent.popleft()
                 self.recent.append(now)
                 if len(self.recent) > self.config.rate_limit_rps:
-                    return 429
+                    return "429"
             if endpoint in _ENVELOPES and self.dice.random() < self.config.error_rate:
-                return 500
+                return "500"
+            if endpoint in _ENVELOPES and self.dice.random() < self.config.stall_rate:
+                return "stall"
         return None
 
     def stats(self, reset: bool = False) -> dict:
@@ -139,12 +146,17 @@ class _Handler(BaseHTTPRequestHandler):
         fault = state.admit(endpoint)
         if state.config.latency_ms:
             time.sleep(state.config.latency_ms / 1000)
-        if fault == 429:
+        if fault == "stall":
+            time.sleep(state.config.stall_s)
+        if fault == "429":
             return self._send(429, b"Too Many Requests\r\n", "text/plain;charset=utf-8")
-        if fault == 500:
+        if fault == "500":
             return self._json(500, responses.error_body(_ENVELOPES[endpoint], "Internal Server Error",
                                                         "Internal Server Error (emulated fault)"))
         getattr(self, f"_{endpoint}")(match, params)
+
+    def _now(self) -> dt.datetime:
+        return (self.server.state.config.as_of or dt.datetime.now(dt.timezone.utc)).astimezone(market.NEW_YORK)
 
     def _cookie(self, match, params) -> None:
         expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=COOKIE_MAX_AGE_S)
@@ -171,12 +183,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(404, responses.error_body("chart", "Not Found",
                                                         "No data found, symbol may be delisted"))
         config = self.server.state.config
-        self._json(200, responses.chart_body(config.seed, symbol, config.null_fraction, params, _now()))
+        self._json(200, responses.chart_body(config.seed, symbol, config.null_fraction, params, self._now()))
 
     def _quote(self, match, params) -> None:
         if not self._has_crumb(params):
             return self._json(401, responses.error_body("finance", "Unauthorized", "Invalid Crumb"))
-        seed, now = self.server.state.config.seed, _now()
+        seed, now = self.server.state.config.seed, self._now()
         known = [self._known(s) for s in params.get("symbols", "").split(",")]
         result = [responses.quote_object(seed, s, market.latest(seed, s, now), now) for s in known if s]
         self._json(200, {"quoteResponse": {"result": result, "error": None}})
@@ -188,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
         if symbol is None:
             return self._json(404, responses.error_body(
                 "quoteSummary", "Not Found", f"Quote not found for ticker symbol: {match['symbol']}"))
-        seed, now = self.server.state.config.seed, _now()
+        seed, now = self.server.state.config.seed, self._now()
         quote = responses.quote_object(seed, symbol, market.latest(seed, symbol, now), now)
         modules = [m for m in params.get("modules", "").split(",") if m]
         self._json(*fundamentals.summary_body(quote, market.company(seed, symbol), modules))
@@ -198,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
         if symbol is None:
             return self._json(200, {"timeseries": {"result": [], "error": None}})
         types = [t for value in parse_qs(urlsplit(self.path).query).get("type", []) for t in value.split(",")]
-        as_of = market.last_session(_now())
+        as_of = market.last_session(self._now())
         self._json(200, fundamentals.timeseries_body(symbol, market.company(seed, symbol), types, as_of))
 
     def _consent(self, match, params) -> None:
@@ -248,8 +260,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(market.NEW_YORK)
 
 
 def _route(path: str) -> tuple[str, re.Match | None]:

@@ -1,0 +1,183 @@
+"""Crash safety: the real CLI killed with SIGKILL at seeded random instants while readers query the lake.
+
+Each attempt runs `python -m etl collect` against a faulty emulator (HTTP 500s, 429s, hung requests),
+waits for a random number of its batches plus a random few milliseconds, and kills it; the next
+attempt resumes the run. Readers query the lake with DuckDB, polars and pyarrow all the while.
+"""
+
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import REPO_DIR, write_universe
+from etl.emulator import Emulator, EmulatorConfig
+from etl.summary import connect_lake
+
+SEED = 20261125
+KILL_POINTS = 20
+SYMBOLS = [f"S{i:03d}" for i in range(40)]
+AS_OF = dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.timezone.utc)
+FAULTY = EmulatorConfig(error_rate=0.1, stall_rate=0.02, stall_s=1.0, rate_limit_rps=300, latency_ms=5,
+                        as_of=AS_OF, seed=3)
+BARS_COLUMNS = "symbol, date, open, high, low, close, adj_close, volume"
+QUOTES_COLUMNS = "symbol, name, currency, exchange, exchange_tz, price, open, day_high, day_low, volume, market_cap"
+
+
+@dataclass
+class Readers:
+    """Queries the lake in a loop with DuckDB, polars and pyarrow, as a newsroom's jobs would, counting failures."""
+
+    lake_dir: Path
+    queries: int = 0
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> "Readers":
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        bars_glob = str(self.lake_dir / "bars" / "**" / "*.parquet")
+        queries = [
+            lambda: connect_lake(self.lake_dir).execute("select count(*) from bars").fetchall(),
+            lambda: duckdb.sql(f"select count(*) from read_parquet('{bars_glob}', hive_partitioning=true)").fetchall(),
+            lambda: pl.scan_parquet(bars_glob, hive_partitioning=True).select(pl.len()).collect(),
+            lambda: ds.dataset(self.lake_dir / "quotes", format="parquet", partitioning="hive").to_table(),
+        ]
+        while not self._stop.is_set():
+            for query in queries:
+                try:
+                    query()
+                except Exception as exc:  # any failure a reader would see is what this test counts
+                    self.failures.append(f"{type(exc).__name__}: {exc}"[:200])
+                self.queries += 1
+
+
+def collect_command(cli: list[str], url: str, universe: Path, lake_dir: Path) -> list[str]:
+    return [sys.executable, *cli, "collect", "--yahoo-url", url, "--universe", str(universe), "--lake", str(lake_dir),
+            "--batch-size", "4", "--timeout-s", "0.3", "--min-success", "1"]
+
+
+def run_and_kill(command: list[str], rng: random.Random) -> int:
+    """Start collect, kill -9 it after a random number of its batches and a few ms; its exit status."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+    child = subprocess.Popen(command, cwd=REPO_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+    batches_to_wait = rng.randint(0, 3)
+    while batches_to_wait and (line := child.stderr.readline()):
+        batches_to_wait -= line.startswith("batch ")
+    time.sleep(rng.uniform(0, 0.03))  # where in the next batch (or the publish) the kill lands
+    child.send_signal(signal.SIGKILL)
+    child.stderr.close()
+    return child.wait()
+
+
+def lake_faults(lake_dir: Path) -> list[str]:
+    """Unreadable files, stray files and duplicate keys in the lake, as a list of what is wrong."""
+    faults = []
+    for path in lake_dir.rglob("*"):
+        if path.is_file() and path.suffix != ".parquet":
+            faults.append(f"stray file {path}")
+        elif path.is_file():
+            try:
+                pq.read_metadata(path)
+            except Exception as exc:
+                faults.append(f"unreadable {path}: {exc}")
+    if faults or not (lake_dir / "runs").is_dir():
+        return faults
+    con = connect_lake(lake_dir)
+    for table, key in [("bars", "symbol, date"), ("bars_all", "run_id, symbol, date"), ("quotes", "run_id, symbol")]:
+        (dupes,) = con.execute(f"select count(*) from (select {key} from {table} group by all having count(*) > 1)").fetchone()
+        faults += [f"{dupes} duplicate keys ({key}) in {table}"] if dupes else []
+    return faults
+
+
+def crash_and_resume(cli: list[str], emulator: Emulator, universe: Path, lake_dir: Path, kills: int) -> dict:
+    """Kill collect at `kills` random instants (resuming each time), then let it finish; what went wrong."""
+    rng = random.Random(SEED)
+    command = collect_command(cli, emulator.url, universe, lake_dir)
+    killed, faults = 0, []
+    with Readers(lake_dir) as readers:
+        while killed < kills:
+            status = run_and_kill(command, rng)
+            killed += status == -signal.SIGKILL
+            faults += lake_faults(lake_dir)
+        finished = subprocess.run(command, cwd=REPO_DIR, capture_output=True, text=True, timeout=120)
+    return {"kills": killed, "queries": readers.queries, "reader_failures": readers.failures,
+            "faults": faults + lake_faults(lake_dir), "finished": finished}
+
+
+def latest_run(lake_dir: Path, columns: str, table: str) -> set[tuple]:
+    con = connect_lake(lake_dir)
+    return set(con.execute(f"select {columns} from {table} where run_id = (select max(run_id) from runs)").fetchall())
+
+
+@pytest.fixture
+def faulty_emulator():
+    with Emulator(FAULTY) as emu:
+        yield emu
+
+
+@pytest.fixture
+def reference(tmp_path_factory, faulty_emulator):
+    """A run of the same universe that nobody killed."""
+    folder = tmp_path_factory.mktemp("reference")
+    universe = write_universe(folder / "universe.txt", SYMBOLS)
+    lake_dir = folder / "lake"
+    command = collect_command(["-m", "etl"], faulty_emulator.url, universe, lake_dir)
+    result = subprocess.run(command, cwd=REPO_DIR, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return universe, lake_dir
+
+
+def test_killed_at_random_instants_readers_never_fail_and_resume_gives_the_reference_data(
+        faulty_emulator, reference, tmp_path):
+    universe, reference_lake = reference
+    lake_dir = tmp_path / "lake"
+    # Readers need a lake to read: it starts with one completed run, as any morning's lake does.
+    assert subprocess.run(collect_command(["-m", "etl"], faulty_emulator.url, universe, lake_dir),
+                          cwd=REPO_DIR, capture_output=True, timeout=120).returncode == 0
+
+    outcome = crash_and_resume(["-m", "etl"], faulty_emulator, universe, lake_dir, KILL_POINTS)
+
+    print(f"crash test: {outcome['kills']} kills, {outcome['queries']} reader queries, "
+          f"{len(outcome['reader_failures'])} failed, {len(outcome['faults'])} lake faults")
+    assert outcome["finished"].returncode == 0, outcome["finished"].stderr
+    assert outcome["kills"] >= KILL_POINTS and outcome["queries"] > KILL_POINTS
+    assert outcome["reader_failures"] == [] and outcome["faults"] == []
+    assert latest_run(lake_dir, "symbol", "quotes") == {(s,) for s in SYMBOLS}
+    assert latest_run(lake_dir, BARS_COLUMNS, "bars_all") == latest_run(reference_lake, BARS_COLUMNS, "bars_all")
+    assert latest_run(lake_dir, QUOTES_COLUMNS, "quotes") == latest_run(reference_lake, QUOTES_COLUMNS, "quotes")
+    assert not list((tmp_path / ".lake.staging").iterdir())
+
+
+def test_the_crash_test_catches_a_writer_that_writes_in_place(faulty_emulator, reference, tmp_path):
+    universe, _ = reference
+    lake_dir = tmp_path / "lake"
+    assert subprocess.run(collect_command(["-m", "etl"], faulty_emulator.url, universe, lake_dir),
+                          cwd=REPO_DIR, capture_output=True, timeout=120).returncode == 0
+
+    outcome = crash_and_resume([str(Path(__file__).with_name("naive_writer.py"))], faulty_emulator, universe,
+                               lake_dir, kills=3)
+
+    assert outcome["kills"] == 3
+    assert any(fault.startswith("unreadable") for fault in outcome["faults"])
+    assert outcome["reader_failures"]
