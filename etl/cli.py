@@ -239,4 +239,12 @@ def _is_number(text: str) -> bool:
 def main() -> None:
     """Console entry point: logs to stderr, results to stdout."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    app(prog_name="python -m etl")
+    try:
+        app.main(prog_name="python -m etl", standalone_mode=False)
+    except click.ClickException as exc:
+        # A malformed option is bad input like any other: one line, exit 2, not click's usage block.
+        command = exc.ctx.command_path if getattr(exc, "ctx", None) else "python -m etl"
+        click.echo(f"error: {exc.format_message().rstrip('.')}; see `{command} --help`", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(130)

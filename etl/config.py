@@ -2,6 +2,7 @@
 
 import json
 import re
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,6 +56,8 @@ class Settings:
             not self.lake_dir.exists() or self.lake_dir.is_dir(),
             f"--lake {self.lake_dir} is a file; pass a folder (it is created if it does not exist)",
         )
+        folder, why = _unwritable(self.lake_dir)
+        _require(why is None, f"--lake {self.lake_dir}: cannot write in {folder} ({why}); pass a folder you may write to")
         if self.yahoo_url is not None:
             _require(
                 bool(_URL_PATTERN.match(self.yahoo_url)),
@@ -64,6 +67,18 @@ class Settings:
     def to_json(self) -> str:
         """The settings as a JSON object, for the `runs` table."""
         return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}, sort_keys=True)
+
+
+def _unwritable(lake_dir: Path) -> tuple[Path, str | None]:
+    """The folder that holds the lake, its staging and its lock (or would), and why it cannot be written."""
+    folder = lake_dir.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return folder, None
+    except OSError as exc:
+        return folder, exc.strerror or str(exc)
 
 
 def _require(condition: bool, message: str) -> None:

@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 
 from etl import metrics, transform, validate
 from etl.config import Settings
+from etl.errors import ConfigError
 from etl.fetch import BatchFetcher, FetchedBatch, Outcome
 from etl.memory import check_memory, sample_memory
 from etl.plan import Batch, plan_batches
@@ -28,6 +29,7 @@ def collect(settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None]
     """
     symbols = load_universe(settings.universe_path)
     batches = plan_batches(symbols, settings.batch_size)
+    _check_memory_limit(settings.memory_limit_mb)
     plan = RunPlan(tuple(symbols), settings.batch_size, settings.history, _source_url(settings))
     started_at = dt.datetime.now(dt.timezone.utc)
     with lake_lock(settings.lake_dir):
@@ -88,6 +90,16 @@ def _judge(settings: Settings, batches: pa.Table, failures: pa.Table) -> tuple[s
             f"{settings.min_success}; the failures table says why each one failed"
         )
     return "succeeded", None
+
+
+def _check_memory_limit(limit_mb: float) -> None:
+    """A limit the process is already above would stop the run after its first batch: refuse it up front."""
+    rss_mb = sample_memory().rss_mb
+    if rss_mb >= limit_mb:
+        raise ConfigError(
+            f"--memory-limit-mb {limit_mb:g} is below what the job uses before fetching anything "
+            f"(RSS {rss_mb:.0f} MB); give it at least {rss_mb * 2:.0f}"
+        )
 
 
 def _source_url(settings: Settings) -> str:

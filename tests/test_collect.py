@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -140,7 +141,11 @@ def test_views_show_one_current_bar_per_symbol_and_date(emulator, first_run, lak
 
 def test_memory_limit_stops_cleanly_and_keeps_what_was_collected(emulator, tmp_path, lake_dir):
     universe = write_universe(tmp_path / "u.txt", GOOD)
-    result = collect(emulator, universe, lake_dir, "--batch-size", "4", "--memory-limit-mb", "1")
+    refused = collect(emulator, universe, lake_dir, "--memory-limit-mb", "1")
+    assert refused.returncode == 2 and emulator.total_requests() == 0
+    # Just above what the job uses before fetching: the first batch (pool, session, data) takes it over.
+    start_mb = int(re.search(r"RSS (\d+) MB", refused.stderr).group(1)) + 1
+    result = collect(emulator, universe, lake_dir, "--batch-size", "4", "--memory-limit-mb", str(start_mb))
     assert result.returncode == 1
     assert "--memory-limit-mb" in result.stderr.strip().splitlines()[-1]
     status, batches = duckdb.execute(
@@ -149,15 +154,6 @@ def test_memory_limit_stops_cleanly_and_keeps_what_was_collected(emulator, tmp_p
     assert (status, batches) == ("memory_limit", 1)
     (gc_ran,) = duckdb.execute(f"select gc_ran from {lake_sql(lake_dir, 'batches')}").fetchone()
     assert gc_ran
-
-
-def test_bad_universe_is_one_line_exit_2_and_no_request(emulator, tmp_path, lake_dir):
-    universe = write_universe(tmp_path / "bad.txt", ["AAPL", "AA PL"])
-    result = collect(emulator, universe, lake_dir)
-    assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "'AA PL'" in result.stderr and "line 2" in result.stderr
-    assert emulator.total_requests() == 0
-    assert not lake_dir.exists()
 
 
 def test_unreachable_source_is_an_outage_exit_3_with_the_run_recorded(tmp_path, lake_dir):
@@ -171,19 +167,6 @@ def test_unreachable_source_is_an_outage_exit_3_with_the_run_recorded(tmp_path, 
     assert last_line.startswith(f"error: source outage at {closed_url}: 0 of 2 symbols collected")
     (status,) = duckdb.execute(f"select status from {lake_sql(lake_dir, 'runs')}").fetchone()
     assert status == "source_outage"
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [(["--batch-size", "0"], "--batch-size 0 must be"), (["--history", "7y"], "--history '7y' is not a Yahoo period"),
-     (["--yahoo-url", "ftp://x"], "is not an http(s) base URL")],
-)
-def test_bad_options_are_one_line_exit_2_and_no_request(emulator, tmp_path, lake_dir, args, message):
-    universe = write_universe(tmp_path / "u.txt", ["AAPL"])
-    result = run_cli("collect", "--yahoo-url", emulator.url, "--universe", str(universe), "--lake", str(lake_dir), *args)
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and message in result.stderr
-    assert emulator.total_requests() == 0 and not lake_dir.exists()
 
 
 def test_summary_refuses_an_unknown_format_in_one_line(first_run, lake_dir):
@@ -226,16 +209,6 @@ def test_one_request_in_five_failing_still_collects_every_symbol(tmp_path, lake_
     ok = duckdb.execute(f"select count(distinct symbol) from {lake_sql(lake_dir, 'quotes')}").fetchone()
     assert ok == (len(GOOD),)
     assert duckdb.execute(f"select count(*) from {lake_sql(lake_dir, 'failures')}").fetchone() == (0,)
-
-
-def test_a_lake_path_that_is_a_file_is_refused_and_left_alone(emulator, tmp_path):
-    not_a_folder = tmp_path / "lake.parquet"
-    not_a_folder.write_bytes(b"precious")
-    universe = write_universe(tmp_path / "u.txt", ["AAPL"])
-    result = collect(emulator, universe, not_a_folder)
-    assert result.returncode == 2
-    assert result.stderr == f"error: --lake {not_a_folder} is a file; pass a folder (it is created if it does not exist)\n"
-    assert not_a_folder.read_bytes() == b"precious" and emulator.total_requests() == 0
 
 
 def test_a_429_storm_slows_the_run_down_and_marks_no_symbol_delisted(tmp_path, lake_dir):
