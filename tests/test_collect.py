@@ -215,13 +215,15 @@ def test_a_429_storm_slows_the_run_down_and_marks_no_symbol_delisted(tmp_path, l
     universe = write_universe(tmp_path / "u.txt", [f"S{i:03d}" for i in range(40)])
     with Emulator(EmulatorConfig(rate_limit_rps=25)) as limited:
         result = collect(limited, universe, lake_dir)
+        throttled, total = limited.faults().get("429", 0), limited.total_requests()
     assert result.returncode == 0, result.stderr
     quotes = duckdb.execute(f"select count(distinct symbol) from {lake_sql(lake_dir, 'quotes')}").fetchone()
     assert quotes == (40,)
     assert duckdb.execute(f"select count(*) from {lake_sql(lake_dir, 'failures')}").fetchone() == (0,)
-    (calls,) = duckdb.execute(f"select api_calls from {lake_sql(lake_dir, 'runs')}").fetchone()
-    assert calls > 2 + 4 + 40  # the storm happened: 429s were answered and retried
-
+    print(f"429 storm: {throttled} of {total} requests answered 429")
+    # The storm happened, and once told, the job kept under the limit: no more 429s than the burst
+    # it sent before the first one (8 in flight) and the few probes of the rate it wins back.
+    assert 0 < throttled <= 16
 
 
 def test_a_run_under_min_success_is_published_and_exits_1_saying_why(emulator, first_run, tmp_path):

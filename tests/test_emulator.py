@@ -351,7 +351,7 @@ def test_counts_by_endpoint_are_what_was_sent(emu, caplog):
         assert requests.get(f"{emu.url}/nowhere").status_code == 404
     assert "no route for GET /nowhere" in caplog.text
     assert emu.counts() == {"cookie": 1, "getcrumb": 1, "chart": 4, "other": 1}
-    assert requests.get(f"{emu.url}/__emulator/stats").json() == {"total": 7, "by_endpoint": emu.counts()}
+    assert requests.get(f"{emu.url}/__emulator/stats").json() == {"total": 7, "by_endpoint": emu.counts(), "faults": {}}
     assert requests.post(f"{emu.url}/__emulator/reset").json()["total"] == 0
     assert emu.total_requests() == 0
 

@@ -71,6 +71,7 @@ class _State:
         self.delisted = frozenset(symbol.upper() for symbol in config.delisted)
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
         self.dice = random.Random(config.seed)
         self.recent: deque[float] = deque()
 
@@ -84,18 +85,23 @@ class _State:
                     self.recent.popleft()
                 self.recent.append(now)
                 if len(self.recent) > self.config.rate_limit_rps:
-                    return "429"
+                    return self._fault("429")
             if endpoint in _ENVELOPES and self.dice.random() < self.config.error_rate:
-                return "500"
+                return self._fault("500")
             if endpoint in _ENVELOPES and self.dice.random() < self.config.stall_rate:
-                return "stall"
+                return self._fault("stall")
         return None
+
+    def _fault(self, fault: str) -> str:
+        self.faults[fault] += 1
+        return fault
 
     def stats(self, reset: bool = False) -> dict:
         with self.lock:
             if reset:
                 self.counts.clear()
-            return {"total": sum(self.counts.values()), "by_endpoint": dict(self.counts)}
+                self.faults.clear()
+            return {"total": sum(self.counts.values()), "by_endpoint": dict(self.counts), "faults": dict(self.faults)}
 
 
 def issue_cookie() -> str:
@@ -298,6 +304,10 @@ class Emulator:
 
     def total_requests(self) -> int:
         return self._server.state.stats()["total"]
+
+    def faults(self) -> dict[str, int]:
+        """How many requests were answered by an injected fault, by fault: 429, 500, stall."""
+        return self._server.state.stats()["faults"]
 
     def reset_counts(self) -> None:
         self._server.state.stats(reset=True)
