@@ -100,3 +100,80 @@ final as (
 )
 
 select * from final;
+
+-- Table macros for the questions people ask of the lake: `from latest_quotes()` and the like.
+
+-- One symbol's current bars between two dates, both included, oldest first.
+create or replace macro symbol_bars(sym, from_date, to_date) as table
+select *
+from bars
+where symbol = sym and date between cast(from_date as date) and cast(to_date as date)
+order by date;
+
+-- The latest quote of every symbol: the latest run that quoted it wins (run ids sort by start time).
+create or replace macro latest_quotes() as table
+select *
+from quotes
+qualify row_number() over (partition by symbol order by run_id desc) = 1
+order by symbol;
+
+-- The day's n biggest movers: each symbol's close against its previous bar's close, in percent.
+create or replace macro movers(day, n) as table
+with up_to_day as (
+    -- a previous bar is never after the day, so later bars need not be read
+    select symbol, date, close
+    from bars
+    where date <= cast(day as date)
+),
+
+with_previous as (
+    select
+        symbol,
+        date,
+        close,
+        lag(close) over (partition by symbol order by date) as previous_close
+    from up_to_day
+),
+
+final as (
+    -- a symbol's first bar has no previous close to move from
+    select symbol, date, close, previous_close, (close / previous_close - 1) * 100 as change_pct
+    from with_previous
+    where date = cast(day as date) and previous_close is not null
+)
+
+select *
+from final
+order by abs(change_pct) desc, symbol
+limit n;
+
+-- Symbols that failed in the last n runs: in how many of them, and how their last failure went.
+create or replace macro failed_recently(n) as table
+with recent_runs as (
+    select run_id
+    from runs
+    order by run_id desc
+    limit n
+),
+
+recent_failures as (
+    select failures.*
+    from failures
+    semi join recent_runs using (run_id)
+),
+
+final as (
+    select
+        symbol,
+        count(*) over (partition by symbol) as runs_failed,
+        run_id as last_run_id,
+        outcome as last_outcome,
+        error_type as last_error_type,
+        message as last_message
+    from recent_failures
+    qualify row_number() over (partition by symbol order by run_id desc) = 1
+)
+
+select *
+from final
+order by runs_failed desc, symbol;
