@@ -1,7 +1,9 @@
 """The command line: the only module that parses arguments, prints for people and exits."""
 
+import importlib.util
 import json
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,6 +131,23 @@ def query(sql, lake, output_format) -> None:
 
 
 @app.command()
+@lake_option(DEFAULT_LAKE_DIR)
+def shell(lake) -> None:
+    """Open the DuckDB shell on the lake's views and macros (latest_quotes(), movers(day, n), ...).
+
+    Example: python -m etl shell --lake data/demo
+    """
+    from etl import summary  # DuckDB is loaded by the commands that read, never by collect
+
+    with _errors_to_exit():
+        init_sql = _shell_init_sql(lake)
+        summary.connect_lake(lake).close()  # refuses a lake with no run, as `query` does
+        binary = _duckdb_shell_path()
+    # -cmd rather than -init FILE: once exec'd, nothing would be left to delete a temp file.
+    os.execv(binary, [str(binary), "-cmd", init_sql])
+
+
+@app.command()
 @click.option("--port", default=8765, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--latency-ms", default=0.0, show_default=True, help="Delay per request.")
 @click.option("--error-rate", default=0.0, show_default=True, help="Fraction of data requests answered HTTP 500.")
@@ -181,6 +200,26 @@ def _print_summary(lake: Path, run_id, compare, cost_per_call: float, full_scale
         else:
             figures = summary.run_summary(con, run_id, cost_per_call=cost_per_call, full_scale=full_scale)
             click.echo(_render_summary(figures, output_format))
+
+
+def _duckdb_shell_path() -> Path:
+    """The duckdb-cli package's binary, run directly: its Python launcher quits the shell when Ctrl-C stops a query."""
+    spec = importlib.util.find_spec("duckdb_cli")
+    binary = Path(spec.origin).with_name("duckdb") if spec and spec.origin else None
+    if binary is None or not binary.is_file():
+        raise ConfigError("the DuckDB shell (package duckdb-cli) is not installed; run `make install`")
+    return binary
+
+
+def _shell_init_sql(lake: Path) -> str:
+    """sql/set_lake.sql then sql/views.sql; the shell binds no parameters, so the path goes in as a quoted literal."""
+    from etl.summary import load_sql
+
+    path = str(lake.resolve())
+    if "\0" in path or "\n" in path:
+        raise ConfigError(f"--lake {path!r}: a path with a NUL or a newline cannot be handed to the DuckDB shell")
+    literal = "'" + path.replace("'", "''") + "'"
+    return load_sql("set_lake").replace("$lake", literal).rstrip() + ";\n" + load_sql("views")
 
 
 def _log_batch(m: BatchMetrics) -> None:

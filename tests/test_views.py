@@ -1,9 +1,13 @@
-"""The lake's table macros (sql/views.sql) on a real two-run lake."""
+"""The lake's table macros (sql/views.sql) on a real two-run lake, and the DuckDB shell that loads them."""
+
+import csv
+import subprocess
+import sys
 
 import polars as pl
 import pytest
 
-from conftest import run_cli, write_universe
+from conftest import REPO_DIR, run_cli, write_universe
 from etl.emulator import Emulator, EmulatorConfig
 from etl.summary import connect_lake, fetch_dicts
 
@@ -50,6 +54,12 @@ def dates(current_bars) -> list:
 
 def query(lake, sql: str, params: dict | None = None) -> list[dict]:
     return fetch_dicts(connect_lake(lake), sql, params)
+
+
+def shell(lake, stdin: str) -> subprocess.CompletedProcess:
+    """`python -m etl shell` with its input piped, as a script would run it."""
+    return subprocess.run([sys.executable, "-m", "etl", "shell", "--lake", str(lake)], input=stdin,
+                          cwd=REPO_DIR, capture_output=True, text=True, timeout=120)
 
 
 def test_symbol_bars_are_the_current_bars_between_two_dates_in_order(lake, current_bars, dates):
@@ -100,3 +110,23 @@ def test_failed_recently_counts_failures_in_the_last_n_runs(lake, run_ids):
     assert last_run[DELISTED]["last_outcome"] == "no_data" and "delisted" in last_run[DELISTED]["last_message"]
     assert {s: r["runs_failed"] for s, r in both_runs.items()} == {DELISTED: 2, GONE: 1}
     assert both_runs[GONE]["last_run_id"] == run_ids[0]
+
+
+def test_shell_starts_with_the_views_and_macros_loaded(lake, dates):
+    result = shell(lake, ".mode csv\nselect count(*) as n from latest_quotes();\n"
+                         f"select symbol from movers('{dates[-10]}', 3);\n")
+    assert result.returncode == 0, result.stderr
+    movers = [r["symbol"] for r in query(lake, "from movers($day, 3)", {"day": dates[-10]})]
+    assert list(csv.reader(result.stdout.splitlines())) == [["n"], [str(len(GOOD))], ["symbol"], *([s] for s in movers)]
+
+
+def test_shell_refuses_a_lake_with_no_run_in_one_line(tmp_path):
+    result = shell(tmp_path / "empty", "select 1;\n")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: the lake at") and len(result.stderr.splitlines()) == 1
+
+
+def test_shell_refuses_a_lake_path_with_a_newline(tmp_path):
+    result = shell(tmp_path / "two\nlines", "select 1;\n")
+    assert result.returncode == 2
+    assert "newline" in result.stderr and not result.stdout
