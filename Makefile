@@ -32,8 +32,8 @@ collect: $(STAMP) ## Collect the default universe from Yahoo Finance into data/l
 summary: $(STAMP) ## Print the summary of the latest run in LAKE (ARGS="--compare A B" for two runs)
 	$(PY) -m etl summary --lake $(LAKE) $(ARGS)
 
-query: $(STAMP) ## Run one statement against LAKE's views: make query SQL="from runs"
-	$(PY) -m etl query --lake $(LAKE) "$(SQL)"
+query: $(STAMP) ## Open the DuckDB shell on LAKE's views and macros; SQL="from runs" runs one statement instead
+	$(if $(SQL),$(PY) -m etl query --lake $(LAKE) "$(SQL)",$(PY) -m etl shell --lake $(LAKE))
 
 test: $(STAMP) ## Run the test suite (offline, against the emulator)
 	$(PY) -m pytest -q $(ARGS)
