@@ -16,7 +16,8 @@ def load_sql(name: str) -> str:
 
 def connect_lake(lake_dir: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake's views and macros in place."""
-    if not (lake_dir / "runs").is_dir():
+    # A run killed while publishing can leave `runs/` made but empty: that lake has no completed run either.
+    if not any((lake_dir / "runs").glob("*.parquet")):
         raise LakeError(f"the lake at {lake_dir} holds no completed run yet; run `make demo` or `make collect` first")
     con = duckdb.connect()
     con.execute(load_sql("set_lake"), {"lake": str(lake_dir.resolve())})

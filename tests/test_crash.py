@@ -56,9 +56,10 @@ class Readers:
 
     def _loop(self) -> None:
         bars_glob = str(self.lake_dir / "bars" / "**" / "*.parquet")
+        plain = duckdb.connect()  # its own: other tests may leave a result pending on DuckDB's default one
         queries = [
             lambda: connect_lake(self.lake_dir).execute("select count(*) from bars").fetchall(),
-            lambda: duckdb.sql(f"select count(*) from read_parquet('{bars_glob}', hive_partitioning=true)").fetchall(),
+            lambda: plain.execute(f"select count(*) from read_parquet('{bars_glob}', hive_partitioning=true)").fetchall(),
             lambda: pl.scan_parquet(bars_glob, hive_partitioning=True).select(pl.len()).collect(),
             lambda: ds.dataset(self.lake_dir / "quotes", format="parquet", partitioning="hive").to_table(),
         ]
