@@ -21,11 +21,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the package with its dev tools
 
-demo: $(STAMP) ## Run the job offline against the Yahoo emulator into data/demo and print the summary
+demo: $(STAMP) ## Run the job offline against the Yahoo emulator into data/demo, print the summary, write the report
 	$(PY) -m etl demo $(ARGS)
 	$(PY) -m etl report --lake data/demo
 
-collect: $(STAMP) ## Collect the default universe from Yahoo Finance into data/lake and print the summary
+collect: $(STAMP) ## Collect the default universe from Yahoo Finance into data/lake, print the summary, write the report
 	@# The summary and the report run in their own processes, as any reader of the lake would; exit 2 means nothing was run.
 	$(PY) -m etl collect --lake $(LAKE) $(ARGS); status=$$?; [ $$status -eq 2 ] || { $(PY) -m etl summary --lake $(LAKE) && $(PY) -m etl report --lake $(LAKE); }; exit $$status
 

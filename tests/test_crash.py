@@ -179,6 +179,8 @@ def test_the_crash_test_catches_a_writer_that_writes_in_place(faulty_emulator, r
     outcome = crash_and_resume([str(Path(__file__).with_name("naive_writer.py"))], faulty_emulator, universe,
                                lake_dir, kills=3)
 
+    print(f"naive writer: {outcome['kills']} kills, {outcome['queries']} reader queries, "
+          f"{len(outcome['reader_failures'])} failed, {len(outcome['faults'])} lake faults")
     assert outcome["kills"] == 3
     assert any(fault.startswith("unreadable") for fault in outcome["faults"])
     assert outcome["reader_failures"]
