@@ -87,7 +87,7 @@ class RunStaging:
 
     def committed(self) -> set[int]:
         """The numbers of the batches committed so far."""
-        return {int(path.name) for path in (self.folder / "batches").glob("[0-9]*") if path.name.isdigit()}
+        return {int(path.name) for path in self._committed_dirs()}
 
     @contextlib.contextmanager
     def batch(self, batch_no: int) -> Iterator["BatchParts"]:
@@ -109,7 +109,7 @@ class RunStaging:
     def parts(self) -> dict[Path, list[Path]]:
         """Every committed part by its lake folder (`bars/year=2026`), in batch order."""
         by_folder: dict[Path, list[Path]] = {}
-        for batch_dir in sorted(p for p in (self.folder / "batches").glob("[0-9]*") if p.name.isdigit()):
+        for batch_dir in sorted(self._committed_dirs()):
             for part in sorted(batch_dir.rglob(PART_NAME)):
                 by_folder.setdefault(part.parent.relative_to(batch_dir), []).append(part)
         return by_folder
@@ -121,6 +121,10 @@ class RunStaging:
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _committed_dirs(self) -> list[Path]:
+        # A batch being written is `NNNNNN.tmp`: only a folder named by its number alone is committed.
+        return [path for path in (self.folder / "batches").iterdir() if path.name.isdigit()]
 
 
 class BatchParts:
