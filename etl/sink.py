@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from etl.errors import LakeError
 from etl.schema import RUNS, TABLES, Table
-from etl.staging import RunStaging, default_partition, disk_errors, file_schema, fsync_path, lake_folder
+from etl.staging import RunStaging, default_partition, disk_errors, file_schema, fsync_path, lake_folder, read_part
 
 
 @contextlib.contextmanager
@@ -86,12 +86,12 @@ def _row_groups(table: Table, parts: list[Path], row_group_rows: int) -> Iterato
     """The parts' rows in order, cut into row groups of exactly row_group_rows (the last one shorter)."""
     buffered = table.schema.empty_table()
     for part in parts:
-        buffered = pa.concat_tables([buffered, pq.read_table(part, schema=table.schema)])
+        buffered = pa.concat_tables([buffered, read_part(part, table)])
         while buffered.num_rows >= row_group_rows:
-            yield buffered.slice(0, row_group_rows).combine_chunks()
+            yield buffered.slice(0, row_group_rows)
             buffered = buffered.slice(row_group_rows)
     if buffered.num_rows:
-        yield buffered.combine_chunks()
+        yield buffered
 
 
 def _link(staged: Path, final: Path) -> Path:

@@ -57,6 +57,11 @@ def file_schema(table: Table) -> pa.Schema:
     return table.schema.with_metadata({"etl.schema_version": SCHEMA_VERSION, "etl.table": table.name})
 
 
+def read_part(path: Path, table: Table) -> pa.Table:
+    """A staged part's rows; ParquetFile rather than read_table, which loads pyarrow.dataset (7 MB) in the collector."""
+    return pq.ParquetFile(path).read().cast(table.schema)
+
+
 def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -117,7 +122,7 @@ class RunStaging:
     def read(self, table: Table) -> pa.Table:
         """Every committed row of a small table (`batches`, `failures`), for judging the whole run."""
         paths = [part for folder, parts in self.parts().items() if folder.parts[0] == table.name for part in parts]
-        return pa.concat_tables([pq.read_table(p, schema=table.schema) for p in paths] or [table.schema.empty_table()])
+        return pa.concat_tables([read_part(p, table) for p in paths] or [table.schema.empty_table()])
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -143,7 +148,9 @@ class BatchParts:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 # Cast to the canonical schema: a column of another type fails here, never drifts into the lake.
                 rows_table = pa.Table.from_batches([rows]).cast(table.schema)
-                pq.write_table(rows_table.replace_schema_metadata(file_schema(table).metadata), path, compression="zstd")
+                # Parts live until the publish merges them: plain encoding spares the collector zstd's memory and CPU.
+                pq.write_table(rows_table.replace_schema_metadata(file_schema(table).metadata), path,
+                               compression="none", use_dictionary=False, write_statistics=False)
             self._written.append(path)
 
     def sync(self) -> None:
