@@ -52,15 +52,19 @@ def app() -> None:
 @click.option("--min-success", default=0.95, show_default=True, help="Exit 1 when fewer symbols than this share end ok.")
 @click.option("--timeout-s", default=30.0, show_default=True, help="Give up on a request after this long (then retry).")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run of this plan; fail if there is none.")
+@click.option("--revision-days", default=5, show_default=True,
+              help="Refetch a symbol's latest N trading days in the lake (Yahoo revises them); newer bars always.")
+@click.option("--full-refresh", is_flag=True, help="Ignore what the lake holds: fetch --history for every symbol.")
 def collect(universe, lake, batch_size, history, yahoo_url, memory_limit_mb, concurrency, min_success, timeout_s,
-            resume) -> None:
+            resume, revision_days, full_refresh) -> None:
     """Collect quotes and daily bars for a universe into the lake; `summary` then reports on the run.
 
     Example: python -m etl collect --universe data/universe/default.csv --lake data/lake
     """
     _collect(_settings(universe_path=universe, lake_dir=lake, batch_size=batch_size, history=history,
                        yahoo_url=yahoo_url, memory_limit_mb=memory_limit_mb, concurrency=concurrency,
-                       min_success=min_success, timeout_s=timeout_s, resume=resume))
+                       min_success=min_success, timeout_s=timeout_s, resume=resume, revision_days=revision_days,
+                       full_refresh=full_refresh))
 
 
 @app.command()

@@ -40,6 +40,10 @@ class Settings:
     timeout_s: float = 30.0
     # Continue this plan's unfinished run, and fail if there is none (a rerun resumes one anyway).
     resume: bool = False
+    # Bars a symbol already has in the lake are fetched again for this many of its latest trading days,
+    # since Yahoo revises recent bars and adjustments; full_refresh ignores the lake and fetches --history.
+    revision_days: int = 5
+    full_refresh: bool = False
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, f"--batch-size {self.batch_size} must be a whole number of at least 1")
@@ -50,6 +54,7 @@ class Settings:
         _require(self.memory_limit_mb > 0, f"--memory-limit-mb {self.memory_limit_mb} must be above 0")
         _require(0 <= self.min_success <= 1, f"--min-success {self.min_success} must be between 0 and 1")
         _require(1 <= self.concurrency <= 64, f"--concurrency {self.concurrency} must be between 1 and 64")
+        _require(self.revision_days >= 0, f"--revision-days {self.revision_days} must be 0 or more")
         _require(self.timeout_s > 0, f"--timeout-s {self.timeout_s} must be above 0")
         _require(self.row_group_rows >= 1, f"row_group_rows {self.row_group_rows} must be at least 1")
         _require(

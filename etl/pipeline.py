@@ -16,6 +16,7 @@ from etl.plan import Batch, plan_batches
 from etl.schema import BARS, BATCHES, FAILURES, QUARANTINE, QUOTES
 from etl.sink import lake_lock, publish_run
 from etl.staging import RunPlan, RunStaging, open_run
+from etl.state import read_refetch_from
 from etl.source.yahoo import YahooSource
 from etl.universe import load_universe
 
@@ -30,20 +31,28 @@ def collect(settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None]
     symbols = load_universe(settings.universe_path)
     batches = plan_batches(symbols, settings.batch_size)
     _check_memory_limit(settings.memory_limit_mb)
-    plan = RunPlan(tuple(symbols), settings.batch_size, settings.history, _source_url(settings))
     started_at = dt.datetime.now(dt.timezone.utc)
     with lake_lock(settings.lake_dir):
+        since = _since(settings, symbols)
+        plan = RunPlan(tuple(symbols), settings.batch_size, settings.history, _source_url(settings),
+                       {symbol: day.isoformat() for symbol, day in since.items()})
         staging = open_run(settings.lake_dir, plan, new_run_id=metrics.new_run_id(started_at),
                            started_at=started_at, resume=settings.resume)
-        return _collect_staged(settings, staging, batches, on_batch)
+        source = YahooSource(base_url=settings.yahoo_url, history=settings.history, since=since,
+                             concurrency=settings.concurrency, timeout_s=settings.timeout_s)
+        return _collect_staged(settings, staging, source, batches, on_batch)
 
 
-def _collect_staged(settings: Settings, staging: RunStaging, batches: list[Batch],
+def _since(settings: Settings, symbols: list[str]) -> dict[str, dt.date]:
+    """Where each symbol's bars start: after what the lake holds, less the revision window; new ones get --history."""
+    if settings.full_refresh:
+        return {}
+    held = read_refetch_from(settings.lake_dir, settings.revision_days)
+    return {symbol: held[symbol] for symbol in symbols if symbol in held}
+
+
+def _collect_staged(settings: Settings, staging: RunStaging, source: YahooSource, batches: list[Batch],
                     on_batch: Callable[[metrics.BatchMetrics], None]) -> metrics.RunRecord:
-    source = YahooSource(
-        base_url=settings.yahoo_url, history=settings.history,
-        concurrency=settings.concurrency, timeout_s=settings.timeout_s,
-    )
     committed = staging.committed()
     earlier_calls = pc.sum(staging.read(BATCHES).column("api_calls")).as_py() or 0
     todo = [batch for batch in batches if batch.batch_no not in committed]

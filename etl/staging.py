@@ -1,7 +1,8 @@
 """A run's staging folder beside the lake: its plan, and every batch committed whole as Parquet parts.
 
     .<lake>.staging/<run_id>/
-        plan.json                                   what the run collects; the same plan again resumes it
+        plan.json                                   what the run collects (symbols, settings, where each
+                                                    symbol's bars start); the same plan again resumes it
         batches/000007/bars/year=2026/part.parquet  a committed batch, one part a table and partition
         batches/000008.tmp/...                      a batch being written: never read, removed on resume
         merged/bars/year=2026/<run_id>.parquet      the lake's files, merged from the parts when publishing
@@ -17,7 +18,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,6 +41,8 @@ class RunPlan:
     batch_size: int
     history: str
     source_url: str
+    # Per symbol the lake already holds, the ISO date its bars are fetched from (see etl/state.py).
+    since: dict[str, str] = field(default_factory=dict)
 
 
 def staging_dir_for(lake_dir: Path) -> Path:

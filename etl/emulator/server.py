@@ -284,6 +284,11 @@ class _Server(ThreadingHTTPServer):
         super().__init__((config.host, config.port), _Handler)
         self.state = _State(config)
 
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up (killed, timed out) is no server error; anything else is printed as usual."""
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
 
 class Emulator:
     """The emulator listening on `config.host`/`config.port` (0: a free port) in a background thread."""

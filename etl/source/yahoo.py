@@ -8,6 +8,7 @@ whole batch and one `/v8/finance/chart` a symbol, and turn the JSON into Arrow o
 tests/test_source.py holds this contract against the emulator.
 """
 
+import datetime as dt
 import tempfile
 import time
 from dataclasses import dataclass
@@ -41,7 +42,8 @@ class Answer:
 class YahooSource:
     """Fetches quotes and daily bars from Yahoo through yfinance's session machinery."""
 
-    def __init__(self, *, base_url: str | None, history: str, concurrency: int, timeout_s: float) -> None:
+    def __init__(self, *, base_url: str | None, history: str, concurrency: int, timeout_s: float,
+                 since: dict[str, dt.date] | None = None) -> None:
         if base_url is not None:
             # A routed source must never mix its cookies with the user's real Yahoo ones.
             yfinance.set_tz_cache_location(tempfile.mkdtemp(prefix="etl-yfinance-"))
@@ -50,11 +52,12 @@ class YahooSource:
         # YfData is a process-wide singleton: a cookie and crumb it holds belong to an earlier session's jar.
         self._data._cookie = self._data._crumb = None
         self._history = history
+        self._since = since or {}
         self._timeout_s = timeout_s
 
     def fetch_chart(self, batch_no: int, symbol: str) -> Answer:
-        """Daily bars of `symbol` for the configured history: Yahoo's `chart.result[0]`."""
-        params = {"range": self._history, "interval": "1d", "includePrePost": "false", "events": "div,splits"}
+        """Daily bars of `symbol` from its `since` date, else for the configured history: Yahoo's `chart.result[0]`."""
+        params = {**self._window(symbol), "interval": "1d", "includePrePost": "false", "events": "div,splits"}
         answer = self._get_json(batch_no, CHART_URL + url_quote(symbol, safe=""), params)
         if answer.is_error:
             return answer
@@ -64,6 +67,14 @@ class YahooSource:
             error = chart.get("error") or {}
             return Answer(None, "NoData", error.get("description", "no chart result"), answer.done_at)
         return Answer(results[0], done_at=answer.done_at)
+
+    def _window(self, symbol: str) -> dict:
+        since = self._since.get(symbol)
+        if since is None:
+            return {"range": self._history}
+        # Midnight UTC of the first day: before any exchange's session of that day opens, Tokyo's at 00:00 UTC.
+        start = dt.datetime.combine(since, dt.time(), dt.timezone.utc)
+        return {"period1": int(start.timestamp()), "period2": int(time.time())}
 
     def fetch_quotes(self, batch_no: int, symbols: tuple[str, ...]) -> Answer:
         """One quote request for a whole batch: the list of Yahoo's quote objects it knows."""

@@ -1,0 +1,75 @@
+"""Daily incremental runs: the next day fetches each symbol's new bars and a revision window, not its whole history."""
+
+import datetime as dt
+
+import pytest
+
+from conftest import run_cli, write_universe
+from etl.emulator import Emulator, EmulatorConfig
+from etl.summary import connect_lake
+
+SYMBOLS = ["AAPL", "MSFT", "BRK-B", "KO", "XOM", "JPM", "V", "MA"]
+# Monday and Tuesday evenings, after the close in New York.
+MONDAY = dt.datetime(2026, 11, 23, 22, 0, tzinfo=dt.timezone.utc)
+TUESDAY = MONDAY + dt.timedelta(days=1)
+
+
+def collect_on(day: dt.datetime, universe, lake_dir, *extra: str):
+    with Emulator(EmulatorConfig(as_of=day)) as emulator:
+        result = run_cli("collect", "--yahoo-url", emulator.url, "--universe", str(universe),
+                         "--lake", str(lake_dir), *extra)
+        assert result.returncode == 0, result.stderr
+        return emulator.total_requests()
+
+
+def latest_run_bars(lake_dir) -> dict[str, list[dt.date]]:
+    rows = connect_lake(lake_dir).execute(
+        "select symbol, list(date order by date) from bars_all where run_id = (select max(run_id) from runs) group by 1"
+    ).fetchall()
+    return dict(rows)
+
+
+@pytest.fixture
+def monday_lake(tmp_path):
+    lake_dir = tmp_path / "lake"
+    collect_on(MONDAY, write_universe(tmp_path / "u.txt", SYMBOLS), lake_dir)
+    return lake_dir
+
+
+def test_the_next_day_fetches_the_new_bar_and_five_days_of_revisions(monday_lake, tmp_path):
+    monday_bars = latest_run_bars(monday_lake)
+    calls = collect_on(TUESDAY, tmp_path / "u.txt", monday_lake)
+    tuesday_bars = latest_run_bars(monday_lake)
+    assert {s: days[:-1] for s, days in tuesday_bars.items()} == {s: days[-5:] for s, days in monday_bars.items()}
+    assert {days[-1] for days in tuesday_bars.values()} == {TUESDAY.date()}
+    assert calls == 2 + 1 + len(SYMBOLS)  # handshake, one quote request, one chart a symbol: as on the first day
+
+
+def test_the_bars_view_equals_a_full_refresh_of_the_same_day(monday_lake, tmp_path):
+    collect_on(TUESDAY, tmp_path / "u.txt", monday_lake)
+    fresh = tmp_path / "fresh"
+    collect_on(TUESDAY, tmp_path / "u.txt", fresh, "--full-refresh")
+    columns = "symbol, date, open, high, low, close, adj_close, volume"
+    (first_day,) = connect_lake(fresh).execute("select min(date) from bars").fetchone()
+    incremental = connect_lake(monday_lake).execute(f"select {columns} from bars where date >= ? order by 1, 2",
+                                                    [first_day]).fetchall()
+    full = connect_lake(fresh).execute(f"select {columns} from bars order by 1, 2").fetchall()
+    assert incremental == full
+    (dupes,) = connect_lake(monday_lake).execute(
+        "select count(*) from (select symbol, date from bars group by all having count(*) > 1)").fetchone()
+    assert dupes == 0
+
+
+def test_a_symbol_new_to_the_universe_gets_its_whole_history(monday_lake, tmp_path):
+    universe = write_universe(tmp_path / "more.txt", [*SYMBOLS, "NVDA"])
+    collect_on(TUESDAY, universe, monday_lake)
+    counts = {s: len(days) for s, days in latest_run_bars(monday_lake).items()}
+    assert counts["NVDA"] > 240 and {counts[s] for s in SYMBOLS} == {6}
+
+
+@pytest.mark.parametrize(("extra", "bars_a_symbol"), [(["--revision-days", "0"], 1), (["--full-refresh"], None)])
+def test_revision_window_and_full_refresh(monday_lake, tmp_path, extra, bars_a_symbol):
+    monday_counts = {s: len(days) for s, days in latest_run_bars(monday_lake).items()}
+    collect_on(TUESDAY, tmp_path / "u.txt", monday_lake, *extra)
+    counts = {s: len(days) for s, days in latest_run_bars(monday_lake).items()}
+    assert counts == ({s: bars_a_symbol for s in SYMBOLS} if bars_a_symbol else monday_counts)
