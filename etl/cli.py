@@ -92,12 +92,13 @@ def demo(latency_ms, lake, universe, output_format) -> None:
 @cost_option
 @full_scale_option
 @format_option
-def summary_command(lake, run_id, compare, cost_per_call, full_scale, output_format) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json, for scripts (wins over --format).")
+def summary_command(lake, run_id, compare, cost_per_call, full_scale, output_format, as_json) -> None:
     """Print the performance summary of a run, or compare two runs.
 
     Example: python -m etl summary --lake data/demo --compare RUN_A RUN_B --format markdown
     """
-    _print_summary(lake, run_id, compare, cost_per_call, full_scale, output_format)
+    _print_summary(lake, run_id, compare, cost_per_call, full_scale, "json" if as_json else output_format)
 
 
 @app.command("report")
