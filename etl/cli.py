@@ -1,5 +1,6 @@
 """The command line: the only module that parses arguments, prints for people and exits."""
 
+import datetime as dt
 import importlib.util
 import json
 import logging
@@ -162,7 +163,10 @@ def shell(lake) -> None:
 @click.option("--stall-rate", default=0.0, show_default=True, help="Fraction of data requests left hanging (timeouts).")
 @click.option("--stall-s", default=5.0, show_default=True, help="How long a hanging request waits before its answer.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the synthetic data.")
-def emulator(port, latency_ms, error_rate, rate_limit_rps, delisted, null_fraction, stall_rate, stall_s, seed) -> None:
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%dT%H:%M"]),
+              help="Fix the market's clock at this UTC time (YYYY-MM-DDTHH:MM), e.g. to play the next day.")
+def emulator(port, latency_ms, error_rate, rate_limit_rps, delisted, null_fraction, stall_rate, stall_s, seed,
+             as_of) -> None:
     """Serve the Yahoo Finance emulator (synthetic data) until interrupted.
 
     Example: python -m etl emulator --port 8765 --latency-ms 100 --delisted ZZZZ
@@ -170,7 +174,7 @@ def emulator(port, latency_ms, error_rate, rate_limit_rps, delisted, null_fracti
     config = EmulatorConfig(
         seed=seed, latency_ms=latency_ms, error_rate=error_rate, rate_limit_rps=rate_limit_rps,
         delisted=frozenset(s for s in delisted.upper().split(",") if s), null_fraction=null_fraction,
-        stall_rate=stall_rate, stall_s=stall_s,
+        stall_rate=stall_rate, stall_s=stall_s, as_of=as_of and as_of.replace(tzinfo=dt.timezone.utc),
     )
     serve(host="127.0.0.1", port=port, config=config)
 

@@ -23,6 +23,8 @@ SKIPPED = """skipped at 5,000 symbols, to finish within 15 minutes on 2 cores:
   yf-download: 552 s when measured (2 requests a symbol on 4 threads, then pandas); ours is at 1/3.4 of it at 257
 """
 QUICK_PLAN = [(30, ("naive", "batched-gc", "yf-download", "ours")), (257, ("yf-download", "ours"))]
+# A Monday and a Tuesday evening (UTC) after New York's close: the second run is the next day's incremental one.
+DAYS = (("ours day 1", "2026-11-23T22:00"), ("ours day 2", "2026-11-24T22:00"))
 
 
 def make_universe(size: int, folder: Path) -> tuple[Path, list[str]]:
@@ -37,11 +39,11 @@ def make_universe(size: int, folder: Path) -> tuple[Path, list[str]]:
 def run_contender(name: str, size: int, emulator: EmulatorProcess, latency_ms: float, work: Path,
                   env: dict) -> Measurement:
     universe, symbols = make_universe(size, work)
-    out = work / f"{name}-{size}-{latency_ms:g}"
-    if name == "ours":
+    out = work / (f"ours-days-{size}" if name.startswith("ours day") else f"{name}-{size}-{latency_ms:g}")
+    if name.startswith("ours"):
         command = [sys.executable, "-m", "etl", "collect", "--yahoo-url", emulator.url,
                    "--universe", str(universe), "--lake", str(out)]
-        outputs = lambda: [*out.glob("bars/**/*.parquet"), *out.glob("quotes/**/*.parquet")]  # noqa: E731
+        outputs = lambda: newest_run_files(out)  # noqa: E731
     else:
         command = [sys.executable, "-m", "etl.bench.contenders", name, "--yahoo-url", emulator.url,
                    "--universe", str(universe), "--out", str(out.with_suffix(".parquet"))]
@@ -49,6 +51,24 @@ def run_contender(name: str, size: int, emulator: EmulatorProcess, latency_ms: f
     result = measure(name, command, outputs, symbols, emulator, latency_ms, env)
     print(f"  {name:<12} {size:>6} symbols: {result.wall_s:7.2f} s", file=sys.stderr, flush=True)
     return result
+
+
+def newest_run_files(lake_dir: Path) -> list[Path]:
+    """The bars and quotes files the lake's newest run wrote: what one run moved."""
+    run_id = max(path.stem for path in lake_dir.glob("runs/*.parquet"))
+    return [*lake_dir.glob(f"bars/**/{run_id}.parquet"), *lake_dir.glob(f"quotes/**/{run_id}.parquet")]
+
+
+def run_two_days(size: int, latency_ms: float, work: Path, env: dict) -> list[Measurement]:
+    """The job one evening and again the next: the second run fetches new bars and the revision window only."""
+    results = []
+    for name, as_of in DAYS:
+        emulator = EmulatorProcess(latency_ms, as_of=as_of)
+        try:
+            results.append(run_contender(name, size, emulator, latency_ms, work, env))
+        finally:
+            emulator.stop()
+    return results
 
 
 def print_table(results: list[Measurement]) -> None:
@@ -89,8 +109,9 @@ def time_summary_over_daily_runs(emulator_url: str, work: Path, n_runs: int) -> 
     """A lake of n daily runs (small universes), then the summary's time from connect to answer."""
     lake = work / "daily-runs"
     universe, _ = make_universe(20, work)
+    # Full runs, as before incremental ones: a lake as large as daily runs could make, and no state read per run.
     for _ in range(n_runs):
-        pipeline.collect(Settings(universe_path=universe, lake_dir=lake, yahoo_url=emulator_url))
+        pipeline.collect(Settings(universe_path=universe, lake_dir=lake, yahoo_url=emulator_url, full_refresh=True))
     started = time.perf_counter()
     con = summary.connect_lake(lake)
     summary.run_summary(con, None, cost_per_call=0.001, full_scale=5000)
@@ -112,6 +133,7 @@ def main() -> None:
                 results += [run_contender(name, size, emulator, latency_ms, work, env) for name in contenders]
         finally:
             emulator.stop()
+    results += run_two_days(257, args.latency_ms, work, env)
     emulator = EmulatorProcess(0.0)
     try:
         if not args.quick:

@@ -33,13 +33,14 @@ class Measurement:
 class EmulatorProcess:
     """The emulator in its own process, so its work is not counted in any contender's memory or time."""
 
-    def __init__(self, latency_ms: float) -> None:
+    def __init__(self, latency_ms: float, as_of: str | None = None) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "etl", "emulator", "--port", str(self.port), "--latency-ms", str(latency_ms)],
+            [sys.executable, "-m", "etl", "emulator", "--port", str(self.port), "--latency-ms", str(latency_ms),
+             *(["--as-of", as_of] if as_of else [])],
             cwd=REPO_DIR, stderr=subprocess.DEVNULL,
         )
         for _ in range(100):
