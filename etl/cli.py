@@ -10,17 +10,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from etl import pipeline
 from etl.config import DEFAULT_CONCURRENCY, DEFAULT_LAKE_DIR, DEMO_LAKE_DIR, Settings
 from etl.emulator import Emulator, EmulatorConfig, serve
 from etl.errors import ConfigError, EtlError, MemoryLimitError, SourceError
 from etl.metrics import BatchMetrics, RunRecord
+from etl.settings_file import load_settings_file
 from etl.universe import DEFAULT_UNIVERSE_PATH
 
 # A run that ended early still published what it collected; its status says why it is an error.
 _STOPPED = {"memory_limit": MemoryLimitError, "below_min_success": EtlError, "source_outage": SourceError}
 log = logging.getLogger("etl")
+# ctx.meta key: where the settings click fell back on (its default_map) were read.
+_SETTINGS_FILE_LABEL = "etl.settings_file"
 
 universe_option = click.option("--universe", type=click.Path(path_type=Path), default=DEFAULT_UNIVERSE_PATH,
                                show_default=True, help="CSV with a `symbol` column, or one symbol a line.")
@@ -30,6 +34,10 @@ cost_option = click.option("--cost-per-call", default=0.001, show_default=True,
                            help="Estimated USD per API call, for the summary.")
 full_scale_option = click.option("--full-scale", default=5000, show_default=True,
                                  help="Universe size for the summary's full-scale estimate.")
+# Eager, so the file is read before any other option falls back on it.
+config_option = click.option("--config", "config_path", type=click.Path(path_type=Path), envvar="ETL_CONFIG",
+                             is_eager=True, expose_value=False, callback=lambda ctx, _, path: _read_settings(ctx, path),
+                             help="TOML file of settings (default: ./etl.toml, else [tool.etl] in ./pyproject.toml).")
 
 
 def lake_option(default: Path):
@@ -47,7 +55,7 @@ def app() -> None:
 @lake_option(DEFAULT_LAKE_DIR)
 @click.option("--batch-size", default=10, show_default=True, help="Symbols per batch: the unit of fetching and writing.")
 @click.option("--history", default="1y", show_default=True, help="Daily bars for this Yahoo period (1mo, 1y, 5y, max…).")
-@click.option("--yahoo-url", envvar="ETL_YAHOO_URL", help="Send every Yahoo request to this base URL (an emulator).")
+@click.option("--yahoo-url", help="Send every Yahoo request to this base URL (an emulator).")
 @click.option("--memory-limit-mb", default=2048.0, show_default=True, help="Stop cleanly above this RSS after gc.")
 @click.option("--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, help="Requests in flight at once.")
 @click.option("--min-success", default=0.95, show_default=True, help="Exit 1 when fewer symbols than this share end ok.")
@@ -56,12 +64,20 @@ def app() -> None:
 @click.option("--revision-days", default=5, show_default=True,
               help="Refetch a symbol's latest N trading days in the lake (Yahoo revises them); newer bars always.")
 @click.option("--full-refresh", is_flag=True, help="Ignore what the lake holds: fetch --history for every symbol.")
+@config_option
+@click.option("--show-config", is_flag=True,
+              help="Print each setting, its value and where it came from; collect nothing.")
 def collect(universe, lake, batch_size, history, yahoo_url, memory_limit_mb, concurrency, min_success, timeout_s,
-            resume, revision_days, full_refresh) -> None:
+            resume, revision_days, full_refresh, show_config) -> None:
     """Collect quotes and daily bars for a universe into the lake; `summary` then reports on the run.
+
+    Every option can also come from ETL_<NAME> (ETL_BATCH_SIZE=20) or etl.toml (batch_size = 20).
 
     Example: python -m etl collect --universe data/universe/default.csv --lake data/lake
     """
+    if show_config:
+        click.echo(_describe_settings(click.get_current_context()))
+        return
     _collect(_settings(universe_path=universe, lake_dir=lake, batch_size=batch_size, history=history,
                        yahoo_url=yahoo_url, memory_limit_mb=memory_limit_mb, concurrency=concurrency,
                        min_success=min_success, timeout_s=timeout_s, resume=resume, revision_days=revision_days,
@@ -73,6 +89,7 @@ def collect(universe, lake, batch_size, history, yahoo_url, memory_limit_mb, con
 @lake_option(DEMO_LAKE_DIR)
 @universe_option
 @format_option
+@config_option
 def demo(latency_ms, lake, universe, output_format) -> None:
     """Run the collect job offline against the built-in Yahoo emulator (synthetic data), then print its summary.
 
@@ -94,6 +111,7 @@ def demo(latency_ms, lake, universe, output_format) -> None:
 @full_scale_option
 @format_option
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json, for scripts (wins over --format).")
+@config_option
 def summary_command(lake, run_id, compare, cost_per_call, full_scale, output_format, as_json) -> None:
     """Print the performance summary of a run, or compare two runs.
 
@@ -108,6 +126,7 @@ def summary_command(lake, run_id, compare, cost_per_call, full_scale, output_for
 @click.option("--compare", "compare_run", help="Run id to compare with (default: the run before).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
               help="HTML file to write (default: <lake>-report.html beside the lake).")
+@config_option
 def report_command(lake, run_id, compare_run, out_path) -> None:
     """Write a run's charts, summary and comparison with another run as one HTML page that opens offline.
 
@@ -123,6 +142,7 @@ def report_command(lake, run_id, compare_run, out_path) -> None:
 @click.argument("sql")
 @lake_option(DEFAULT_LAKE_DIR)
 @format_option
+@config_option
 def query(sql, lake, output_format) -> None:
     """Run one SQL statement against the lake's views (quotes, bars, bars_all, runs, batches, failures).
 
@@ -138,6 +158,7 @@ def query(sql, lake, output_format) -> None:
 
 @app.command()
 @lake_option(DEFAULT_LAKE_DIR)
+@config_option
 def shell(lake) -> None:
     """Open the DuckDB shell on the lake's views and macros (latest_quotes(), movers(day, n), ...).
 
@@ -238,6 +259,64 @@ def _log_batch(m: BatchMetrics) -> None:
     )
 
 
+def _setting_names() -> set[str]:
+    """What ETL_<NAME> and a settings file may set: collect's options, by name."""
+    return {p.name for p in collect.params if isinstance(p, click.Option)} - {"config_path", "show_config"}
+
+
+def _configurable(command: click.Command) -> list[click.Parameter]:
+    """A command's options that settings set; not demo's --lake, so its synthetic data stays out of a real lake."""
+    names = _setting_names()
+    return [p for p in command.params if p.name in names and (command.name, p.name) != ("demo", "lake")]
+
+
+def _read_settings(ctx: click.Context, config_path: Path | None) -> None:
+    """Hand the settings file to click as the defaults it falls back on after flags and ETL_<NAME> (default_map)."""
+    with _errors_to_exit():
+        settings_file = load_settings_file(config_path, _setting_names())
+    if settings_file is not None:
+        names = {p.name for p in _configurable(ctx.command)}
+        ctx.default_map = {k: v for k, v in settings_file.values.items() if k in names}
+        ctx.meta[_SETTINGS_FILE_LABEL] = settings_file.label
+
+
+def _origin(ctx: click.Context, param: click.Parameter) -> str:
+    """Where an option's value came from: flag, env ETL_<NAME>, the settings file, or default."""
+    source = ctx.get_parameter_source(param.name)
+    if source is ParameterSource.COMMANDLINE:
+        return "flag"
+    if source is ParameterSource.ENVIRONMENT:
+        return f"env {param.envvar}"
+    if source is ParameterSource.DEFAULT_MAP:
+        return ctx.meta[_SETTINGS_FILE_LABEL]
+    return "default"
+
+
+def _describe_settings(ctx: click.Context) -> str:
+    """For --show-config: each setting, its value and where it came from, a line each."""
+    rows = [{"setting": p.name, "value": "" if ctx.params[p.name] is None else str(ctx.params[p.name]),
+             "from": _origin(ctx, p)} for p in _configurable(ctx.command)]
+    return _render_rows(rows, "table")
+
+
+def _describe_click_error(exc: click.ClickException) -> str:
+    """click's message; a bad value from ETL_<NAME> or the settings file names that place, not the flag."""
+    ctx, param = getattr(exc, "ctx", None), getattr(exc, "param", None)
+    origin = _origin(ctx, param) if ctx is not None and param is not None else "flag"
+    if origin in ("flag", "default"):
+        return exc.format_message().rstrip(".")
+    if origin.startswith("env "):
+        return f"{origin}: {exc.message.rstrip('.')}; fix or unset it"
+    return f"{origin}: {param.name}: {exc.message.rstrip('.')}; fix or remove it"
+
+
+def _read_settings_from_env() -> None:
+    """ETL_<NAME> sets the option of that name on every command that shares it (ETL_LAKE for summary too)."""
+    for command in app.commands.values():
+        for param in _configurable(command):
+            param.envvar = f"ETL_{param.name.upper()}"
+
+
 @contextmanager
 def _errors_to_exit():
     """Turns an EtlError into one `error: ...` line on stderr and the error's exit code."""
@@ -292,7 +371,10 @@ def main() -> None:
     except click.ClickException as exc:
         # A malformed option is bad input like any other: one line, exit 2, not click's usage block.
         command = exc.ctx.command_path if getattr(exc, "ctx", None) else "python -m etl"
-        click.echo(f"error: {exc.format_message().rstrip('.')}; see `{command} --help`", err=True)
+        click.echo(f"error: {_describe_click_error(exc)}; see `{command} --help`", err=True)
         sys.exit(exc.exit_code)
     except click.Abort:
         sys.exit(130)
+
+
+_read_settings_from_env()

@@ -39,11 +39,12 @@ def write_universe(path: Path, symbols: list[str]) -> Path:
     return path
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`python -m etl ARGS` as a user would run it, with the test's isolated cache."""
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300,
+            cwd: Path = REPO_DIR) -> subprocess.CompletedProcess:
+    """`python -m etl ARGS` as a user would run it, in `cwd` (where it looks for etl.toml), with the isolated cache."""
     # The caller's own ETL_ settings must not leak into a test.
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "etl", *args],
-        cwd=REPO_DIR, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
     )
