@@ -1,7 +1,11 @@
-"""Settings from flags, ETL_<NAME>, etl.toml or [tool.etl] in pyproject.toml, then defaults."""
+"""Settings from flags, ETL_<NAME>, etl.toml or [tool.etl] in pyproject.toml, then defaults; progress and --quiet."""
 
 import json
+import os
+import pty
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -9,6 +13,7 @@ from conftest import run_cli, write_universe
 from etl.cli import app
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "IBM", "DLSTD"]  # the emulator fixture answers DLSTD as delisted
+BATCH_LINE = re.compile(r"^batch (\d)/3: \d/\d ok, .*; (\d) ok, (\d) failed so far, RSS \d+ MB, ETA \d+:\d\d$")
 
 
 def show_config(cwd, *args: str, env: dict | None = None) -> dict[str, tuple[str, str]]:
@@ -87,3 +92,45 @@ def test_demo_never_takes_the_configured_lake_for_its_synthetic_data():
              if any(p.name == "lake" for p in command.params)}
     assert lakes.pop("demo").envvar is None
     assert {option.envvar for option in lakes.values()} == {"ETL_LAKE"}
+
+
+def collect_args(emulator, tmp_path) -> list[str]:
+    universe = write_universe(tmp_path / "u.txt", SYMBOLS)
+    return ["collect", "--universe", str(universe), "--lake", str(tmp_path / "lake"), "--batch-size", "2",
+            "--min-success", "0.5", "--yahoo-url", emulator.url]
+
+
+def test_one_line_a_batch_with_ok_and_failed_so_far_rss_and_eta(emulator, tmp_path):
+    result = run_cli(*collect_args(emulator, tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = [BATCH_LINE.match(line) for line in result.stderr.splitlines()]
+    assert all(lines) and [m.groups() for m in lines] == [("1", "2", "0"), ("2", "4", "0"), ("3", "4", "1")]
+    assert result.stdout.startswith("run ") and result.stdout.count("\n") == 1
+
+
+def test_quiet_prints_no_progress_only_the_result(emulator, tmp_path):
+    result = run_cli(*collect_args(emulator, tmp_path), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and result.stdout.startswith("run ") and result.stdout.count("\n") == 1
+
+
+def test_a_terminal_gets_a_progress_bar_instead_of_lines(emulator, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+    controller, terminal = pty.openpty()
+    child = subprocess.Popen([sys.executable, "-m", "etl", *collect_args(emulator, tmp_path)],
+                             env=env, stdout=subprocess.PIPE, stderr=terminal, text=True)
+    os.close(terminal)
+    seen = b""
+    while chunk := _read_until_closed(controller):
+        seen += chunk
+    os.close(controller)
+    assert child.wait(timeout=120) == 0 and child.stdout.read().startswith("run ")
+    bar = seen.decode()
+    assert "3/3  4 ok, 1 failed so far, RSS" in bar and "ETA" in bar and "batch 1/3:" not in bar
+
+
+def _read_until_closed(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # EIO: the child closed its end of the terminal
+        return b""
