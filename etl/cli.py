@@ -15,7 +15,8 @@ import click
 from click.core import ParameterSource
 
 from etl import pipeline
-from etl.config import DEFAULT_CONCURRENCY, DEFAULT_LAKE_DIR, DEMO_LAKE_DIR, Settings
+from etl.compact import COMPACTABLE
+from etl.config import DEFAULT_CONCURRENCY, DEFAULT_LAKE_DIR, DEMO_LAKE_DIR, ROW_GROUP_ROWS, Settings
 from etl.emulator import Emulator, EmulatorConfig, serve
 from etl.errors import ConfigError, EtlError, MemoryLimitError, SourceError
 from etl.metrics import BatchMetrics, RunRecord
@@ -171,11 +172,35 @@ def shell(lake) -> None:
     from etl import summary  # DuckDB is loaded by the commands that read, never by collect
 
     with _errors_to_exit():
-        init_sql = _shell_init_sql(lake)
-        summary.connect_lake(lake).close()  # refuses a lake with no run, as `query` does
+        _check_shell_path(lake)
+        con = summary.connect_lake(lake)  # refuses a lake with no run, as `query` does
+        init_sql = _shell_init_sql(summary.lake_variables(con, lake))
         binary = _duckdb_shell_path()
     # -cmd rather than -init FILE: once exec'd, nothing would be left to delete a temp file.
     os.execv(binary, [str(binary), "-cmd", init_sql])
+
+
+@app.command()
+@lake_option(DEFAULT_LAKE_DIR)
+@click.option("--table", "tables", multiple=True, type=click.Choice(COMPACTABLE),
+              help="A table to compact (default: all but runs); repeat for more.")
+@click.option("--keep-minutes", default=60.0, show_default=True,
+              help="Keep replaced files this long for readers that listed them; a later compact removes them.")
+@config_option
+def compact(lake, tables, keep_minutes) -> None:
+    """Rewrite each partition's small files as one with full row groups; readers never see a row twice or miss one.
+
+    Example: python -m etl compact --lake data/lake --table bars
+    """
+    from etl import summary  # DuckDB is loaded by the commands that read, never by collect
+    from etl.compact import compact_lake
+
+    with _errors_to_exit():
+        summary.require_completed_run(lake)
+        done = compact_lake(lake, tables or COMPACTABLE, keep_minutes=keep_minutes, row_group_rows=ROW_GROUP_ROWS)
+    for folder in done:
+        click.echo(f"{folder.folder}: {folder.files} files into 1, {folder.rows:,} rows")
+    click.echo(f"compacted {len(done)} folders" if done else "nothing to compact: no folder holds two files")
 
 
 @app.command()
@@ -246,15 +271,27 @@ def _duckdb_shell_path() -> Path:
     return binary
 
 
-def _shell_init_sql(lake: Path) -> str:
-    """sql/set_lake.sql then sql/views.sql; the shell binds no parameters, so the path goes in as a quoted literal."""
+def _shell_init_sql(variables: dict) -> str:
+    """sql/set_lake.sql, sql/set_compactions.sql, sql/views.sql; the shell binds no parameters, so values go in as literals."""
     from etl.summary import load_sql
 
+    literals = {name: _sql_literal(value) for name, value in variables.items()}
+    statements = [load_sql("set_lake"), load_sql("set_compactions")]
+    for name, literal in literals.items():
+        statements = [statement.replace(f"${name}", literal) for statement in statements]
+    return "".join(statement.rstrip() + ";\n" for statement in statements) + load_sql("views")
+
+
+def _check_shell_path(lake: Path) -> None:
     path = str(lake.resolve())
     if "\0" in path or "\n" in path:
         raise ConfigError(f"--lake {path!r}: a path with a NUL or a newline cannot be handed to the DuckDB shell")
-    literal = "'" + path.replace("'", "''") + "'"
-    return load_sql("set_lake").replace("$lake", literal).rstrip() + ";\n" + load_sql("views")
+
+
+def _sql_literal(value: str | list[str]) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_sql_literal, value)) + "]"
+    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass

@@ -132,3 +132,17 @@ QUARANTINE = Table(
 
 # Data tables first, the run's manifest (`runs`) last: readers trust a run once its `runs` row exists.
 TABLES: dict[str, Table] = {t.name: t for t in (QUOTES, BARS, QUARANTINE, FAILURES, BATCHES, RUNS)}
+
+# Written by `python -m etl compact`, not by runs: one row a file that a compaction replaced.
+COMPACTIONS = Table(
+    "compactions",
+    pa.schema(
+        [
+            ("compaction_id", pa.string()),
+            ("compacted_at", UTC_TIME),
+            ("table_name", pa.string()),
+            ("replaced_file", pa.string()),
+            ("compacted_file", pa.string()),
+        ]
+    ),
+)

@@ -60,7 +60,7 @@ def publish_run(staging: RunStaging, lake_dir: Path, runs_record: pa.RecordBatch
     # `runs` sorts last: every data file is in the lake before the manifest that makes readers trust them.
     ordered = sorted(by_folder.items(), key=lambda item: list(TABLES).index(item[0].parts[0]))
     merged = [_merge(staging, folder, parts, row_group_rows) for folder, parts in ordered]
-    published = [_link(path, lake_dir / path.relative_to(staging.folder / "merged")) for path in merged]
+    published = [link_into_lake(path, lake_dir / path.relative_to(staging.folder / "merged")) for path in merged]
     staging.discard()
     return published
 
@@ -68,18 +68,21 @@ def publish_run(staging: RunStaging, lake_dir: Path, runs_record: pa.RecordBatch
 def _merge(staging: RunStaging, folder: Path, parts: list[Path], row_group_rows: int) -> Path:
     """The parts of one table and partition as one file of full row groups; kept once complete."""
     path = staging.folder / "merged" / folder / f"{staging.run_id}.parquet"
-    if path.exists():
-        return path
-    table = TABLES[folder.parts[0]]
+    if not path.exists():
+        write_merged(TABLES[folder.parts[0]], parts, path, row_group_rows)
+    return path
+
+
+def write_merged(table: Table, sources: list[Path], path: Path, row_group_rows: int) -> None:
+    """Rewrite Parquet files of one table, in order, as one file of full row groups: whole once it exists."""
     pending = path.with_name(path.name + ".tmp")
     with disk_errors(pending):
         pending.parent.mkdir(parents=True, exist_ok=True)
         with pq.ParquetWriter(pending, file_schema(table), compression="zstd", write_statistics=True) as writer:
-            for group in _row_groups(table, parts, row_group_rows):
+            for group in _row_groups(table, sources, row_group_rows):
                 writer.write_table(group, row_group_size=row_group_rows)
         fsync_path(pending)
         os.rename(pending, path)
-    return path
 
 
 def _row_groups(table: Table, parts: list[Path], row_group_rows: int) -> Iterator[pa.Table]:
@@ -94,7 +97,8 @@ def _row_groups(table: Table, parts: list[Path], row_group_rows: int) -> Iterato
         yield buffered
 
 
-def _link(staged: Path, final: Path) -> Path:
+def link_into_lake(staged: Path, final: Path) -> Path:
+    """Publish a finished file under its lake path, never replacing one (a file linked before is skipped)."""
     with disk_errors(final):
         _make_dirs(final.parent)
         try:

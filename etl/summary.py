@@ -16,13 +16,31 @@ def load_sql(name: str) -> str:
 
 def connect_lake(lake_dir: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake's views and macros in place."""
+    require_completed_run(lake_dir)
+    con = duckdb.connect()
+    variables = lake_variables(con, lake_dir)
+    con.execute(load_sql("set_lake"), {"lake": variables["lake"]})
+    con.execute(load_sql("set_compactions"), {"replaced": variables["replaced"], "written": variables["written"]})
+    con.execute(load_sql("views"))
+    return con
+
+
+def lake_variables(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> dict:
+    """What sql/set_lake.sql and sql/set_compactions.sql bind: the lake's path, and its compactions' files."""
+    lake = str(lake_dir.resolve())
+    # Read once, now: a compaction published later stays unseen by this connection, which is consistent.
+    records = sorted(str(path) for path in (lake_dir / "compactions").glob("*.parquet"))
+    if not records:
+        return {"lake": lake, "replaced": [], "written": []}
+    replaced, written = con.execute(load_sql("compaction_files"), {"lake": lake, "records": records}).fetchone()
+    return {"lake": lake, "replaced": replaced, "written": written}
+
+
+def require_completed_run(lake_dir: Path) -> None:
+    """Refuse, in one line, a lake that holds no completed run."""
     # A run killed while publishing can leave `runs/` made but empty: that lake has no completed run either.
     if not any((lake_dir / "runs").glob("*.parquet")):
         raise LakeError(f"the lake at {lake_dir} holds no completed run yet; run `make demo` or `make collect` first")
-    con = duckdb.connect()
-    con.execute(load_sql("set_lake"), {"lake": str(lake_dir.resolve())})
-    con.execute(load_sql("views"))
-    return con
 
 
 def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[dict]:

@@ -2,40 +2,49 @@
 -- A run is trusted once its row is in `runs`, the manifest it publishes last, so every other
 -- view keeps only rows of runs that have one: a crashed or running run is never seen.
 
+-- Every table is read through lake_table(name): all its Parquet files but those a published
+-- compaction replaced (left on disk a while for readers that listed them before) and the compacted
+-- files of a compaction not yet published (etl/compact.py; the lists come from set_compactions.sql).
+create or replace macro lake_table(name) as table
+select * exclude (filename)
+from read_parquet(
+    getvariable('lake') || '/' || name || '/**/*.parquet',
+    hive_partitioning = true, union_by_name = true, filename = true
+)
+where
+    not list_contains(getvariable('compactions').replaced, filename)
+    and (not contains(filename, '/compacted-') or list_contains(getvariable('compactions').written, filename));
+
 create or replace view runs as
 select *
-from read_parquet(getvariable('lake') || '/runs/**/*.parquet', union_by_name = true);
+from lake_table('runs');
 
 create or replace view batches as
 select batches.*
-from read_parquet(getvariable('lake') || '/batches/**/*.parquet', union_by_name = true) as batches
+from lake_table('batches') as batches
 semi join runs using (run_id);
 
 create or replace view failures as
 select failures.*
-from read_parquet(getvariable('lake') || '/failures/**/*.parquet', union_by_name = true) as failures
+from lake_table('failures') as failures
 semi join runs using (run_id);
 
 -- Rows that broke an invariant of their table (see etl/validate.py), with the reason and the row as JSON.
 create or replace view quarantine as
 select quarantine.*
-from read_parquet(getvariable('lake') || '/quarantine/**/*.parquet', union_by_name = true) as quarantine
+from lake_table('quarantine') as quarantine
 semi join runs using (run_id);
 
 -- `date` is the hive partition: the UTC day the run collected the quote.
 create or replace view quotes as
 select quotes.*
-from read_parquet(
-    getvariable('lake') || '/quotes/**/*.parquet', hive_partitioning = true, union_by_name = true
-) as quotes
+from lake_table('quotes') as quotes
 semi join runs using (run_id);
 
 -- Every bar every completed run wrote, revisions included; `year` is the hive partition.
 create or replace view bars_all as
 select bars.*
-from read_parquet(
-    getvariable('lake') || '/bars/**/*.parquet', hive_partitioning = true, union_by_name = true
-) as bars
+from lake_table('bars') as bars
 semi join runs using (run_id);
 
 -- One current row per (symbol, date): the latest run wins (run ids sort by start time).

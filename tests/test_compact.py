@@ -1,0 +1,114 @@
+"""`python -m etl compact`: small files rewritten as one, and the views never show a row twice or miss one."""
+
+import shutil
+import subprocess
+import sys
+import threading
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import REPO_DIR, run_cli, write_universe
+from etl.emulator import Emulator, EmulatorConfig
+from etl.summary import connect_lake
+
+SYMBOLS = ["AAPL", "MSFT", "KO", "XOM", "JPM", "DLSTD"]
+VIEWS = ["runs", "batches", "failures", "quarantine", "quotes", "bars_all", "bars"]
+
+
+def views(lake_dir) -> dict[str, list[tuple]]:
+    con = connect_lake(lake_dir)
+    return {view: sorted(con.execute(f"select * from {view}").fetchall(), key=repr) for view in VIEWS}
+
+
+def collect(emulator, universe, lake_dir):
+    result = run_cli("collect", "--yahoo-url", emulator.url, "--universe", str(universe), "--lake", str(lake_dir),
+                     "--batch-size", "3", "--full-refresh", "--min-success", "0.5")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def lake(emulator, tmp_path):
+    """A lake of three runs: three small files in every folder."""
+    lake_dir = tmp_path / "lake"
+    universe = write_universe(tmp_path / "u.txt", SYMBOLS)
+    for _ in range(3):
+        collect(emulator, universe, lake_dir)
+    return lake_dir
+
+
+def test_compaction_leaves_every_view_as_it_was_with_one_file_a_folder(lake):
+    before = views(lake)
+    result = run_cli("compact", "--lake", str(lake))
+    assert result.returncode == 0, result.stderr
+    assert "bars/year=2026: 3 files into 1" in result.stdout
+    assert views(lake) == before
+    compacted = sorted(lake.glob("bars/year=2026/compacted-*.parquet"))
+    assert len(compacted) == 1 and len(list(lake.glob("bars/year=2026/*.parquet"))) == 4  # replaced ones kept
+    sizes = [pq.ParquetFile(compacted[0]).metadata.row_group(i).num_rows
+             for i in range(pq.ParquetFile(compacted[0]).num_row_groups)]
+    assert sizes == [sum(sizes)] and sum(sizes) == len([r for r in before["bars_all"] if r[2].year == 2026])
+
+
+def test_replaced_files_go_after_keep_minutes_and_nothing_is_compacted_twice(lake):
+    before = views(lake)
+    assert run_cli("compact", "--lake", str(lake)).returncode == 0
+    again = run_cli("compact", "--lake", str(lake), "--keep-minutes", "0")
+    assert again.returncode == 0 and "nothing to compact" in again.stdout
+    assert [p.name for p in lake.glob("bars/year=2026/*.parquet")] == [
+        p.name for p in lake.glob("bars/year=2026/compacted-*.parquet")]
+    assert len(list((lake / "runs").glob("*.parquet"))) == 3  # a run's own manifest is never compacted
+    assert views(lake) == before
+
+
+def test_the_compacted_file_of_a_compaction_cut_off_is_never_read_and_is_removed(lake):
+    before = views(lake)
+    folder = lake / "bars" / "year=2026"
+    shutil.copy(next(folder.glob("*.parquet")), folder / "compacted-20261125T000000000000Z-dead00.parquet")
+    assert views(lake) == before
+    assert run_cli("compact", "--lake", str(lake), "--table", "quotes").returncode == 0
+    assert not (folder / "compacted-20261125T000000000000Z-dead00.parquet").exists()
+
+
+def test_readers_never_see_a_row_twice_while_runs_and_compactions_follow_each_other(emulator, lake, tmp_path):
+    failures, counts = [], []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                con = connect_lake(lake)
+                rows, keys = con.execute(
+                    "select count(*), count(distinct (run_id, symbol, date)) from bars_all").fetchone()
+                runs, batches = con.execute("select count(distinct run_id), count(*) from batches").fetchone()
+            except Exception as exc:  # any failure a reader would see is what this test counts
+                failures.append(repr(exc))
+                continue
+            counts.append(rows)
+            if rows != keys or batches != 2 * runs:
+                failures.append((rows, keys, runs, batches))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(2):
+            collect(emulator, tmp_path / "u.txt", lake)
+            assert run_cli("compact", "--lake", str(lake)).returncode == 0
+    finally:
+        stop.set()
+        reader.join()
+    assert failures == [] and len(counts) > 10 and counts == sorted(counts)
+
+
+def test_compact_on_a_lake_without_runs_is_one_line(tmp_path):
+    result = run_cli("compact", "--lake", str(tmp_path / "nothing"))
+    assert result.returncode == 1 and result.stderr.startswith("error: the lake at") and result.stderr.count("\n") == 1
+
+
+def test_the_duckdb_shell_reads_the_compacted_lake_as_the_views_do(lake):
+    assert run_cli("compact", "--lake", str(lake)).returncode == 0
+    assert run_cli("compact", "--lake", str(lake), "--keep-minutes", "0").returncode == 0  # only compacted files left
+    shell = subprocess.run([sys.executable, "-m", "etl", "shell", "--lake", str(lake)], cwd=REPO_DIR, text=True,
+                           input=".mode csv\nselect count(*) as n from bars_all;\n", capture_output=True, timeout=60)
+    (rows,) = connect_lake(lake).execute("select count(*) from bars_all").fetchone()
+    assert shell.returncode == 0 and shell.stdout.split() == ["n", str(rows)]
