@@ -14,7 +14,7 @@ from etl.fetch import BatchFetcher, FetchedBatch, Outcome
 from etl.memory import check_memory, sample_memory
 from etl.plan import Batch, plan_batches
 from etl.schema import BARS, BATCHES, FAILURES, QUARANTINE, QUOTES
-from etl.sink import lake_lock, publish_run
+from etl.sink import lake_lock, publish_in_child
 from etl.staging import RunPlan, RunStaging, open_run
 from etl.state import read_refetch_from
 from etl.source.yahoo import YahooSource
@@ -32,7 +32,7 @@ def collect(settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None]
     batches = plan_batches(symbols, settings.batch_size)
     _check_memory_limit(settings.memory_limit_mb)
     started_at = dt.datetime.now(dt.timezone.utc)
-    with lake_lock(settings.lake_dir):
+    with lake_lock(settings.lake_dir) as lock_fd:
         since = _since(settings, symbols)
         plan = RunPlan(tuple(symbols), settings.batch_size, settings.history, _source_url(settings),
                        {symbol: day.isoformat() for symbol, day in since.items()})
@@ -40,7 +40,7 @@ def collect(settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None]
                            started_at=started_at, resume=settings.resume)
         source = YahooSource(base_url=settings.yahoo_url, history=settings.history, since=since,
                              concurrency=settings.concurrency, timeout_s=settings.timeout_s)
-        return _collect_staged(settings, staging, source, batches, on_batch)
+        return _collect_staged(settings, staging, source, batches, on_batch, lock_fd=lock_fd)
 
 
 def _since(settings: Settings, symbols: list[str]) -> dict[str, dt.date]:
@@ -52,7 +52,7 @@ def _since(settings: Settings, symbols: list[str]) -> dict[str, dt.date]:
 
 
 def _collect_staged(settings: Settings, staging: RunStaging, source: YahooSource, batches: list[Batch],
-                    on_batch: Callable[[metrics.BatchMetrics], None]) -> metrics.RunRecord:
+                    on_batch: Callable[[metrics.BatchMetrics], None], *, lock_fd: int) -> metrics.RunRecord:
     committed = staging.committed()
     earlier_calls = pc.sum(staging.read(BATCHES).column("api_calls")).as_py() or 0
     todo = [batch for batch in batches if batch.batch_no not in committed]
@@ -63,7 +63,8 @@ def _collect_staged(settings: Settings, staging: RunStaging, source: YahooSource
         batch_size=settings.batch_size, api_calls=earlier_calls + source.counter.total,
         source_url=_source_url(settings), settings=settings.to_json(),
     )
-    publish_run(staging, settings.lake_dir, metrics.to_runs_record(run), row_group_rows=settings.row_group_rows)
+    staging.commit_manifest(metrics.to_runs_record(run))
+    publish_in_child(staging, settings.lake_dir, row_group_rows=settings.row_group_rows, lock_fd=lock_fd)
     return run
 
 

@@ -9,25 +9,33 @@ picks up where it stopped: a merged file is kept once complete, a file already l
 """
 
 import contextlib
+import ctypes
 import datetime as dt
 import fcntl
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.errors import LakeError
-from etl.schema import RUNS, TABLES, Table
-from etl.staging import RunStaging, default_partition, disk_errors, file_schema, fsync_path, lake_folder, read_part
+from etl.errors import EtlError, LakeError
+from etl.schema import TABLES, Table
+from etl.staging import (RunStaging, default_partition, disk_errors, file_schema, fsync_path, lake_folder, load_run,
+                         read_part)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @contextlib.contextmanager
-def lake_lock(lake_dir: Path) -> Iterator[None]:
-    """Hold the lake's single-writer lock: a kernel flock, so the OS frees it when its holder dies."""
+def lake_lock(lake_dir: Path) -> Iterator[int]:
+    """Hold the lake's single-writer lock (its descriptor): a kernel flock, freed by the OS when its holders die."""
     lock_path = lake_dir.parent / f".{lake_dir.name}.lock"
     try:
         lake_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -43,16 +51,35 @@ def lake_lock(lake_dir: Path) -> Iterator[None]:
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": dt.datetime.now(dt.timezone.utc).isoformat()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
-        yield
+        yield fd
     finally:
         os.close(fd)
 
 
-def publish_run(staging: RunStaging, lake_dir: Path, runs_record: pa.RecordBatch, *, row_group_rows: int) -> list[Path]:
+def publish_in_child(staging: RunStaging, lake_dir: Path, *, row_group_rows: int, lock_fd: int) -> None:
+    """publish_run in a process of its own: the merge's buffers never add to the collector's peak memory.
+
+    The child shares the lake's lock (its descriptor) and dies with the collector, so it never
+    publishes alone; a publish cut off either way completes on the next run.
+    """
+    child = subprocess.run(
+        [sys.executable, "-m", "etl.sink", str(staging.folder), str(lake_dir), str(row_group_rows), str(os.getpid())],
+        capture_output=True, text=True, pass_fds=(lock_fd,),
+    )
+    if child.returncode:
+        last_line = (child.stderr.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
+        raise LakeError(last_line.removeprefix("error: "))
+
+
+def _die_with(parent_pid: int) -> None:
+    # Asked for here rather than in a preexec_fn, which would make subprocess fork the whole collector.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the collector died before the request took
+        sys.exit(1)
+
+
+def publish_run(staging: RunStaging, lake_dir: Path, *, row_group_rows: int) -> list[Path]:
     """Merge the run's parts into one file per table and partition, link each into the lake, `runs` last."""
-    if 0 not in staging.committed():  # batch 0 holds the manifest; one staged before a kill is kept
-        with staging.batch(0) as manifest:
-            manifest.write(RUNS, runs_record)
     by_folder = staging.parts()
     for table in TABLES.values():
         if not any(folder.parts[0] == table.name for folder in by_folder):
@@ -119,3 +146,17 @@ def _make_dirs(folder: Path) -> None:
         new_folder.mkdir(exist_ok=True)
         fsync_path(new_folder.parent)
 
+
+def main() -> None:
+    """`python -m etl.sink STAGING_FOLDER LAKE ROW_GROUP_ROWS COLLECTOR_PID`: publish a staged run."""
+    folder, lake_dir, row_group_rows = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    _die_with(int(sys.argv[4]))
+    try:
+        publish_run(load_run(folder)[0], lake_dir, row_group_rows=row_group_rows)
+    except EtlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

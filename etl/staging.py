@@ -1,9 +1,9 @@
-"""A run's staging folder beside the lake: its plan, and every batch committed whole as Parquet parts.
+"""A run's staging folder beside the lake: its plan, and every batch committed whole as Arrow parts.
 
     .<lake>.staging/<run_id>/
         plan.json                                   what the run collects (symbols, settings, where each
                                                     symbol's bars start); the same plan again resumes it
-        batches/000007/bars/year=2026/part.parquet  a committed batch, one part a table and partition
+        batches/000007/bars/year=2026/part.arrow    a committed batch, one part (Arrow IPC) a table and partition
         batches/000008.tmp/...                      a batch being written: never read, removed on resume
         merged/bars/year=2026/<run_id>.parquet      the lake's files, merged from the parts when publishing
 
@@ -26,11 +26,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl.errors import ConfigError, LakeError
-from etl.schema import SCHEMA_VERSION, Table
+from etl.schema import RUNS, SCHEMA_VERSION, Table
 
 log = logging.getLogger(__name__)
 
-PART_NAME = "part.parquet"
+PART_NAME = "part.arrow"
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,12 @@ def file_schema(table: Table) -> pa.Schema:
 
 
 def read_part(path: Path, table: Table) -> pa.Table:
-    """A staged part's rows; ParquetFile rather than read_table, which loads pyarrow.dataset (7 MB) in the collector."""
-    return pq.ParquetFile(path).read().cast(table.schema)
+    """A staged part's (Arrow IPC) or a lake file's (Parquet) rows, in the table's schema."""
+    if path.suffix == ".parquet":
+        # ParquetFile rather than read_table, which loads pyarrow.dataset (7 MB).
+        return pq.ParquetFile(path).read().cast(table.schema)
+    with pa.OSFile(str(path)) as source:
+        return pa.ipc.open_file(source).read_all().cast(table.schema)
 
 
 def fsync_path(path: Path) -> None:
@@ -114,6 +118,12 @@ class RunStaging:
             shutil.rmtree(pending, ignore_errors=True)
             raise
 
+    def commit_manifest(self, runs_record: pa.RecordBatch) -> None:
+        """Stage the run's `runs` row as batch 0; one staged before a kill is kept, as publishing may have begun."""
+        if 0 not in self.committed():
+            with self.batch(0) as manifest:
+                manifest.write(RUNS, runs_record)
+
     def parts(self) -> dict[Path, list[Path]]:
         """Every committed part by its lake folder (`bars/year=2026`), in batch order."""
         by_folder: dict[Path, list[Path]] = {}
@@ -151,9 +161,10 @@ class BatchParts:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 # Cast to the canonical schema: a column of another type fails here, never drifts into the lake.
                 rows_table = pa.Table.from_batches([rows]).cast(table.schema)
-                # Parts live until the publish merges them: plain encoding spares the collector zstd's memory and CPU.
-                pq.write_table(rows_table.replace_schema_metadata(file_schema(table).metadata), path,
-                               compression="none", use_dictionary=False, write_statistics=False)
+                # Arrow IPC, not Parquet: parts are read once, by the merge, and Parquet's encoders would
+                # cost the collector 3 MB of RSS and CPU for nothing.
+                with pa.ipc.new_file(str(path), file_schema(table)) as part_file:
+                    part_file.write_table(rows_table)
             self._written.append(path)
 
     def sync(self) -> None:
@@ -201,15 +212,19 @@ def open_run(lake_dir: Path, plan: RunPlan, *, new_run_id: str, started_at: dt.d
     return _create(lake_dir, plan, new_run_id, started_at)
 
 
+def load_run(folder: Path) -> tuple[RunStaging, dict]:
+    """A staged run from its folder's plan.json, and the plan saved there."""
+    saved = json.loads((folder / "plan.json").read_text())
+    return RunStaging(folder, saved["run_id"], dt.datetime.fromisoformat(saved["started_at"])), saved["plan"]
+
+
 def _leftovers(lake_dir: Path) -> list[tuple[RunStaging, dict]]:
     """Every run folder left in the staging folder with its plan, oldest first; one without a readable plan goes."""
     runs = []
     root = staging_dir_for(lake_dir)
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         try:
-            saved = json.loads((folder / "plan.json").read_text())
-            run = RunStaging(folder, saved["run_id"], dt.datetime.fromisoformat(saved["started_at"]))
-            runs.append((run, saved["plan"]))
+            runs.append(load_run(folder))
         except (OSError, ValueError, KeyError):
             shutil.rmtree(folder, ignore_errors=True)
     return runs

@@ -11,7 +11,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from etl import cli, pipeline, staging
-from etl.schema import RUNS
 
 LAKE_DIR = Path(sys.argv[sys.argv.index("--lake") + 1])
 _open_files: dict[Path, pq.ParquetWriter] = {}
@@ -36,16 +35,14 @@ def batch_in_place(run: staging.RunStaging, batch_no: int):
     yield InPlaceParts(run)
 
 
-def publish_in_place(run: staging.RunStaging, lake_dir: Path, runs_record, *, row_group_rows: int) -> list[Path]:
-    InPlaceParts(run).write(RUNS, runs_record)
+def publish_in_place(run: staging.RunStaging, lake_dir: Path, *, row_group_rows: int, lock_fd: int) -> None:
     for writer in _open_files.values():
         writer.close()
     run.discard()
-    return list(_open_files)
 
 
 staging.RunStaging.batch = batch_in_place
-pipeline.publish_run = publish_in_place
+pipeline.publish_in_child = publish_in_place
 
 if __name__ == "__main__":
     cli.main()

@@ -45,7 +45,8 @@ def runs_row(run_id: str) -> pa.RecordBatch:
 
 
 def publish(staging, lake_dir, row_group_rows=1000):
-    return publish_run(staging, lake_dir, runs_row(staging.run_id), row_group_rows=row_group_rows)
+    staging.commit_manifest(runs_row(staging.run_id))
+    return publish_run(staging, lake_dir, row_group_rows=row_group_rows)
 
 
 def commit(staging, batch_no, *batches):
@@ -58,7 +59,7 @@ def test_nothing_is_in_the_lake_until_published(lake_dir):
     staging = new_run(lake_dir)
     commit(staging, 1, bars_batch("r1", "AAPL", every_day(dt.date(2026, 1, 2), 5)))
     assert not lake_dir.exists() or not list(lake_dir.rglob("*.parquet"))
-    staged = list(staging_dir_for(lake_dir).rglob("*.parquet"))
+    staged = list(staging_dir_for(lake_dir).rglob("part.*"))
     assert staged and all(lake_dir not in path.parents for path in staged)
 
 

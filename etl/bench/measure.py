@@ -1,7 +1,6 @@
 """Measuring one contender: a fresh child process, its wall time, its peak RSS from the OS, what it wrote."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -64,12 +63,12 @@ class EmulatorProcess:
 
 
 def run_child(command: list[str], env: dict) -> tuple[float, float, int]:
-    """Run a command; its wall seconds, its own peak RSS in MiB (wait4's rusage) and exit code."""
-    started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=REPO_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, child.returncode
+    """Run a command through the launcher; its wall seconds, its own peak RSS in MiB (wait4) and exit code."""
+    launcher = Path(__file__).with_name("launcher.py")
+    answer = subprocess.run([sys.executable, "-S", str(launcher), *command], cwd=REPO_DIR, env=env,
+                            capture_output=True, text=True, check=True)
+    wall_s, peak_mb, code = answer.stdout.split()
+    return float(wall_s), float(peak_mb), int(code)
 
 
 def count_output(paths: list[Path], symbols: list[str]) -> tuple[int, int]:
