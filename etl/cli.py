@@ -17,7 +17,6 @@ from click.core import ParameterSource
 from etl import pipeline
 from etl.compact import COMPACTABLE
 from etl.config import DEFAULT_CONCURRENCY, DEFAULT_LAKE_DIR, DEMO_LAKE_DIR, ROW_GROUP_ROWS, Settings
-from etl.emulator import Emulator, EmulatorConfig, serve
 from etl.errors import ConfigError, EtlError, MemoryLimitError, SourceError
 from etl.metrics import BatchMetrics, RunRecord
 from etl.plan import plan_batches
@@ -100,6 +99,8 @@ def demo(latency_ms, lake, universe, output_format) -> None:
 
     Example: python -m etl demo --latency-ms 100
     """
+    from etl.emulator import Emulator, EmulatorConfig  # only the commands that serve Yahoo load the emulator
+
     with _errors_to_exit():
         _check_format(output_format)
     with Emulator(EmulatorConfig(latency_ms=latency_ms)) as emulator:
@@ -221,6 +222,8 @@ def emulator(port, latency_ms, error_rate, rate_limit_rps, delisted, null_fracti
 
     Example: python -m etl emulator --port 8765 --latency-ms 100 --delisted ZZZZ
     """
+    from etl.emulator import EmulatorConfig, serve
+
     config = EmulatorConfig(
         seed=seed, latency_ms=latency_ms, error_rate=error_rate, rate_limit_rps=rate_limit_rps,
         delisted=frozenset(s for s in delisted.upper().split(",") if s), null_fraction=null_fraction,

@@ -12,8 +12,8 @@ from read_parquet(
     hive_partitioning = true, union_by_name = true, filename = true
 )
 where
-    not list_contains(getvariable('compactions').replaced, filename)
-    and (not contains(filename, '/compacted-') or list_contains(getvariable('compactions').written, filename));
+    filename not in (select unnest(getvariable('compactions').replaced))
+    and (not contains(filename, '/compacted-') or filename in (select unnest(getvariable('compactions').written)));
 
 create or replace view runs as
 select *

@@ -12,7 +12,8 @@ import duckdb
 
 from etl import pipeline, summary
 from etl.bench.measure import EmulatorProcess, Measurement, measure
-from etl.config import DEFAULT_CONCURRENCY, Settings
+from etl.compact import COMPACTABLE, compact_lake
+from etl.config import DEFAULT_CONCURRENCY, ROW_GROUP_ROWS, Settings
 from etl.universe import DEFAULT_UNIVERSE_PATH, load_universe
 
 NAIVE = ("naive", "batched-gc")
@@ -106,16 +107,20 @@ def flatness(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def time_summary_over_daily_runs(emulator_url: str, work: Path, n_runs: int) -> None:
-    """A lake of n daily runs (small universes), then the summary's time from connect to answer."""
+    """A lake of n daily runs (small universes); the summary's time from connect to answer, before and after compact."""
     lake = work / "daily-runs"
     universe, _ = make_universe(20, work)
     # Full runs, as before incremental ones: a lake as large as daily runs could make, and no state read per run.
     for _ in range(n_runs):
         pipeline.collect(Settings(universe_path=universe, lake_dir=lake, yahoo_url=emulator_url, full_refresh=True))
-    started = time.perf_counter()
-    con = summary.connect_lake(lake)
-    summary.run_summary(con, None, cost_per_call=0.001, full_scale=5000)
-    print(f"summary over a lake of {n_runs} runs: {time.perf_counter() - started:.3f} s (connect, views, query)")
+    for state in ("as the runs left it", "after compact"):
+        if state == "after compact":
+            compact_lake(lake, COMPACTABLE, keep_minutes=0, row_group_rows=ROW_GROUP_ROWS)
+            compact_lake(lake, COMPACTABLE, keep_minutes=0, row_group_rows=ROW_GROUP_ROWS)  # the replaced files go
+        started = time.perf_counter()
+        summary.run_summary(summary.connect_lake(lake), None, cost_per_call=0.001, full_scale=5000)
+        print(f"summary over a lake of {n_runs} runs, {state}: {time.perf_counter() - started:.3f} s "
+              f"(connect, views, query; {len(list(lake.rglob('*.parquet')))} files)")
 
 
 def main() -> None:
