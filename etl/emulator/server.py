@@ -1,4 +1,10 @@
-"""The emulator's HTTP server: Yahoo's routes, its cookie and crumb handshake, fault knobs and request counters."""
+"""The emulator's server: an HTTPS proxy for Yahoo's hosts that judges each client's ClientHello, then Yahoo's
+routes, its cookie and crumb handshake, fault knobs and request counters inside the tunnel.
+
+A client reaches it as it would reach Yahoo through a corporate proxy: `CONNECT query1.finance.yahoo.com:443`,
+then TLS with Yahoo's name (SNI), a certificate for Yahoo's names signed by the emulator's own CA, and
+HTTP/1.1 with Yahoo's Host header and `.yahoo.com` cookies. Plain HTTP serves only the `/__emulator/` control paths.
+"""
 
 import base64
 import dataclasses
@@ -10,17 +16,21 @@ import logging
 import random
 import re
 import secrets
+import shutil
 import socket
+import ssl
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from etl.emulator import fundamentals, market, responses
+from etl.emulator import fundamentals, market, responses, tls
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +40,10 @@ COOKIE_MAX_AGE_S = 31_557_600  # what Yahoo gives its A1/A3 cookies: a year
 _COOKIE_KEY = b"market-voices-etl yahoo emulator"
 _COOKIE = re.compile(r"d=AQABB(?P<session>[\w-]+)&S=AQAAA(?P<signature>[\w-]+)")
 _SYMBOL = re.compile(r"[A-Z0-9.\-^=]{1,20}")
+# What the tunnel may open: Yahoo's hosts on 443, as a client configured for Yahoo asks for them.
+_YAHOO_TARGET = re.compile(r"(?:[a-z0-9-]+\.)*yahoo\.com:443")
+# Yahoo's answer to a client it takes for a script, and to one over its rate limit.
+TOO_MANY_REQUESTS = b"Too Many Requests\r\n"
 _ROUTES = [
     (re.compile(r"/"), "cookie"),
     (re.compile(r"/v1/test/getcrumb"), "getcrumb"),
@@ -59,8 +73,12 @@ class EmulatorConfig:
     stall_s: float = 5.0
     # The market's clock (None: the real one); a fixed instant makes every answer repeatable.
     as_of: dt.datetime | None = None
+    # Answer every connection with 429s, whatever its ClientHello: Yahoo refusing this client outright.
+    refuse_all: bool = False
     host: str = "127.0.0.1"
     port: int = 0
+    # Where to write the CA's PEM for clients' --ca-bundle (None: a temporary folder the emulator removes).
+    ca_path: Path | None = None
 
 
 class _State:
@@ -74,12 +92,24 @@ class _State:
         self.faults: Counter[str] = Counter()
         self.dice = random.Random(config.seed)
         self.recent: deque[float] = deque()
+        self.fingerprints: Counter[str] = Counter()
+        self.blocked_connections = 0
 
-    def admit(self, endpoint: str) -> str | None:
-        """Count the request; the fault that answers it instead ("429", "500", "stall"), if any."""
+    def judge(self, hello: tls.ClientHello | None) -> bool:
+        """Count the connection by its fingerprint; True if it is to be refused, as Yahoo refuses scripts."""
+        refused = self.config.refuse_all or hello is None or not hello.is_browser
+        with self.lock:
+            self.fingerprints[hello.fingerprint if hello else "not-a-client-hello"] += 1
+            self.blocked_connections += refused
+        return refused
+
+    def admit(self, endpoint: str, refused: bool = False) -> str | None:
+        """Count the request; the fault that answers it instead ("blocked", "429", "500", "stall"), if any."""
         now = _clock()
         with self.lock:
             self.counts[endpoint] += 1
+            if refused:
+                return self._fault("blocked")
             if self.config.rate_limit_rps is not None:
                 while self.recent and self.recent[0] <= now - 1.0:
                     self.recent.popleft()
@@ -101,7 +131,12 @@ class _State:
             if reset:
                 self.counts.clear()
                 self.faults.clear()
-            return {"total": sum(self.counts.values()), "by_endpoint": dict(self.counts), "faults": dict(self.faults)}
+                self.fingerprints.clear()
+                self.blocked_connections = 0
+            return {"total": sum(self.counts.values()), "by_endpoint": dict(self.counts), "faults": dict(self.faults),
+                    "tls": {"connections": sum(self.fingerprints.values()),
+                            "blocked_connections": self.blocked_connections,
+                            "fingerprints": dict(self.fingerprints)}}
 
 
 def issue_cookie() -> str:
@@ -123,11 +158,71 @@ def _sign(text: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()
 
 
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """The proxy's side of a connection: CONNECT to a Yahoo host opens the tunnel, and the control paths."""
+
+    protocol_version = "HTTP/1.1"
+    # Unbuffered, so reading the CONNECT request can never take the first bytes of the ClientHello.
+    rbufsize = 0
+    server: "_Server"
+
+    def log_message(self, format: str, *args) -> None:
+        """Quiet, as the Yahoo side is."""
+
+    def do_CONNECT(self) -> None:
+        if not _YAHOO_TARGET.fullmatch(self.path.lower()):
+            self.close_connection = True
+            return self.send_error(403, f"this proxy tunnels to Yahoo's hosts on port 443 only, not {self.path}")
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.close_connection = True  # whatever happens in the tunnel, the proxy's part ends with it
+        hello = tls.peek_client_hello(self.connection)
+        refused = self.server.state.judge(hello)
+        self.connection.settimeout(tls.HELLO_TIMEOUT_S)
+        try:
+            tunnel = self.server.tls_context.wrap_socket(self.connection, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            log.info("Yahoo emulator: TLS handshake with %s failed: %s", self.client_address, exc)
+            return
+        tunnel.settimeout(None)
+        try:
+            _Handler(tunnel, self.client_address, self.server, refused=refused)
+        finally:
+            tunnel.close()
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/__emulator/stats" or (path == "/__emulator/reset" and self.command == "POST"):
+            return self._json(200, self.server.state.stats(reset=path.endswith("reset")))
+        body = b"This is Yahoo's emulator, a proxy: reach https://query1.finance.yahoo.com through it (CONNECT).\n"
+        self.send_response(400)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def _json(self, status: int, body: dict) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
 class _Handler(BaseHTTPRequestHandler):
+    """Yahoo's side, inside a tunnel: every request of a refused connection is answered 429."""
+
     protocol_version = "HTTP/1.1"
     # Headers and body leave in one send when the request is done, not in a syscall each.
     wbufsize = 1 << 16
     server: "_Server"
+
+    def __init__(self, request, client_address, server, *, refused: bool) -> None:
+        self.refused = refused
+        super().__init__(request, client_address, server)
 
     def setup(self) -> None:
         super().setup()
@@ -145,17 +240,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         path, params = unquote(url.path), {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if path.startswith("/__emulator/"):
-            return self._control(path)
         endpoint, match = _route(path)
         state = self.server.state
-        fault = state.admit(endpoint)
+        fault = state.admit(endpoint, self.refused)
         if state.config.latency_ms:
             time.sleep(state.config.latency_ms / 1000)
         if fault == "stall":
             time.sleep(state.config.stall_s)
-        if fault == "429":
-            return self._send(429, b"Too Many Requests\r\n", "text/plain;charset=utf-8")
+        if fault in ("429", "blocked"):
+            return self._send(429, TOO_MANY_REQUESTS, "text/plain;charset=utf-8")
         if fault == "500":
             return self._json(500, responses.error_body(_ENVELOPES[endpoint], "Internal Server Error",
                                                         "Internal Server Error (emulated fault)"))
@@ -224,13 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(404, b"<html><body>No consent needed (Yahoo emulator)</body></html>", "text/html")
 
     def _other(self, match, params) -> None:
-        log.warning("Yahoo emulator: no route for %s %s (host %s)", self.command, self.path,
-                    self.headers.get("X-Forwarded-Host"))
-        self._send(404, b"Not Found", "text/plain")
-
-    def _control(self, path: str) -> None:
-        if path == "/__emulator/stats" or (path == "/__emulator/reset" and self.command == "POST"):
-            return self._json(200, self.server.state.stats(reset=path.endswith("reset")))
+        log.warning("Yahoo emulator: no route for %s %s (host %s)", self.command, self.path, self.headers.get("Host"))
         self._send(404, b"Not Found", "text/plain")
 
     def _known(self, symbol: str) -> str | None:
@@ -266,8 +353,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-
-
 def _route(path: str) -> tuple[str, re.Match | None]:
     for pattern, endpoint in _ROUTES:
         match = pattern.fullmatch(path)
@@ -280,26 +365,33 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
-    def __init__(self, config: EmulatorConfig) -> None:
-        super().__init__((config.host, config.port), _Handler)
+    def __init__(self, config: EmulatorConfig, tls_context: ssl.SSLContext) -> None:
+        super().__init__((config.host, config.port), _ProxyHandler)
         self.state = _State(config)
+        self.tls_context = tls_context
 
     def handle_error(self, request, client_address) -> None:
         """A client that hung up (killed, timed out) is no server error; anything else is printed as usual."""
-        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)):
             super().handle_error(request, client_address)
 
 
 class Emulator:
-    """The emulator listening on `config.host`/`config.port` (0: a free port) in a background thread."""
+    """The emulator on `config.host`/`config.port` (0: a free port) in a background thread.
+
+    Clients reach it as an HTTPS proxy (`proxy_url`) and trust its CA (`ca_path`).
+    """
 
     def __init__(self, config: EmulatorConfig = EmulatorConfig()) -> None:
-        self._server = _Server(config)
+        authority = tls.Authority()
+        self._own_dir = None if config.ca_path else Path(tempfile.mkdtemp(prefix="etl-emulator-"))
+        self.ca_path = authority.write_ca(config.ca_path or self._own_dir / "yahoo-emulator-ca.pem")
+        self._server = _Server(config, authority.server_context())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="yahoo-emulator",
                                         daemon=True)
 
     @property
-    def url(self) -> str:
+    def proxy_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
@@ -311,8 +403,12 @@ class Emulator:
         return self._server.state.stats()["total"]
 
     def faults(self) -> dict[str, int]:
-        """How many requests were answered by an injected fault, by fault: 429, 500, stall."""
+        """How many requests were answered by an injected fault, by fault: blocked, 429, 500, stall."""
         return self._server.state.stats()["faults"]
+
+    def tls_stats(self) -> dict:
+        """Tunnels opened, how many were refused for their ClientHello, and connections by fingerprint."""
+        return self._server.state.stats()["tls"]
 
     def reset_counts(self) -> None:
         self._server.state.stats(reset=True)
@@ -324,12 +420,15 @@ class Emulator:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, config: EmulatorConfig = EmulatorConfig()) -> None:
     """Serve in the foreground until interrupted (Ctrl-C)."""
     with Emulator(dataclasses.replace(config, host=host, port=port)) as emulator:
-        print(f"Yahoo emulator (synthetic data) on {emulator.url}", file=sys.stderr, flush=True)
+        print(f"Yahoo emulator (synthetic data): collect with --proxy {emulator.proxy_url} "
+              f"--ca-bundle {emulator.ca_path}", file=sys.stderr, flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
