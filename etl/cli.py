@@ -1,5 +1,7 @@
 """The command line: the only module that parses arguments, prints for people and exits."""
 
+from __future__ import annotations
+
 import datetime as dt
 import importlib.util
 import json
@@ -10,18 +12,20 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from click.core import ParameterSource
 
-from etl import pipeline
-from etl.compact import COMPACTABLE
-from etl.config import DEFAULT_CONCURRENCY, DEFAULT_LAKE_DIR, DEMO_LAKE_DIR, ROW_GROUP_ROWS, Settings
+from etl.config import (COMPACTABLE, DEFAULT_CONCURRENCY, DEFAULT_LAKE_DIR, DEMO_LAKE_DIR, ROW_GROUP_ROWS,
+                        Settings, to_redacted_url)
 from etl.errors import ConfigError, EtlError, MemoryLimitError, SourceError
-from etl.metrics import BatchMetrics, RunRecord
 from etl.plan import plan_batches
 from etl.settings_file import load_settings_file
 from etl.universe import DEFAULT_UNIVERSE_PATH, load_universe
+
+if TYPE_CHECKING:  # etl.metrics loads pyarrow and, through etl.fetch, yfinance: too slow for --help
+    from etl.metrics import BatchMetrics, RunRecord
 
 # A run that ended early still published what it collected; its status says why it is an error.
 _STOPPED = {"memory_limit": MemoryLimitError, "below_min_success": EtlError, "source_outage": SourceError}
@@ -58,7 +62,10 @@ def app() -> None:
 @lake_option(DEFAULT_LAKE_DIR)
 @click.option("--batch-size", default=10, show_default=True, help="Symbols per batch: the unit of fetching and writing.")
 @click.option("--history", default="1y", show_default=True, help="Daily bars for this Yahoo period (1mo, 1y, 5y, max…).")
-@click.option("--yahoo-url", help="Send every Yahoo request to this base URL (an emulator).")
+@click.option("--proxy", help="Tunnel every Yahoo request through this HTTP(S) or SOCKS proxy "
+                               "(default: HTTPS_PROXY / ALL_PROXY / NO_PROXY, as for curl).")
+@click.option("--ca-bundle", type=click.Path(path_type=Path),
+              help="PEM file of the CAs to trust for Yahoo's TLS, e.g. a TLS-inspecting proxy's (default: the usual store).")
 @click.option("--memory-limit-mb", default=2048.0, show_default=True, help="Stop cleanly above this RSS after gc.")
 @click.option("--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, help="Requests in flight at once.")
 @click.option("--min-success", default=0.95, show_default=True, help="Exit 1 when fewer symbols than this share end ok.")
@@ -71,8 +78,8 @@ def app() -> None:
 @config_option
 @click.option("--show-config", is_flag=True,
               help="Print each setting, its value and where it came from; collect nothing.")
-def collect(universe, lake, batch_size, history, yahoo_url, memory_limit_mb, concurrency, min_success, timeout_s,
-            resume, revision_days, full_refresh, quiet, show_config) -> None:
+def collect(universe, lake, batch_size, history, proxy, ca_bundle, memory_limit_mb, concurrency, min_success,
+            timeout_s, resume, revision_days, full_refresh, quiet, show_config) -> None:
     """Collect quotes and daily bars for a universe into the lake; `summary` then reports on the run.
 
     Every option can also come from ETL_<NAME> (ETL_BATCH_SIZE=20) or etl.toml (batch_size = 20).
@@ -83,7 +90,7 @@ def collect(universe, lake, batch_size, history, yahoo_url, memory_limit_mb, con
         click.echo(_describe_settings(click.get_current_context()))
         return
     _collect(_settings(universe_path=universe, lake_dir=lake, batch_size=batch_size, history=history,
-                       yahoo_url=yahoo_url, memory_limit_mb=memory_limit_mb, concurrency=concurrency,
+                       proxy=proxy, ca_bundle=ca_bundle, memory_limit_mb=memory_limit_mb, concurrency=concurrency,
                        min_success=min_success, timeout_s=timeout_s, resume=resume, revision_days=revision_days,
                        full_refresh=full_refresh), quiet=quiet)
 
@@ -104,8 +111,10 @@ def demo(latency_ms, lake, universe, output_format) -> None:
     with _errors_to_exit():
         _check_format(output_format)
     with Emulator(EmulatorConfig(latency_ms=latency_ms)) as emulator:
-        log.info("Yahoo emulator (synthetic data) on %s", emulator.url)
-        run = _collect(_settings(universe_path=universe, lake_dir=lake, yahoo_url=emulator.url))
+        log.info("Yahoo emulator (synthetic data): HTTPS proxy %s, CA %s", emulator.proxy_url, emulator.ca_path)
+        run = _collect(_settings(universe_path=universe, lake_dir=lake, proxy=emulator.proxy_url,
+                                 ca_bundle=emulator.ca_path))
+        log.info("Yahoo emulator's TLS check: %s", _describe_tls(emulator.tls_stats()))
     _print_summary(lake, run.run_id, None, 0.001, 5000, output_format)
 
 
@@ -216,9 +225,15 @@ def compact(lake, tables, keep_minutes) -> None:
 @click.option("--seed", default=7, show_default=True, help="Seed of the synthetic data.")
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%dT%H:%M"]),
               help="Fix the market's clock at this UTC time (YYYY-MM-DDTHH:MM), e.g. to play the next day.")
+@click.option("--refuse-all-clients", is_flag=True,
+              help="Answer every request 429, whatever the client's TLS fingerprint: Yahoo refusing outright.")
+@click.option("--ca-path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the emulator's CA here, for --ca-bundle (default: a temporary file, removed at exit).")
 def emulator(port, latency_ms, error_rate, rate_limit_rps, delisted, null_fraction, stall_rate, stall_s, seed,
-             as_of) -> None:
-    """Serve the Yahoo Finance emulator (synthetic data) until interrupted.
+             as_of, refuse_all_clients, ca_path) -> None:
+    """Serve the Yahoo Finance emulator (synthetic data) as an HTTPS proxy until interrupted.
+
+    It prints the --proxy and --ca-bundle that collect then takes.
 
     Example: python -m etl emulator --port 8765 --latency-ms 100 --delisted ZZZZ
     """
@@ -228,8 +243,14 @@ def emulator(port, latency_ms, error_rate, rate_limit_rps, delisted, null_fracti
         seed=seed, latency_ms=latency_ms, error_rate=error_rate, rate_limit_rps=rate_limit_rps,
         delisted=frozenset(s for s in delisted.upper().split(",") if s), null_fraction=null_fraction,
         stall_rate=stall_rate, stall_s=stall_s, as_of=as_of and as_of.replace(tzinfo=dt.timezone.utc),
+        refuse_all=refuse_all_clients, ca_path=ca_path,
     )
     serve(host="127.0.0.1", port=port, config=config)
+
+
+def _describe_tls(stats: dict) -> str:
+    return (f"{stats['connections']} TLS connections, {stats['blocked_connections']} refused for their ClientHello, "
+            f"{len(stats['fingerprints'])} distinct fingerprint(s)")
 
 
 def _settings(**values) -> Settings:
@@ -239,6 +260,8 @@ def _settings(**values) -> Settings:
 
 def _collect(settings: Settings, quiet: bool = False) -> RunRecord:
     """Run the job; print its outcome in one line; a run that stopped early is an error after publishing."""
+    from etl import pipeline  # yfinance, pandas and pyarrow are loaded by the commands that collect, not by --help
+
     with _errors_to_exit():
         with _progress(settings, quiet) as on_batch:
             run = pipeline.collect(settings, on_batch=on_batch)
@@ -379,9 +402,16 @@ def _origin(ctx: click.Context, param: click.Parameter) -> str:
 
 def _describe_settings(ctx: click.Context) -> str:
     """For --show-config: each setting, its value and where it came from, a line each."""
-    rows = [{"setting": p.name, "value": "" if ctx.params[p.name] is None else str(ctx.params[p.name]),
-             "from": _origin(ctx, p)} for p in _configurable(ctx.command)]
+    rows = [{"setting": p.name, "value": _shown(p.name, ctx.params[p.name]), "from": _origin(ctx, p)}
+            for p in _configurable(ctx.command)]
     return _render_rows(rows, "table")
+
+
+def _shown(name: str, value) -> str:
+    """A setting's value as --show-config prints it: a proxy's credentials are never shown."""
+    if value is None:
+        return ""
+    return to_redacted_url(value) if name == "proxy" else str(value)
 
 
 def _describe_click_error(exc: click.ClickException) -> str:

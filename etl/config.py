@@ -2,9 +2,11 @@
 
 import json
 import re
+import ssl
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from etl.errors import ConfigError
 from etl.universe import DEFAULT_UNIVERSE_PATH
@@ -23,7 +25,12 @@ DEFAULT_CONCURRENCY = 8
 # DuckDB reads row groups under ~5,000 rows 5-10x slower; its own default is 122,880 rows.
 ROW_GROUP_ROWS = 32_768
 
-_URL_PATTERN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[^\s?#]*)?$")
+# What `compact` rewrites: every table of etl/schema.py but `runs`, whose files say which runs finished.
+# Spelled out rather than read from the schemas, so that `compact --help` lists them without loading pyarrow.
+COMPACTABLE = ("quotes", "bars", "quarantine", "failures", "batches")
+
+# The proxy schemes curl tunnels HTTPS through.
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,10 @@ class Settings:
     lake_dir: Path = DEFAULT_LAKE_DIR
     batch_size: int = 10
     history: str = "1y"
-    yahoo_url: str | None = None
+    # Tunnel every Yahoo request through this proxy; None: HTTPS_PROXY / ALL_PROXY / NO_PROXY apply, as for curl.
+    proxy: str | None = None
+    # Trust these CAs for Yahoo's TLS (a TLS-inspecting proxy, the emulator); None: the usual trust store.
+    ca_bundle: Path | None = None
     memory_limit_mb: float = 2048.0
     concurrency: int = DEFAULT_CONCURRENCY
     min_success: float = 0.95
@@ -65,15 +75,46 @@ class Settings:
         )
         folder, why = _unwritable(self.lake_dir)
         _require(why is None, f"--lake {self.lake_dir}: cannot write in {folder} ({why}); pass a folder you may write to")
-        if self.yahoo_url is not None:
-            _require(
-                bool(_URL_PATTERN.match(self.yahoo_url)),
-                f"--yahoo-url {self.yahoo_url!r} is not an http(s) base URL like http://127.0.0.1:8765",
-            )
+        if self.proxy is not None:
+            _require(_is_proxy_url(self.proxy), f"--proxy {to_redacted_url(self.proxy)!r} is not a proxy URL "
+                     f"like http://proxy.example.com:3128 ({', '.join(PROXY_SCHEMES)})")
+        if self.ca_bundle is not None:
+            why = _unusable_ca_bundle(self.ca_bundle)
+            _require(why is None, f"--ca-bundle {self.ca_bundle}: {why}; pass the PEM file of the CA that signs "
+                     "Yahoo's certificate on your route (your proxy's, or the emulator's)")
 
     def to_json(self) -> str:
-        """The settings as a JSON object, for the `runs` table."""
-        return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}, sort_keys=True)
+        """The settings as a JSON object, for the `runs` table; a proxy's credentials are never stored."""
+        values = asdict(self) | {"proxy": self.proxy and to_redacted_url(self.proxy)}
+        return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in values.items()}, sort_keys=True)
+
+
+def to_redacted_url(url: str) -> str:
+    """The URL with any user and password replaced by ***, fit to print, log or store."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def _is_proxy_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in PROXY_SCHEMES and bool(parts.hostname) and (parts.port or 0) >= 0
+    except ValueError:  # a port that is not a number
+        return False
+
+
+def _unusable_ca_bundle(path: Path) -> str | None:
+    """Why curl could not use this file as its CA certificates, or None; OpenSSL reads it as curl would."""
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:
+        return f"not a PEM file of certificates (OpenSSL: {exc.reason or exc})"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _unwritable(lake_dir: Path) -> tuple[Path, str | None]:

@@ -34,13 +34,16 @@ def collect(settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None]
     started_at = dt.datetime.now(dt.timezone.utc)
     with lake_lock(settings.lake_dir) as lock_fd:
         since = _since(settings, symbols)
-        plan = RunPlan(tuple(symbols), settings.batch_size, settings.history, _source_url(settings),
+        plan = RunPlan(tuple(symbols), settings.batch_size, settings.history, LIVE_YAHOO_URL,
                        {symbol: day.isoformat() for symbol, day in since.items()})
         staging = open_run(settings.lake_dir, plan, new_run_id=metrics.new_run_id(started_at),
                            started_at=started_at, resume=settings.resume)
-        source = YahooSource(base_url=settings.yahoo_url, history=settings.history, since=since,
-                             concurrency=settings.concurrency, timeout_s=settings.timeout_s)
-        return _collect_staged(settings, staging, source, batches, on_batch, lock_fd=lock_fd)
+        source = YahooSource(proxy=settings.proxy, ca_bundle=settings.ca_bundle, history=settings.history,
+                             since=since, timeout_s=settings.timeout_s)
+        try:
+            return _collect_staged(settings, staging, source, batches, on_batch, lock_fd=lock_fd)
+        finally:
+            source.close()
 
 
 def _since(settings: Settings, symbols: list[str]) -> dict[str, dt.date]:
@@ -61,7 +64,7 @@ def _collect_staged(settings: Settings, staging: RunStaging, source: YahooSource
         run_id=staging.run_id, started_at=staging.started_at, finished_at=dt.datetime.now(dt.timezone.utc),
         status=status, message=message, n_symbols=sum(len(b.symbols) for b in batches), n_batches=len(batches),
         batch_size=settings.batch_size, api_calls=earlier_calls + source.counter.total,
-        source_url=_source_url(settings), settings=settings.to_json(),
+        source_url=LIVE_YAHOO_URL, settings=settings.to_json(),
     )
     staging.commit_manifest(metrics.to_runs_record(run))
     publish_in_child(staging, settings.lake_dir, row_group_rows=settings.row_group_rows, lock_fd=lock_fd)
@@ -73,14 +76,31 @@ def _write_batches(batches: list[Batch], source: YahooSource, staging: RunStagin
     """Fetch and commit every batch; the run's status, and why when it is not `succeeded`."""
     fetcher = BatchFetcher(source, settings.concurrency, settings.batch_size)
     try:
-        for fetched in fetcher.fetch_all(batches):
+        for n_fetched, fetched in enumerate(fetcher.fetch_all(batches), start=1):
             batch_metrics, check = _write_batch(fetched, staging, source, settings)
             on_batch(batch_metrics)
             if check.over_limit:
                 return "memory_limit", check.describe()
+            if n_fetched == 1 and _refused_outright(fetched.outcomes):
+                return "source_outage", _describe_refusal(fetched.outcomes)
     finally:
         fetcher.close()
     return _judge(settings, staging.read(BATCHES), staging.read(FAILURES))
+
+
+def _refused_outright(outcomes: list[Outcome]) -> bool:
+    """Not one symbol of the batch answered, not even 'not found': Yahoo refuses the client, or cannot be reached."""
+    return bool(outcomes) and all(o.outcome == "error" for o in outcomes)
+
+
+def _describe_refusal(outcomes: list[Outcome]) -> str:
+    """Why a run stops after its first batch, and what to check, in one line."""
+    first = outcomes[0]
+    if any(o.error_type in ("HTTP429", "YFRateLimitError") for o in outcomes):
+        return (f"source outage: Yahoo is refusing this client, every symbol of the first batch was answered "
+                f"429 Too Many Requests ({first.symbol}: {first.message}); check the route (--proxy, HTTPS_PROXY), "
+                f"the TLS fingerprint (curl_cffi impersonating Chrome) and the rate (--concurrency)")
+    return f"source outage: no symbol of the first batch could be fetched ({first.symbol}: {first.message})"
 
 
 def _judge(settings: Settings, batches: pa.Table, failures: pa.Table) -> tuple[str, str | None]:
@@ -91,7 +111,7 @@ def _judge(settings: Settings, batches: pa.Table, failures: pa.Table) -> tuple[s
     if errors and (n_ok == 0 or any(o.error_type == "NoDataWave" for o in errors)):
         first = next((o for o in errors if o.error_type == "NoDataWave"), errors[0])
         return "source_outage", (
-            f"source outage at {_source_url(settings)}: {n_ok} of {n_done} symbols collected "
+            f"source outage at {LIVE_YAHOO_URL}: {n_ok} of {n_done} symbols collected "
             f"({first.error_type}: {first.message})"
         )
     if n_done and n_ok / n_done < settings.min_success:
@@ -110,10 +130,6 @@ def _check_memory_limit(limit_mb: float) -> None:
             f"--memory-limit-mb {limit_mb:g} is below what the job uses before fetching anything "
             f"(RSS {rss_mb:.0f} MB); give it at least {rss_mb * 2:.0f}"
         )
-
-
-def _source_url(settings: Settings) -> str:
-    return settings.yahoo_url or LIVE_YAHOO_URL
 
 
 def _write_batch(fetched: FetchedBatch, staging: RunStaging, source: YahooSource, settings: Settings):

@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated yfinance cache, the Yahoo emulator on a free port, and the CLI as a subprocess."""
+"""Shared fixtures: isolated caches and temp folder, the Yahoo emulator as an HTTPS proxy, the CLI as a subprocess."""
 
 import os
 import subprocess
@@ -11,12 +11,38 @@ REPO_DIR = Path(__file__).resolve().parents[1]
 SHARED_DATA_DIR = REPO_DIR.parent / "shared" / "data"
 
 
+# Proxy settings of the machine running the tests must not route a test's requests (tests set their own).
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
+                   "HTTP_PROXY", "http_proxy", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")
+# ...except the live tests', which reach the real Yahoo the way the user's own runs do.
+USERS_ROUTE = {name: value for name, value in os.environ.items()
+               if name in PROXY_VARIABLES or name in ("ETL_PROXY", "ETL_CA_BUNDLE")}
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
-    """yfinance keeps cookie and time-zone caches under the user's cache folder: never the real one in tests."""
+    """yfinance keeps cookie and time-zone caches under the user's cache folder: never the real one in tests.
+
+    The temp folder is the test's own too, so whatever a run leaves there (it must leave nothing) can be seen.
+    """
     cache_dir = tmp_path_factory.mktemp("xdg-cache")
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_dir))
+    monkeypatch.setenv("TMPDIR", str(tmp_path_factory.mktemp("tmp")))
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     return cache_dir
+
+
+def yahoo_route(emulator) -> list[str]:
+    """The options that send collect's requests to the emulator: its proxy and its CA."""
+    return ["--proxy", emulator.proxy_url, "--ca-bundle", str(emulator.ca_path)]
+
+
+def browser(emulator):
+    """A client as Yahoo lets through: curl_cffi impersonating Chrome, through the emulator's proxy."""
+    from curl_cffi import requests as curl_requests
+
+    return curl_requests.Session(impersonate="chrome", proxy=emulator.proxy_url, verify=str(emulator.ca_path))
 
 
 @pytest.fixture

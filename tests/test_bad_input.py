@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import run_cli, write_universe
+from conftest import run_cli, write_universe, yahoo_route
 
 GOOD = ["AAPL", "MSFT"]
 
@@ -41,7 +41,15 @@ OPTIONS = [
     ("min-success", ["--min-success", "1.5"], "--min-success 1.5 must be between 0 and 1"),
     ("concurrency", ["--concurrency", "0"], "--concurrency 0 must be between 1 and 64"),
     ("timeout", ["--timeout-s", "-1"], "--timeout-s -1.0 must be above 0"),
-    ("yahoo-url", ["--yahoo-url", "ftp://example"], "--yahoo-url 'ftp://example' is not an http(s) base URL"),
+    ("proxy-scheme", ["--proxy", "ftp://proxy:21"], "--proxy 'ftp://proxy:21' is not a proxy URL like http://"),
+    ("proxy-no-host", ["--proxy", "http://"], "--proxy 'http://' is not a proxy URL"),
+    ("proxy-port", ["--proxy", "http://proxy:port"], "--proxy 'http://proxy:port' is not a proxy URL"),
+    ("proxy-secret", ["--proxy", "ftp://user:s3cret@proxy"], "--proxy 'ftp://***@proxy' is not a proxy URL"),
+    # Relative to the repository, where run_cli runs: a file that is no PEM, a folder, nothing.
+    ("ca-bundle-not-pem", ["--ca-bundle", "pyproject.toml"],
+     "--ca-bundle pyproject.toml: not a PEM file of certificates (OpenSSL: NO_CERTIFICATE_OR_CRL_FOUND)"),
+    ("ca-bundle-folder", ["--ca-bundle", "etl"], "--ca-bundle etl: Is a directory"),
+    ("ca-bundle-missing", ["--ca-bundle", "no-such-ca.pem"], "--ca-bundle no-such-ca.pem: No such file or directory"),
     ("unknown-option", ["--bach-size", "5"], "No such option '--bach-size'. Did you mean '--batch-size'?"),
     ("resume-nothing", ["--resume"], "--resume: no unfinished run of this universe and settings"),
 ]
@@ -55,7 +63,7 @@ def lake(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad-input")
     lake_dir = folder / "lake"
     with Emulator(EmulatorConfig()) as emulator:
-        result = run_cli("collect", "--yahoo-url", emulator.url, "--universe",
+        result = run_cli("collect", *yahoo_route(emulator), "--universe",
                          str(write_universe(folder / "good.txt", GOOD)), "--lake", str(lake_dir))
     assert result.returncode == 0, result.stderr
     return lake_dir
@@ -80,7 +88,7 @@ def test_a_bad_universe_file_is_refused(emulator, lake, tmp_path, content, messa
     universe = tmp_path / "universe.txt"
     universe.write_bytes(content)
     before = snapshot(lake)
-    result = run_cli("collect", "--yahoo-url", emulator.url, "--universe", str(universe), "--lake", str(lake))
+    result = run_cli("collect", *yahoo_route(emulator), "--universe", str(universe), "--lake", str(lake))
     assert_refused(result, message, emulator, lake, before)
     assert str(universe) in result.stderr
 
@@ -89,7 +97,7 @@ def test_a_bad_universe_file_is_refused(emulator, lake, tmp_path, content, messa
 def test_a_universe_path_that_is_not_a_readable_file_is_refused(emulator, lake, tmp_path, path):
     universe = tmp_path / path
     before = snapshot(lake)
-    result = run_cli("collect", "--yahoo-url", emulator.url, "--universe", str(universe), "--lake", str(lake))
+    result = run_cli("collect", *yahoo_route(emulator), "--universe", str(universe), "--lake", str(lake))
     assert_refused(result, str(universe), emulator, lake, before)
 
 
@@ -97,15 +105,16 @@ def test_a_universe_path_that_is_not_a_readable_file_is_refused(emulator, lake, 
 def test_a_bad_option_is_refused(emulator, lake, tmp_path, args, message):
     universe = write_universe(tmp_path / "u.txt", GOOD)
     before = snapshot(lake)
-    result = run_cli("collect", "--universe", str(universe), "--lake", str(lake), "--yahoo-url", emulator.url, *args)
+    result = run_cli("collect", "--universe", str(universe), "--lake", str(lake), *yahoo_route(emulator), *args)
     assert_refused(result, message, emulator, lake, before)
+    assert "s3cret" not in result.stdout + result.stderr  # a proxy's password is never printed
 
 
 def test_a_malformed_setting_from_the_environment_is_refused(emulator, lake, tmp_path):
     universe = write_universe(tmp_path / "u.txt", GOOD)
     before = snapshot(lake)
-    result = run_cli("collect", "--universe", str(universe), "--lake", str(lake), env={"ETL_YAHOO_URL": "yahoo"})
-    assert_refused(result, "--yahoo-url 'yahoo' is not an http(s) base URL", emulator, lake, before)
+    result = run_cli("collect", "--universe", str(universe), "--lake", str(lake), env={"ETL_PROXY": "yahoo"})
+    assert_refused(result, "--proxy 'yahoo' is not a proxy URL", emulator, lake, before)
 
 
 @pytest.mark.parametrize(("lake_path", "message"), [
@@ -118,7 +127,7 @@ def test_a_lake_that_cannot_be_written_is_refused(emulator, lake, tmp_path, lake
     (tmp_path / "lake-file").write_bytes(b"precious")
     universe = write_universe(tmp_path / "u.txt", GOOD)
     before = snapshot(lake)
-    result = run_cli("collect", "--yahoo-url", emulator.url, "--universe", str(universe), "--lake",
+    result = run_cli("collect", *yahoo_route(emulator), "--universe", str(universe), "--lake",
                      str(tmp_path / lake_path))
     assert_refused(result, message, emulator, lake, before)
     assert (tmp_path / "lake-file").read_bytes() == b"precious"

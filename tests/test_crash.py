@@ -22,7 +22,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO_DIR, write_universe
+from conftest import REPO_DIR, write_universe, yahoo_route
 from etl.emulator import Emulator, EmulatorConfig
 from etl.summary import connect_lake
 
@@ -72,9 +72,9 @@ class Readers:
                 self.queries += 1
 
 
-def collect_command(cli: list[str], url: str, universe: Path, lake_dir: Path) -> list[str]:
-    return [sys.executable, *cli, "collect", "--yahoo-url", url, "--universe", str(universe), "--lake", str(lake_dir),
-            "--batch-size", "4", "--timeout-s", "0.3", "--min-success", "1"]
+def collect_command(cli: list[str], emulator, universe: Path, lake_dir: Path) -> list[str]:
+    return [sys.executable, *cli, "collect", *yahoo_route(emulator), "--universe", str(universe),
+            "--lake", str(lake_dir), "--batch-size", "4", "--timeout-s", "0.3", "--min-success", "1"]
 
 
 def run_and_kill(command: list[str], rng: random.Random) -> int:
@@ -114,7 +114,7 @@ def lake_faults(lake_dir: Path) -> list[str]:
 def crash_and_resume(cli: list[str], emulator: Emulator, universe: Path, lake_dir: Path, kills: int) -> dict:
     """Kill collect at `kills` random instants (resuming each time), then let it finish; what went wrong."""
     rng = random.Random(SEED)
-    command = collect_command(cli, emulator.url, universe, lake_dir)
+    command = collect_command(cli, emulator, universe, lake_dir)
     killed, faults = 0, []
     with Readers(lake_dir) as readers:
         while killed < kills:
@@ -147,7 +147,7 @@ def reference(tmp_path_factory, faulty_emulator):
     folder = tmp_path_factory.mktemp("reference")
     universe = write_universe(folder / "universe.txt", SYMBOLS)
     lake_dir = folder / "lake"
-    command = collect_command(["-m", "etl"], faulty_emulator.url, universe, lake_dir)
+    command = collect_command(["-m", "etl"], faulty_emulator, universe, lake_dir)
     result = subprocess.run(command, cwd=REPO_DIR, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return universe, lake_dir
@@ -158,7 +158,7 @@ def test_killed_at_random_instants_readers_never_fail_and_resume_gives_the_refer
     universe, reference_lake = reference
     lake_dir = tmp_path / "lake"
     # Readers need a lake to read: it starts with one completed run, as any morning's lake does.
-    assert subprocess.run(collect_command(["-m", "etl"], faulty_emulator.url, universe, lake_dir),
+    assert subprocess.run(collect_command(["-m", "etl"], faulty_emulator, universe, lake_dir),
                           cwd=REPO_DIR, capture_output=True, timeout=120).returncode == 0
 
     outcome = crash_and_resume(["-m", "etl"], faulty_emulator, universe, lake_dir, KILL_POINTS)
@@ -177,7 +177,7 @@ def test_killed_at_random_instants_readers_never_fail_and_resume_gives_the_refer
 def test_the_crash_test_catches_a_writer_that_writes_in_place(faulty_emulator, reference, tmp_path):
     universe, _ = reference
     lake_dir = tmp_path / "lake"
-    assert subprocess.run(collect_command(["-m", "etl"], faulty_emulator.url, universe, lake_dir),
+    assert subprocess.run(collect_command(["-m", "etl"], faulty_emulator, universe, lake_dir),
                           cwd=REPO_DIR, capture_output=True, timeout=120).returncode == 0
 
     outcome = crash_and_resume([str(Path(__file__).with_name("naive_writer.py"))], faulty_emulator, universe,

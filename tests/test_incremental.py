@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from conftest import run_cli, write_universe
+from conftest import run_cli, write_universe, yahoo_route
 from etl.emulator import Emulator, EmulatorConfig
 from etl.summary import connect_lake
 
@@ -16,7 +16,7 @@ TUESDAY = MONDAY + dt.timedelta(days=1)
 
 def collect_on(day: dt.datetime, universe, lake_dir, *extra: str):
     with Emulator(EmulatorConfig(as_of=day)) as emulator:
-        result = run_cli("collect", "--yahoo-url", emulator.url, "--universe", str(universe),
+        result = run_cli("collect", *yahoo_route(emulator), "--universe", str(universe),
                          "--lake", str(lake_dir), *extra)
         assert result.returncode == 0, result.stderr
         return emulator.total_requests()

@@ -1,33 +1,38 @@
-"""The HTTP session yfinance talks through: it routes every Yahoo host to one base URL and counts requests.
+"""The HTTP session yfinance talks through: curl_cffi impersonating Chrome, retrying, pacing and counting requests.
 
-Routing happens in the transport adapter, below the session, so the session's cookie jar still sees
-Yahoo's own https URLs: the cookies Yahoo (or the emulator) sets for `.yahoo.com` are stored, sent
-back and expire exactly as they would against the real hosts.
+Yahoo tells scripts from browsers by the TLS ClientHello and HTTP/2 settings, not the User-Agent, and
+answers scripts with 429s. So the session is yfinance's own default, `curl_cffi` impersonating Chrome,
+with none of our headers: curl sends the ones that match the fingerprint. Requests are counted where curl
+writes them (its debug callback), so redirects and the resends curl makes on a dropped connection count too.
+Every request goes to Yahoo's own URLs, directly or tunnelled through a proxy (`CONNECT host:443`).
 """
 
 import contextvars
 import random
+import re
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from pathlib import Path
 
-import requests
-from requests.adapters import HTTPAdapter
+from curl_cffi import CurlOpt
+from curl_cffi.requests import Response, Session
+from curl_cffi.requests.exceptions import (CertificateVerifyError, ConnectionError, ProxyError, RequestException,
+                                           SSLError, Timeout)
 
+from etl.config import to_redacted_url
 from etl.source.rate import AdaptiveRate
 
-# Plain requests identifies itself as a script, which Yahoo answers with 429s; yfinance's own
-# requests fallback sends a browser's headers for the same reason.
-BROWSER_HEADERS = {
-    "User-Agent": (
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-        "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-    ),
-    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-    "Accept-Language": "en-US,en;q=0.5",
-}
+# yfinance's own choice (yfinance/_http.py): the newest Chrome this curl_cffi can impersonate.
+IMPERSONATE = "chrome"
+_HEADER_OUT = 2  # curl_infotype CURLINFO_HEADER_OUT: a request's headers, as written to the wire
+# A request line; a CONNECT opens a tunnel through the proxy and is no request to Yahoo.
+_REQUEST_LINE = re.compile(rb"(?!CONNECT )[A-Z]+ \S+ HTTP/")
+
+# curl's reason inside curl_cffi's message, without the pointer to libcurl's documentation.
+_CURL_REASON = re.compile(r"curl: \((?P<code>\d+)\) (?P<reason>.*?)(?:\. See https://\S+ first for more details\.)?$",
+                          re.DOTALL)
 
 # The batch a request is made for; set by the fetching code, read when the request is counted.
 current_batch: contextvars.ContextVar[int | None] = contextvars.ContextVar("current_batch", default=None)
@@ -54,14 +59,6 @@ class RequestCounter:
             return sum(self._by_batch.values())
 
 
-def to_routed_url(url: str, base_url: str) -> str:
-    """Replace scheme and host of `url` with those of `base_url`, keeping path and query."""
-    base = urlsplit(base_url)
-    parts = urlsplit(url)
-    path = base.path.rstrip("/") + parts.path
-    return urlunsplit((base.scheme, base.netloc, path, parts.query, ""))
-
-
 # Answers that say "not now" rather than "no": Yahoo's rate limit and its passing server errors.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -81,59 +78,79 @@ class RetryPolicy:
         return min(self.max_s, self.base_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
-class RoutingAdapter(HTTPAdapter):
-    """Counts every attempt where it is sent, retries what Yahoo says to retry, and routes to a base URL."""
+class YahooSession(Session):
+    """yfinance's default session, plus the job's retries, adaptive rate and request count, for every fetch thread.
 
-    def __init__(self, counter: RequestCounter, base_url: str | None, pool_size: int, retry: RetryPolicy) -> None:
-        super().__init__(pool_connections=8, pool_maxsize=pool_size)
+    Each thread gets its own curl handle (curl_cffi's default), so connections are reused per thread.
+    """
+
+    def __init__(self, counter: RequestCounter, *, proxy: str | None, ca_bundle: Path | None,
+                 retry: RetryPolicy) -> None:
+        options = {CurlOpt.VERBOSE: 1, CurlOpt.DEBUGFUNCTION: self._on_debug}
+        if proxy:
+            options[CurlOpt.NOPROXY] = ""  # an explicit proxy carries every Yahoo request, whatever NO_PROXY says
+        super().__init__(impersonate=IMPERSONATE, proxy=proxy, verify=str(ca_bundle) if ca_bundle else True,
+                         curl_options=options)
         self.counter = counter
-        self.base_url = base_url
-        self.retry = retry
+        self.retry_policy = retry  # not `retry`: curl_cffi.Session has its own, left at 0
         self.rate = AdaptiveRate()
+        # Until Yahoo has answered anything but 429, a 429 means it refuses this client and a failed connection
+        # means it cannot be reached: retrying either only delays the one-line outage by minutes.
+        self._answered = False
 
-    def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
+    def _on_debug(self, info_type: int, data: bytes) -> None:
+        if info_type == _HEADER_OUT and _REQUEST_LINE.match(data):
+            self.counter.add(current_batch.get())
+
+    def request(self, method, url, *args, **kwargs) -> Response:
+        """One of yfinance's requests, retried while Yahoo says "not now"; the last answer when retries run out."""
         attempt = 1
         while True:
             self.rate.acquire()
-            self.counter.add(current_batch.get())
             try:
-                response = self._send_once(request, **kwargs)
-            except (requests.ConnectionError, requests.Timeout):
-                if attempt == self.retry.attempts:
+                response = super().request(method, url, *args, **kwargs)
+            except (ConnectionError, Timeout) as exc:
+                # A certificate or handshake refused stays refused; a dropped connection or a timeout may pass.
+                if isinstance(exc, SSLError) or not self._answered or attempt == self.retry_policy.attempts:
                     raise
-                wait_s = self.retry.delay_s(attempt, None)
+                wait_s = self.retry_policy.delay_s(attempt, None)
             else:
-                if response.status_code == 429:
-                    self.rate.slow_down()
-                else:
-                    self.rate.speed_up()
-                if response.status_code not in RETRY_STATUSES or attempt == self.retry.attempts:
+                if not self._worth_retrying(response.status_code) or attempt == self.retry_policy.attempts:
                     return response
-                wait_s = self.retry.delay_s(attempt, response.headers.get("Retry-After"))
-                response.close()
+                wait_s = self.retry_policy.delay_s(attempt, response.headers.get("Retry-After"))
             time.sleep(wait_s)
             attempt += 1
 
-    def _send_once(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
-        if self.base_url is None:
-            return super().send(request, **kwargs)
-        routed = request.copy()
-        routed.url = to_routed_url(request.url, self.base_url)
-        routed.headers["X-Forwarded-Host"] = urlsplit(request.url).netloc
-        response = super().send(routed, **kwargs)
-        # The session reads cookies and redirects against the URL it asked for, not the routed one.
-        response.url = request.url
-        response.request = request
-        return response
+    def _worth_retrying(self, status: int) -> bool:
+        if status == 429:
+            if not self._answered:
+                return False
+            self.rate.slow_down()
+            return True
+        self._answered = True
+        self.rate.speed_up()
+        return status in RETRY_STATUSES
 
 
-def new_session(base_url: str | None, *, pool_size: int = 10,
-                retry: RetryPolicy = RetryPolicy()) -> tuple[requests.Session, RequestCounter]:
-    """A requests session for yfinance that counts and retries every request, routed to `base_url` if given."""
+def new_session(*, proxy: str | None = None, ca_bundle: Path | None = None,
+                retry: RetryPolicy = RetryPolicy()) -> tuple[YahooSession, RequestCounter]:
+    """A session for yfinance that retries and counts every request, through `proxy` if given."""
     counter = RequestCounter()
-    session = requests.Session()
-    session.headers.update(BROWSER_HEADERS)
-    adapter = RoutingAdapter(counter, base_url, pool_size, retry)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session, counter
+    return YahooSession(counter, proxy=proxy, ca_bundle=ca_bundle, retry=retry), counter
+
+
+def describe_failure(exc: RequestException, proxy: str | None) -> str:
+    """A request that got no answer, as one line: curl's reason and what to check."""
+    match = _CURL_REASON.search(str(exc))
+    reason = f"curl {match['code']}: {match['reason']}" if match else str(exc)
+    route = f"the proxy {to_redacted_url(proxy)}" if proxy else "HTTPS_PROXY / ALL_PROXY, if set"
+    if isinstance(exc, CertificateVerifyError):
+        return (f"Yahoo's TLS certificate is not trusted ({reason}); behind a TLS-inspecting proxy, "
+                f"pass its CA with --ca-bundle")
+    if isinstance(exc, SSLError):
+        return f"the TLS handshake with Yahoo failed ({reason}); check {route} and --ca-bundle"
+    if isinstance(exc, (ProxyError, ConnectionError)):
+        return f"cannot connect to Yahoo ({reason}); check {route}"
+    if isinstance(exc, Timeout):
+        return f"no answer in time ({reason}); raise --timeout-s or check {route}"
+    return reason

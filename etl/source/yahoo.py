@@ -9,17 +9,20 @@ tests/test_source.py holds this contract against the emulator.
 """
 
 import datetime as dt
+import logging
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote as url_quote
 
-import requests
 import yfinance
+from curl_cffi.requests import Response
+from curl_cffi.requests.exceptions import RequestException
 from yfinance.const import _BASE_URL_, _QUERY1_URL_
 from yfinance.data import YfData
 
-from etl.source.session import current_batch, new_session
+from etl.source.session import current_batch, describe_failure, new_session
 
 CHART_URL = _BASE_URL_ + "/v8/finance/chart/"
 QUOTE_URL = _QUERY1_URL_ + "/v7/finance/quote"
@@ -42,18 +45,26 @@ class Answer:
 class YahooSource:
     """Fetches quotes and daily bars from Yahoo through yfinance's session machinery."""
 
-    def __init__(self, *, base_url: str | None, history: str, concurrency: int, timeout_s: float,
+    def __init__(self, *, proxy: str | None, ca_bundle: Path | None, history: str, timeout_s: float,
                  since: dict[str, dt.date] | None = None) -> None:
-        if base_url is not None:
-            # A routed source must never mix its cookies with the user's real Yahoo ones.
-            yfinance.set_tz_cache_location(tempfile.mkdtemp(prefix="etl-yfinance-"))
-        self.session, self.counter = new_session(base_url, pool_size=concurrency)
+        # yfinance reuses its cookie through its on-disk cache (without one it fetches a cookie before every
+        # request). The run keeps its own, so it never sends one of another route (the emulator's, the user's).
+        self._cache_dir = tempfile.TemporaryDirectory(prefix="etl-yfinance-")
+        _point_yfinance_caches_at(self._cache_dir.name)
+        # Its warnings ("continuing without crumb") repeat what each Answer reports, once per request.
+        logging.getLogger("yfinance").setLevel(logging.ERROR)
+        self.session, self.counter = new_session(proxy=proxy, ca_bundle=ca_bundle)
         self._data = YfData(session=self.session)
         # YfData is a process-wide singleton: a cookie and crumb it holds belong to an earlier session's jar.
         self._data._cookie = self._data._crumb = None
+        self._proxy = proxy
         self._history = history
         self._since = since or {}
         self._timeout_s = timeout_s
+
+    def close(self) -> None:
+        """Remove the run's yfinance cache; the process must not use the source after this."""
+        self._cache_dir.cleanup()
 
     def fetch_chart(self, batch_no: int, symbol: str) -> Answer:
         """Daily bars of `symbol` from its `since` date, else for the configured history: Yahoo's `chart.result[0]`."""
@@ -89,7 +100,9 @@ class YahooSource:
         current_batch.set(batch_no)
         try:
             response = self._data.get(url, params=params, timeout=self._timeout_s)
-        except (requests.RequestException, yfinance.exceptions.YFException) as exc:
+        except RequestException as exc:  # curl_cffi's own tree: not requests.RequestException
+            return Answer(None, type(exc).__name__, describe_failure(exc, self._proxy), time.perf_counter())
+        except yfinance.exceptions.YFException as exc:
             return Answer(None, type(exc).__name__, str(exc), time.perf_counter())
         done_at = time.perf_counter()
         if response.status_code == 404:
@@ -102,7 +115,14 @@ class YahooSource:
             return Answer(None, "BadJson", f"unparseable answer from {url}: {exc}", done_at)
 
 
-def _error_description(response: requests.Response) -> str:
+def _point_yfinance_caches_at(folder: str) -> None:
+    """yfinance opens its caches once a process: forget them, so the next use opens the ones in `folder`."""
+    yfinance.set_tz_cache_location(folder)  # every yfinance cache, despite the name
+    yfinance.cache._CookieCacheManager._Cookie_cache = None
+    yfinance.cache._TzCacheManager._tz_cache = None
+
+
+def _error_description(response: Response) -> str:
     """Yahoo's own reason from an error body, else the status line."""
     try:
         body = response.json()
