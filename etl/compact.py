@@ -16,13 +16,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from etl.config import COMPACTABLE  # noqa: F401  (etl.bench imports it from here)
 from etl.metrics import new_run_id
 from etl.schema import COMPACTIONS, RUNS, TABLES, Table
 from etl.sink import lake_lock, link_into_lake, write_merged
 from etl.staging import read_part, staging_dir_for
 
 COMPACTED_PREFIX = "compacted-"
-COMPACTABLE = tuple(name for name in TABLES if name != RUNS.name)
 
 
 @dataclass(frozen=True)
