@@ -1,19 +1,30 @@
-"""The Yahoo emulator: Yahoo's recorded structure, unmodified yfinance against it, deterministic data, fault knobs."""
+"""The Yahoo emulator: Yahoo's recorded structure, unmodified yfinance against it, deterministic data, fault knobs,
+and its TLS edge: an HTTPS proxy for Yahoo's hosts that reads each ClientHello as Yahoo does."""
 
 import datetime as dt
 import json
 import logging
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 import yfinance as yf
+from curl_cffi import requests as curl_requests
+from curl_cffi.requests.exceptions import ConnectionError as CurlConnectionError
+from curl_cffi.requests.exceptions import RequestException
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.emulator import Emulator, EmulatorConfig, market, responses, server
-from etl.source.session import new_session
+from conftest import browser
+from etl.emulator import Emulator, EmulatorConfig, market, responses, server, tls
+from etl.emulator.tls import ClientHello, is_grease, parse_client_hello
+from etl.source.session import YahooSession, new_session
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "yahoo-fixtures"
 QUERY1 = "https://query1.finance.yahoo.com"
@@ -82,14 +93,22 @@ def forget_yfinance(cache_dir: Path) -> None:
     yf.data.SingletonMeta._instances.pop(yf.data.YfData, None)
 
 
-def handshake(emu) -> tuple[requests.Session, str]:
-    session, _ = new_session(emu.url)
+def job_session(emu) -> YahooSession:
+    """The session the job gives yfinance, through the emulator's proxy and trusting its CA."""
+    return new_session(proxy=emu.proxy_url, ca_bundle=emu.ca_path)[0]
+
+
+def handshake(emu) -> tuple[curl_requests.Session, str]:
+    """A browser holding Yahoo's cookie, and the crumb that goes with it."""
+    session = browser(emu)
     session.get("https://fc.yahoo.com")
     return session, session.get(f"{QUERY1}/v1/test/getcrumb").text
 
 
-def chart(emu, symbol: str, **params) -> requests.Response:
-    return requests.get(f"{emu.url}/v8/finance/chart/{symbol}", params={"interval": "1d", **params})
+def chart(emu, symbol: str, **params) -> curl_requests.Response:
+    """Yahoo's chart of `symbol`, as a browser with no cookie asks for it."""
+    with browser(emu) as session:
+        return session.get(f"{QUERY2}/v8/finance/chart/{symbol}", params={"interval": "1d", **params})
 
 
 def quotes(emu, symbols: str) -> dict:
@@ -171,7 +190,7 @@ def test_delisted_chart_is_yahoos_404(emu):
 
 def test_intraday_and_unknown_intervals_are_refused_with_yahoos_error(emu):
     for interval in ("1m", "7d"):
-        answer = requests.get(f"{emu.url}/v8/finance/chart/AAPL", params={"interval": interval})
+        answer = chart(emu, "AAPL", interval=interval)
         assert answer.status_code == 400
         assert answer.json()["chart"]["result"] is None
         assert answer.json()["chart"]["error"]["description"].startswith(f"Invalid input - interval={interval}")
@@ -181,7 +200,7 @@ def test_intraday_and_unknown_intervals_are_refused_with_yahoos_error(emu):
 
 
 def test_yfinance_history_is_the_emulators_bars(emu, fresh_yfinance):
-    session, _ = new_session(emu.url)
+    session = job_session(emu)
     history = yf.Ticker("MSFT", session=session).history(period="1y", auto_adjust=False)
     assert emu.counts() == {"cookie": 1, "getcrumb": 1, "chart": 2}  # the chart's first call looks up the time zone
     served = chart(emu, "MSFT", range="1y").json()["chart"]["result"][0]
@@ -193,7 +212,7 @@ def test_yfinance_history_is_the_emulators_bars(emu, fresh_yfinance):
 
 
 def test_yfinance_info_reads_quote_summary_quote_and_timeseries(emu, fresh_yfinance):
-    session, _ = new_session(emu.url)
+    session = job_session(emu)
     info = yf.Ticker("NVDA", session=session).info
     assert emu.counts() == {"cookie": 1, "getcrumb": 1, "quoteSummary": 1, "quote": 1, "timeseries": 1}
     assert info["longName"] == "NVDA Synthetic Inc."
@@ -202,7 +221,7 @@ def test_yfinance_info_reads_quote_summary_quote_and_timeseries(emu, fresh_yfina
 
 
 def test_yf_download_of_good_and_delisted_symbols_keeps_the_good_ones(emu, fresh_yfinance):
-    session, _ = new_session(emu.url)
+    session = job_session(emu)
     # One thread: yfinance's cookie-strategy switch after GONE's 404 races its other threads.
     frame = yf.download(["KO", "GONE", "PEP"], period="1y", threads=False, group_by="ticker",
                         session=session, progress=False, auto_adjust=False)
@@ -214,7 +233,7 @@ def test_yf_download_of_good_and_delisted_symbols_keeps_the_good_ones(emu, fresh
 def test_yfinance_falls_back_to_basic_cookies_when_there_is_no_consent_form(emu, fresh_yfinance):
     # Without a cookie cache, yfinance's csrf strategy (tried after any HTTP error) must visit the consent page.
     yf.cache._CookieCacheManager._Cookie_cache = yf.cache._CookieCacheDummy()
-    session, _ = new_session(emu.url)
+    session = job_session(emu)
     frame = yf.download(["KO", "GONE", "PEP"], period="1mo", threads=False, group_by="ticker",
                         session=session, progress=False, auto_adjust=False)
     assert frame["KO"]["Close"].notna().sum() > 15 and frame["PEP"]["Close"].notna().sum() > 15
@@ -222,10 +241,10 @@ def test_yfinance_falls_back_to_basic_cookies_when_there_is_no_consent_form(emu,
 
 
 def test_yfinance_reuses_its_persisted_cookie_until_it_expires(emu, fresh_yfinance):
-    yf.Ticker("KO", session=new_session(emu.url)[0]).history(period="5d")
+    yf.Ticker("KO", session=job_session(emu)).history(period="5d")
     yf.data.SingletonMeta._instances.pop(yf.data.YfData)  # as a new process would start
     emu.reset_counts()
-    yf.Ticker("PEP", session=new_session(emu.url)[0]).history(period="5d")
+    yf.Ticker("PEP", session=job_session(emu)).history(period="5d")
     assert emu.counts() == {"getcrumb": 1, "chart": 2}  # the A3 cookie's expiry was read and found a year away
 
 
@@ -233,15 +252,16 @@ def test_yfinance_reuses_its_persisted_cookie_until_it_expires(emu, fresh_yfinan
 
 
 def test_cookie_is_yahoos_a1_a3_a1s_with_a_year_of_life(emu):
-    session, _ = new_session(emu.url)
+    session = job_session(emu)
     answer = session.get("https://fc.yahoo.com")
-    cookies = {c.name: c for c in session.cookies}
+    cookies = {c.name: c for c in session.cookies.jar}
     assert sorted(cookies) == ["A1", "A1S", "A3"]
     a3 = cookies["A3"]
     assert a3.domain == ".yahoo.com" and a3.secure and a3.path == "/"
     assert 364.9 < (a3.expires - dt.datetime.now().timestamp()) / 86400 < 365.3
     assert a3.value.startswith("d=AQAB") and "&S=AQAAA" in a3.value
-    assert answer.headers["X-Emulator"] == "synthetic" and "Max-Age=31557600" in answer.headers["Set-Cookie"]
+    assert answer.headers["X-Emulator"] == "synthetic"
+    assert all("Max-Age=31557600" in line for line in answer.headers.get_list("Set-Cookie"))
 
 
 def test_crumb_is_tied_to_the_cookie(emu):
@@ -254,14 +274,16 @@ def test_crumb_is_tied_to_the_cookie(emu):
     assert session.get(url, params={"symbols": "AAPL", "crumb": other_crumb}).status_code == 401
     assert session.get(url, params={"symbols": "AAPL"}).json() == {"finance": {"result": None, "error": {
         "code": "Unauthorized", "description": "Invalid Crumb"}}}
-    assert requests.get(f"{emu.url}/v7/finance/quote", params={"symbols": "AAPL", "crumb": crumb}).status_code == 401
+    with browser(emu) as cookieless:
+        assert cookieless.get(url, params={"symbols": "AAPL", "crumb": crumb}).status_code == 401
 
 
 def test_getcrumb_without_a_cookie_is_unauthorized(emu):
-    answer = requests.get(f"{emu.url}/v1/test/getcrumb")
+    with browser(emu) as session:
+        answer = session.get(f"{QUERY1}/v1/test/getcrumb")
+        forged = session.get(f"{QUERY1}/v1/test/getcrumb", cookies={"A3": "d=AQABBforged&S=AQAAAforged"})
     assert answer.status_code == 401
     assert answer.json()["finance"]["error"] == {"code": "Unauthorized", "description": "Invalid Cookie"}
-    forged = requests.get(f"{emu.url}/v1/test/getcrumb", cookies={"A3": "d=AQABBforged&S=AQAAAforged"})
     assert forged.status_code == 401
 
 
@@ -347,13 +369,17 @@ def test_counts_by_endpoint_are_what_was_sent(emu, caplog):
     for symbol in ("A", "B", "C"):
         chart(emu, symbol)
     chart(emu, "GONE")
-    with caplog.at_level(logging.WARNING, logger=server.__name__):
-        assert requests.get(f"{emu.url}/nowhere").status_code == 404
-    assert "no route for GET /nowhere" in caplog.text
+    with caplog.at_level(logging.WARNING, logger=server.__name__), browser(emu) as session:
+        assert session.get(f"{QUERY1}/nowhere").status_code == 404
+    assert "no route for GET /nowhere (host query1.finance.yahoo.com)" in caplog.text
     assert emu.counts() == {"cookie": 1, "getcrumb": 1, "chart": 4, "other": 1}
-    assert requests.get(f"{emu.url}/__emulator/stats").json() == {"total": 7, "by_endpoint": emu.counts(), "faults": {}}
-    assert requests.post(f"{emu.url}/__emulator/reset").json()["total"] == 0
-    assert emu.total_requests() == 0
+    # A tunnel a host and a session: fc and query1 for the handshake, then one per chart and /nowhere.
+    assert emu.tls_stats()["connections"] == 7 and emu.tls_stats()["blocked_connections"] == 0
+    assert requests.get(f"{emu.proxy_url}/__emulator/stats").json() == {
+        "total": 7, "by_endpoint": emu.counts(), "faults": {}, "tls": emu.tls_stats()}
+    assert requests.post(f"{emu.proxy_url}/__emulator/reset").json()["total"] == 0
+    assert emu.total_requests() == 0 and emu.tls_stats() == {"connections": 0, "blocked_connections": 0,
+                                                            "fingerprints": {}}
 
 
 def test_error_rate_fails_data_requests_reproducibly():
@@ -380,3 +406,147 @@ def test_rate_limit_answers_429_beyond_the_limit_in_a_trailing_second(monkeypatc
         again = chart(emu, "AAPL").status_code
     assert statuses == [200] * 5 + [429] * 2 and again == 200
     assert limited.text.startswith("Too Many Requests") and limited.headers["Content-Type"].startswith("text/plain")
+
+
+# The proxy in front of Yahoo's hosts
+
+
+def test_plain_http_to_the_proxy_serves_the_control_paths_and_no_data(emu):
+    answer = requests.get(f"{emu.proxy_url}/v8/finance/chart/AAPL")
+    assert answer.status_code == 400 and "CONNECT" in answer.text
+    assert requests.get(f"{emu.proxy_url}/__emulator/stats").status_code == 200
+    assert emu.total_requests() == 0
+
+
+def test_the_proxy_tunnels_to_yahoos_hosts_on_443_only(emu):
+    with browser(emu) as session:
+        for url in ("https://example.com/", "https://query1.finance.yahoo.com:8443/"):
+            with pytest.raises(CurlConnectionError, match="CONNECT tunnel failed, response 403"):
+                session.get(url)
+        assert session.get("https://guce.yahoo.com/consent").status_code == 404  # any Yahoo host is Yahoo
+    assert emu.tls_stats()["connections"] == 1 and emu.counts() == {"consent": 1}
+
+
+# The ClientHello, read as the emulator reads it: hellos of real clients, captured on a loopback socket
+
+
+@contextmanager
+def accepted(connect) -> Iterator[socket.socket]:
+    """The server's end of a loopback connection that `connect(port)` opens in a thread, hung up on at the end."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(10)
+        client = threading.Thread(target=connect, args=(listener.getsockname()[1],), daemon=True)
+        client.start()
+        conn, _ = listener.accept()
+        with conn:
+            yield conn
+        client.join(10)
+
+
+def first_record(conn: socket.socket) -> bytes:
+    conn.settimeout(10)
+    header = recv_exactly(conn, 5)
+    return header + recv_exactly(conn, int.from_bytes(header[3:5], "big"))
+
+
+def hello_of(connect) -> bytes:
+    """The first TLS record a client sends, its ClientHello (the handshake then fails: nothing answers it)."""
+    with accepted(connect) as conn:
+        return first_record(conn)
+
+
+def recv_exactly(conn: socket.socket, n_bytes: int) -> bytes:
+    data = b""
+    while len(data) < n_bytes and (chunk := conn.recv(n_bytes - len(data))):
+        data += chunk
+    return data
+
+
+def from_chrome(port: int) -> None:
+    try:
+        curl_requests.get(f"https://127.0.0.1:{port}/", impersonate="chrome", timeout=10)
+    except RequestException:
+        pass  # the socket hangs up after the hello
+
+
+def from_the_job_session(port: int) -> None:
+    try:
+        new_session()[0].get(f"https://127.0.0.1:{port}/", timeout=10)
+    except RequestException:
+        pass
+
+
+def from_python_ssl(port: int) -> None:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            ssl.create_default_context().wrap_socket(sock, server_hostname="query1.finance.yahoo.com")
+    except OSError:  # ssl.SSLError included
+        pass
+
+
+def from_requests(port: int) -> None:
+    try:
+        requests.get(f"https://127.0.0.1:{port}/", timeout=10)
+    except requests.RequestException:
+        pass
+
+
+@pytest.mark.parametrize("connect", [from_chrome, from_the_job_session])
+def test_chromes_hello_has_grease_and_h2_and_is_a_browsers(connect):
+    hello = parse_client_hello(hello_of(connect))
+    assert hello is not None and hello.is_browser
+    assert any(map(is_grease, hello.ciphers)) and any(map(is_grease, hello.extensions))
+    assert hello.alpn == ("h2", "http/1.1")
+    assert 0x1301 in hello.ciphers and 16 in hello.extensions  # TLS_AES_128_GCM_SHA256; ALPN
+
+
+@pytest.mark.parametrize(("connect", "alpn"), [(from_python_ssl, ()), (from_requests, ("http/1.1",))])
+def test_openssls_default_hello_has_no_grease_nor_h2_and_is_a_scripts(connect, alpn):
+    hello = parse_client_hello(hello_of(connect))
+    assert hello is not None and not hello.is_browser
+    assert not any(map(is_grease, hello.ciphers)) and not any(map(is_grease, hello.extensions))
+    assert hello.alpn == alpn and 0x1301 in hello.ciphers
+
+
+def test_the_fingerprint_is_chromes_whatever_its_grease_and_extension_order():
+    chrome = [parse_client_hello(hello_of(from_chrome)) for _ in range(3)]
+    assert len({hello.fingerprint for hello in chrome}) == 1
+    assert chrome[0].fingerprint != parse_client_hello(hello_of(from_python_ssl)).fingerprint
+
+
+def test_peeking_at_the_hello_leaves_it_for_the_handshake():
+    with accepted(from_chrome) as conn:
+        peeked = tls.peek_client_hello(conn)
+        record = first_record(conn)
+    assert peeked is not None and peeked == parse_client_hello(record)
+
+
+@pytest.mark.parametrize("record", [
+    b"",
+    b"GET / HTTP/1.1\r\nHost: query1.finance.yahoo.com\r\n\r\n",
+    b"\x15\x03\x03\x00\x02\x02\x28",  # an alert record
+    b"\x16\x03\x03\x00\x04\x02\x00\x00\x00",  # a handshake record, but a ServerHello
+], ids=["empty", "http", "alert", "server-hello"])
+def test_bytes_that_are_no_client_hello_are_none(record):
+    assert parse_client_hello(record) is None
+
+
+def test_a_hello_cut_short_before_its_cipher_suites_is_none():
+    record = hello_of(from_chrome)
+    assert parse_client_hello(record) is not None and parse_client_hello(record[:60]) is None
+
+
+@pytest.mark.parametrize(("ciphers", "extensions", "alpn", "is_browser"), [
+    ((0x2A2A, 0x1301), (0xEAEA, 16), ("h2", "http/1.1"), True),
+    ((0x1301,), (0xEAEA, 16), ("h2", "http/1.1"), False),  # no GREASE cipher
+    ((0x2A2A, 0x1301), (16,), ("h2", "http/1.1"), False),  # no GREASE extension
+    ((0x2A2A, 0x1301), (0xEAEA, 16), ("http/1.1",), False),  # no h2
+])
+def test_a_browser_has_grease_in_ciphers_and_extensions_and_offers_h2(ciphers, extensions, alpn, is_browser):
+    assert ClientHello(ciphers, extensions, alpn).is_browser is is_browser
+
+
+@pytest.mark.parametrize(("value", "grease"), [(0x0A0A, True), (0xFAFA, True), (0x1A1A, True), (0x0A1A, False),
+                                               (0x1301, False), (0xCACB, False)])
+def test_grease_is_rfc_8701s_reserved_values(value, grease):
+    assert is_grease(value) is grease
