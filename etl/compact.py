@@ -16,7 +16,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.config import COMPACTABLE  # noqa: F401  (etl.bench imports it from here)
 from etl.metrics import new_run_id
 from etl.schema import COMPACTIONS, RUNS, TABLES, Table
 from etl.sink import lake_lock, link_into_lake, write_merged

@@ -1,6 +1,7 @@
 """`python -m etl.bench [--quick]`: every contender in a fresh process against the emulator, one table."""
 
 import argparse
+import datetime as dt
 import os
 import shutil
 import sys
@@ -11,9 +12,9 @@ from pathlib import Path
 import duckdb
 
 from etl import pipeline, summary
-from etl.bench.measure import EmulatorProcess, Measurement, measure
-from etl.compact import COMPACTABLE, compact_lake
-from etl.config import DEFAULT_CONCURRENCY, ROW_GROUP_ROWS, Settings
+from etl.bench.measure import EmulatorProcess, Measurement, measure, median_wall_s
+from etl.compact import compact_lake
+from etl.config import COMPACTABLE, DEFAULT_CONCURRENCY, ROW_GROUP_ROWS, Settings
 from etl.universe import DEFAULT_UNIVERSE_PATH, load_universe
 
 NAIVE = ("naive", "batched-gc")
@@ -26,6 +27,22 @@ SKIPPED = """skipped at 5,000 symbols, to finish within 15 minutes on 2 cores:
 QUICK_PLAN = [(30, ("naive", "batched-gc", "yf-download", "ours")), (257, ("yf-download", "ours"))]
 # A Monday and a Tuesday evening (UTC) after New York's close: the second run is the next day's incremental one.
 DAYS = (("ours day 1", "2026-11-23T22:00"), ("ours day 2", "2026-11-24T22:00"))
+# Fresh processes that show what ours pays before its run starts, each timed as the median of STARTUP_REPEATS.
+STARTUP_COMMANDS = {
+    "python -m etl --help": ["-m", "etl", "--help"],
+    "python -m etl collect --help": ["-m", "etl", "collect", "--help"],
+    'python -c "import etl.pipeline"': ["-c", "import etl.pipeline"],
+}
+STARTUP_REPEATS = 5
+WALL_SPLIT_SOURCES = """How ours' wall time splits, in seconds:
+  start-up: from the launcher starting the process (its wall clock) to the run's runs.started_at
+    (interpreter, imports, settings, universe)
+  processing: runs.finished_at - runs.started_at; inside it, from the batches table: before the first batch's
+    requests are queued (lock, lake state, session), fetching (from then to the last answer of any batch; the
+    batches overlap, so their fetch_s sum is larger), after the last answer (the last write, the manifest)
+  publishing: from runs.finished_at to the lake's runs/ folder taking the run's manifest, the folder's mtime
+    (the publishing child, its own interpreter's start included)
+  exit: from then to the process's end as the launcher saw it (the publishing child's and the collector's teardown)"""
 
 
 def make_universe(size: int, folder: Path) -> tuple[Path, list[str]]:
@@ -42,13 +59,15 @@ def run_contender(name: str, size: int, emulator: EmulatorProcess, latency_ms: f
     universe, symbols = make_universe(size, work)
     out = work / (f"ours-days-{size}" if name.startswith("ours day") else f"{name}-{size}-{latency_ms:g}")
     if name.startswith("ours"):
-        command = [sys.executable, "-m", "etl", "collect", "--yahoo-url", emulator.url,
-                   "--universe", str(universe), "--lake", str(out)]
+        command = [sys.executable, "-m", "etl", "collect", "--proxy", emulator.proxy_url,
+                   "--ca-bundle", str(emulator.ca_path), "--universe", str(universe), "--lake", str(out)]
         outputs = lambda: newest_run_files(out)  # noqa: E731
     else:
-        command = [sys.executable, "-m", "etl.bench.contenders", name, "--yahoo-url", emulator.url,
+        command = [sys.executable, "-m", "etl.bench.contenders", name,
                    "--universe", str(universe), "--out", str(out.with_suffix(".parquet"))]
         outputs = lambda: [p for p in [out.with_suffix(".parquet")] if p.exists()]  # noqa: E731
+        # yfinance's own default session takes its route from the environment alone.
+        env = emulator.to_routed_env(env)
     result = measure(name, command, outputs, symbols, emulator, latency_ms, env)
     print(f"  {name:<12} {size:>6} symbols: {result.wall_s:7.2f} s", file=sys.stderr, flush=True)
     return result
@@ -64,7 +83,7 @@ def run_two_days(size: int, latency_ms: float, work: Path, env: dict) -> list[Me
     """The job one evening and again the next: the second run fetches new bars and the revision window only."""
     results = []
     for name, as_of in DAYS:
-        emulator = EmulatorProcess(latency_ms, as_of=as_of)
+        emulator = EmulatorProcess(latency_ms, work, as_of=as_of)
         try:
             results.append(run_contender(name, size, emulator, latency_ms, work, env))
         finally:
@@ -83,12 +102,28 @@ def print_table(results: list[Measurement]) -> None:
               f"{r.api_calls / r.symbols:.2f} | {r.peak_rss_mb:.0f} | {r.rows:,} | {r.missing} | {ratio:.1f}x |")
 
 
-def report_ours(results: list[Measurement], work: Path) -> None:
-    """The bars that concern the job alone: floor, CPU per symbol, flat memory."""
+def print_tls(results: list[Measurement]) -> None:
+    """What the emulator saw of each contender's TLS: all should pass its check, with one fingerprint."""
+    print("TLS as the emulator saw each contender (refused: a ClientHello without GREASE or h2 ALPN, answered 429;"
+          " a fingerprint is a digest of the hello's ciphers, extensions and ALPN):")
+    print("| contender | symbols | latency ms | TLS connections | refused | fingerprints (connections) |")
+    print("|---|---:|---:|---:|---:|---|")
+    for r in results:
+        seen = ", ".join(f"{digest} ({n:,})" for digest, n in sorted(r.fingerprints.items()))
+        print(f"| {r.contender} | {r.symbols:,} | {r.latency_ms:g} | {r.tls_connections:,} | "
+              f"{r.blocked_connections:,} | {seen} |")
+
+
+def report_ours(results: list[Measurement], work: Path, startup_s: dict[str, float]) -> None:
+    """The bars that concern the job alone: floor, CPU per symbol, flat memory, and where its wall time goes."""
+    print(WALL_SPLIT_SOURCES)
+    print(f"  for scale, the median of {STARTUP_REPEATS} fresh processes: "
+          + "; ".join(f"{label} {seconds:.2f} s" for label, seconds in startup_s.items()) + "\n")
     for r in results:
         if r.contender != "ours":
             continue
-        con = summary.connect_lake(work / f"ours-{r.symbols}-{r.latency_ms:g}")
+        lake_dir = work / f"ours-{r.symbols}-{r.latency_ms:g}"
+        con = summary.connect_lake(lake_dir)
         figures = summary.run_summary(con, None, cost_per_call=0.001, full_scale=r.symbols)
         line = f"ours {r.symbols:,} symbols at {r.latency_ms:g} ms: processing {figures['processing_s']:.2f} s"
         if r.latency_ms:
@@ -98,6 +133,7 @@ def report_ours(results: list[Measurement], work: Path) -> None:
         else:
             line += f", {1000 * figures['processing_s'] / r.symbols:.2f} ms a symbol ({1000 * r.wall_s / r.symbols:.2f} with start-up)"
         print(line + "; " + flatness(con))
+        print("  " + split_wall(r, con, lake_dir))
 
 
 def flatness(con: duckdb.DuckDBPyConnection) -> str:
@@ -106,13 +142,34 @@ def flatness(con: duckdb.DuckDBPyConnection) -> str:
             f"{row['rss_mb_at_last']:.0f} MB ({100 * row['growth_ratio']:+.1f}%), peak {row['peak_rss_mb']:.0f} MB")
 
 
-def time_summary_over_daily_runs(emulator_url: str, work: Path, n_runs: int) -> None:
+def split_wall(r: Measurement, con: duckdb.DuckDBPyConnection, lake_dir: Path) -> str:
+    """The run's wall time as start-up, processing, publishing and exit, read as WALL_SPLIT_SOURCES says."""
+    (phases,) = summary.fetch_dicts(con, summary.load_sql("run_phases"))
+    published_at = dt.datetime.fromtimestamp((lake_dir / "runs").stat().st_mtime, dt.timezone.utc)
+    ended_at = r.launched_at + dt.timedelta(seconds=r.wall_s)
+    startup_s = (phases["started_at"] - r.launched_at).total_seconds()
+    publishing_s = (published_at - phases["finished_at"]).total_seconds()
+    return (f"wall {r.wall_s:.2f} = start-up {startup_s:.2f} + processing {phases['processing_s']:.2f} "
+            f"(before the first batch {phases['before_first_batch_s']:.2f}, fetching {phases['fetching_s']:.2f}, "
+            f"after the last answer {phases['after_last_answer_s']:.2f}; {phases['n_batches']} batches: fetch_s "
+            f"summed {phases['fetch_s_summed']:.2f}, write_s summed {phases['write_s_summed']:.2f}) "
+            f"+ publishing {publishing_s:.2f} + exit {(ended_at - published_at).total_seconds():.2f}")
+
+
+def time_startup(env: dict) -> dict[str, float]:
+    """Each of STARTUP_COMMANDS' median wall seconds, started through the launcher like every contender."""
+    return {label: median_wall_s([sys.executable, *args], env, STARTUP_REPEATS)
+            for label, args in STARTUP_COMMANDS.items()}
+
+
+def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: int) -> None:
     """A lake of n daily runs (small universes); the summary's time from connect to answer, before and after compact."""
     lake = work / "daily-runs"
     universe, _ = make_universe(20, work)
     # Full runs, as before incremental ones: a lake as large as daily runs could make, and no state read per run.
     for _ in range(n_runs):
-        pipeline.collect(Settings(universe_path=universe, lake_dir=lake, yahoo_url=emulator_url, full_refresh=True))
+        pipeline.collect(Settings(universe_path=universe, lake_dir=lake, proxy=emulator.proxy_url,
+                                  ca_bundle=emulator.ca_path, full_refresh=True))
     for state in ("as the runs left it", "after compact"):
         if state == "after compact":
             compact_lake(lake, COMPACTABLE, keep_minutes=0, row_group_rows=ROW_GROUP_ROWS)
@@ -132,23 +189,26 @@ def main() -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache")}
     results = []
     for latency_ms, plan in ((args.latency_ms, QUICK_PLAN if args.quick else FULL_PLAN), (0.0, [(257, ("ours",))])):
-        emulator = EmulatorProcess(latency_ms)
+        emulator = EmulatorProcess(latency_ms, work)
         try:
             for size, contenders in plan:
                 results += [run_contender(name, size, emulator, latency_ms, work, env) for name in contenders]
         finally:
             emulator.stop()
     results += run_two_days(257, args.latency_ms, work, env)
-    emulator = EmulatorProcess(0.0)
+    emulator = EmulatorProcess(0.0, work)
     try:
         if not args.quick:
             results.append(run_contender("ours", 10_000, emulator, 0.0, work, env))
+        startup_s = time_startup(env)
         print(f"\nmachine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB")
         print(SKIPPED)
         print_table(results)
         print()
-        report_ours(results, work)
-        time_summary_over_daily_runs(emulator.url, work, 20 if args.quick else 250)
+        print_tls(results)
+        print()
+        report_ours(results, work, startup_s)
+        time_summary_over_daily_runs(emulator, work, 20 if args.quick else 250)
     finally:
         emulator.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -4,8 +4,9 @@ naive        a loop of `Ticker(s).info` and `.history(period)`, dicts in a list,
 batched-gc   the same in 10-symbol batches with minimal dicts and gc.collect() after each batch
 yf-download  one threaded `yf.download(all symbols)`, stacked to long format and written with pyarrow
 
-They reach the emulator through the same routing session as the job (yfinance takes a session);
-nothing else of the job is used.
+Each uses yfinance's default session (curl_cffi impersonating Chrome, made by yfinance itself) and
+takes its route from the environment, as curl does: HTTPS_PROXY (the emulator) and CURL_CA_BUNDLE (its CA).
+Nothing of the job is used.
 """
 
 import argparse
@@ -17,13 +18,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yfinance as yf
 
-from etl.source.session import new_session
 
-
-def naive(symbols: list[str], session, period: str, out_path: Path) -> None:
+def naive(symbols: list[str], period: str, out_path: Path) -> None:
     rows = []
     for symbol in symbols:
-        ticker = yf.Ticker(symbol, session=session)
+        ticker = yf.Ticker(symbol)
         try:
             info = ticker.info
             history = ticker.history(period=period, auto_adjust=False)
@@ -34,11 +33,11 @@ def naive(symbols: list[str], session, period: str, out_path: Path) -> None:
     pd.DataFrame(rows).astype(str).to_parquet(out_path)
 
 
-def batched_gc(symbols: list[str], session, period: str, out_path: Path) -> None:
+def batched_gc(symbols: list[str], period: str, out_path: Path) -> None:
     rows = []
     for start in range(0, len(symbols), 10):
         for symbol in symbols[start : start + 10]:
-            ticker = yf.Ticker(symbol, session=session)
+            ticker = yf.Ticker(symbol)
             try:
                 info = ticker.info
                 history = ticker.history(period=period, auto_adjust=False)
@@ -52,9 +51,9 @@ def batched_gc(symbols: list[str], session, period: str, out_path: Path) -> None
     pd.DataFrame(rows).to_parquet(out_path)
 
 
-def yf_download(symbols: list[str], session, period: str, out_path: Path) -> None:
-    frame = yf.download(symbols, period=period, threads=True, group_by="ticker", session=session,
-                        auto_adjust=False, progress=False)
+def yf_download(symbols: list[str], period: str, out_path: Path) -> None:
+    frame = yf.download(symbols, period=period, threads=True, group_by="ticker", auto_adjust=False,
+                        progress=False)
     long = frame.stack(level=0, future_stack=True).rename_axis(["date", "symbol"]).reset_index()
     long = long.dropna(subset=["Close"])
     pq.write_table(pa.Table.from_pandas(long, preserve_index=False), out_path)
@@ -67,13 +66,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=CONTENDERS)
     parser.add_argument("--universe", type=Path, required=True)
-    parser.add_argument("--yahoo-url", required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--history", default="1y")
     args = parser.parse_args()
     symbols = args.universe.read_text().split()
-    session, _ = new_session(args.yahoo_url, pool_size=10)
-    CONTENDERS[args.name](symbols, session, args.history, args.out)
+    CONTENDERS[args.name](symbols, args.history, args.out)
 
 
 if __name__ == "__main__":

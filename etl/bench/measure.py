@@ -1,7 +1,9 @@
 """Measuring one contender: a fresh child process, its wall time, its peak RSS from the OS, what it wrote."""
 
+import datetime as dt
 import json
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -13,10 +15,15 @@ import pyarrow.parquet as pq
 
 from etl.config import REPO_DIR
 
+# Variables that would take a peer's route from HTTPS_PROXY and CURL_CA_BUNDLE: libcurl reads `https_proxy`
+# before `HTTPS_PROXY`, NO_PROXY could send Yahoo's hosts around the proxy, and curl_cffi reads
+# REQUESTS_CA_BUNDLE before CURL_CA_BUNDLE.
+_SHADOWING_ROUTE = ("https_proxy", "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE")
+
 
 @dataclass(frozen=True)
 class Measurement:
-    """One contender's run: the row of the benchmark table."""
+    """One contender's run: the row of the benchmark table, and what the emulator saw of its TLS."""
 
     contender: str
     symbols: int
@@ -27,19 +34,28 @@ class Measurement:
     rows: int
     missing: int
     exit_code: int
+    launched_at: dt.datetime
+    tls_connections: int
+    blocked_connections: int
+    fingerprints: dict[str, int]
 
 
 class EmulatorProcess:
-    """The emulator in its own process, so its work is not counted in any contender's memory or time."""
+    """The emulator in its own process, so its work is not counted in any contender's memory or time.
 
-    def __init__(self, latency_ms: float, as_of: str | None = None) -> None:
+    Contenders reach it as an HTTPS proxy (`proxy_url`) and trust its CA (`ca_path`); the same port
+    answers the control paths /__emulator/stats and /__emulator/reset over plain HTTP.
+    """
+
+    def __init__(self, latency_ms: float, work_dir: Path, as_of: str | None = None) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.proxy_url = f"http://127.0.0.1:{self.port}"
+        self.ca_path = work_dir / f"emulator-{self.port}-ca.pem"
         self._process = subprocess.Popen(
             [sys.executable, "-m", "etl", "emulator", "--port", str(self.port), "--latency-ms", str(latency_ms),
-             *(["--as-of", as_of] if as_of else [])],
+             "--ca-path", str(self.ca_path), *(["--as-of", as_of] if as_of else [])],
             cwd=REPO_DIR, stderr=subprocess.DEVNULL,
         )
         for _ in range(100):
@@ -48,27 +64,46 @@ class EmulatorProcess:
                 return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"the emulator did not start on {self.url}")
+        raise RuntimeError(f"the emulator did not start on {self.proxy_url}")
 
     def reset(self) -> None:
-        urllib.request.urlopen(urllib.request.Request(f"{self.url}/__emulator/reset", method="POST"), timeout=5).read()
+        urllib.request.urlopen(urllib.request.Request(f"{self.proxy_url}/__emulator/reset", method="POST"),
+                               timeout=5).read()
+
+    def _stats(self) -> dict:
+        with urllib.request.urlopen(f"{self.proxy_url}/__emulator/stats", timeout=5) as answer:
+            return json.load(answer)
 
     def total_requests(self) -> int:
-        with urllib.request.urlopen(f"{self.url}/__emulator/stats", timeout=5) as answer:
-            return json.load(answer)["total"]
+        return self._stats()["total"]
+
+    def tls_stats(self) -> dict:
+        """Tunnels opened, how many were refused for their ClientHello, and connections by fingerprint."""
+        return self._stats()["tls"]
+
+    def to_routed_env(self, env: dict) -> dict:
+        """`env` for a client that takes its route from the environment, as yfinance's default session does."""
+        kept = {name: value for name, value in env.items() if name not in _SHADOWING_ROUTE}
+        return kept | {"HTTPS_PROXY": self.proxy_url, "CURL_CA_BUNDLE": str(self.ca_path)}
 
     def stop(self) -> None:
         self._process.terminate()
         self._process.wait()
 
 
-def run_child(command: list[str], env: dict) -> tuple[float, float, int]:
-    """Run a command through the launcher; its wall seconds, its own peak RSS in MiB (wait4) and exit code."""
+def run_child(command: list[str], env: dict) -> tuple[float, float, int, dt.datetime]:
+    """Run a command through the launcher: its wall seconds, its own peak RSS in MiB (wait4), exit code, start time."""
     launcher = Path(__file__).with_name("launcher.py")
     answer = subprocess.run([sys.executable, "-S", str(launcher), *command], cwd=REPO_DIR, env=env,
                             capture_output=True, text=True, check=True)
-    wall_s, peak_mb, code = answer.stdout.split()
-    return float(wall_s), float(peak_mb), int(code)
+    wall_s, peak_mb, code, launched_epoch_s = answer.stdout.split()
+    return (float(wall_s), float(peak_mb), int(code),
+            dt.datetime.fromtimestamp(float(launched_epoch_s), dt.timezone.utc))
+
+
+def median_wall_s(command: list[str], env: dict, repeats: int) -> float:
+    """The median wall seconds of `repeats` fresh runs of a command."""
+    return statistics.median(run_child(command, env)[0] for _ in range(repeats))
 
 
 def count_output(paths: list[Path], symbols: list[str]) -> tuple[int, int]:
@@ -84,7 +119,9 @@ def measure(contender: str, command: list[str], outputs, symbols: list[str], emu
             latency_ms: float, env: dict) -> Measurement:
     """Run one contender against a freshly counted emulator and read back what it wrote."""
     emulator.reset()
-    wall_s, peak_mb, code = run_child(command, env)
+    wall_s, peak_mb, code, launched_at = run_child(command, env)
     rows, missing = count_output(outputs(), symbols)
+    tls = emulator.tls_stats()
     return Measurement(contender, len(symbols), latency_ms, wall_s, emulator.total_requests(), peak_mb, rows,
-                       missing, code)
+                       missing, code, launched_at, tls["connections"], tls["blocked_connections"],
+                       tls["fingerprints"])
