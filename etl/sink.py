@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from etl.errors import EtlError, LakeError
 from etl.schema import TABLES, Table
@@ -102,6 +101,8 @@ def _merge(staging: RunStaging, folder: Path, parts: list[Path], row_group_rows:
 
 def write_merged(table: Table, sources: list[Path], path: Path, row_group_rows: int) -> None:
     """Rewrite Parquet files of one table, in order, as one file of full row groups: whole once it exists."""
+    import pyarrow.parquet as pq  # only the publishing child and compact write Parquet: 9 MB the collector never pays
+
     pending = path.with_name(path.name + ".tmp")
     with disk_errors(pending):
         pending.parent.mkdir(parents=True, exist_ok=True)
