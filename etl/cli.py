@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
-from etl.config import (COMPACTABLE, DEFAULT_CONCURRENCY, DEFAULT_LAKE_DIR, DEMO_LAKE_DIR, ROW_GROUP_ROWS,
-                        Settings, to_redacted_url)
+from etl.config import (COMPACTABLE, DEFAULT_CONCURRENCY, DEFAULT_LAKE_DIR, DEFAULT_UNIVERSE_PATH, DEMO_LAKE_DIR,
+                        ROW_GROUP_ROWS, Settings, to_redacted_url)
 from etl.errors import ConfigError, EtlError, MemoryLimitError, SourceError
 from etl.plan import plan_batches
 from etl.settings_file import load_settings_file
-from etl.universe import DEFAULT_UNIVERSE_PATH, load_universe
+from etl.universe import load_universe
 
 if TYPE_CHECKING:  # etl.metrics loads pyarrow and, through etl.fetch, yfinance: too slow for --help
     from etl.metrics import BatchMetrics, RunRecord

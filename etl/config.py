@@ -9,11 +9,19 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from etl.errors import ConfigError
-from etl.universe import DEFAULT_UNIVERSE_PATH
 
-REPO_DIR = Path(__file__).resolve().parents[1]
-DEFAULT_LAKE_DIR = REPO_DIR / "data" / "lake"
-DEMO_LAKE_DIR = REPO_DIR / "data" / "demo"
+# What the job reads at run time: a wheel carries sql/ and data/universe/ inside the package (pyproject.toml's
+# force-include), a checkout keeps them at its top, where an editable install leaves them.
+_PACKAGED_DIR = Path(__file__).resolve().parent / "packaged"
+_CHECKOUT_DIR = Path(__file__).resolve().parents[1]
+SQL_DIR = _PACKAGED_DIR / "sql" if _PACKAGED_DIR.is_dir() else _CHECKOUT_DIR / "sql"
+UNIVERSE_DIR = _PACKAGED_DIR / "universe" if _PACKAGED_DIR.is_dir() else _CHECKOUT_DIR / "data" / "universe"
+DEFAULT_UNIVERSE_PATH = UNIVERSE_DIR / "default.csv"
+
+# Relative to the folder the job runs in, as for any command-line tool (make runs it from the checkout's top):
+# a lake inside site-packages would be lost at the next upgrade.
+DEFAULT_LAKE_DIR = Path("data", "lake")
+DEMO_LAKE_DIR = Path("data", "demo")
 
 # The periods Yahoo's chart endpoint accepts as `range` (yfinance passes them through unchanged).
 HISTORY_PERIODS = ("1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max")

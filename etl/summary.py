@@ -4,9 +4,8 @@ from pathlib import Path
 
 import duckdb
 
+from etl.config import SQL_DIR
 from etl.errors import LakeError
-
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
 
 def load_sql(name: str) -> str:

@@ -7,8 +7,6 @@ from pathlib import Path
 
 from etl.errors import UniverseError
 
-DEFAULT_UNIVERSE_PATH = Path(__file__).resolve().parents[1] / "data" / "universe" / "default.csv"
-
 # Starts with a letter, a digit or ^ (an index): "." or "-" alone would be a dot-segment or nothing in a URL path.
 _TICKER = re.compile(r"[A-Z0-9^][A-Z0-9.\-^=]{0,14}", re.ASCII)
 # A US class share spelled with a dot (BRK.B, BF.B, HEI.A): Yahoo wants a dash and silently returns

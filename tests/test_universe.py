@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from conftest import SHARED_DATA_DIR
 from etl.errors import UniverseError
-from etl.universe import DEFAULT_UNIVERSE_PATH, load_universe
+from etl.config import DEFAULT_UNIVERSE_PATH
+from etl.universe import load_universe
 
 CONSTITUENTS = SHARED_DATA_DIR / "sp500-companies" / "constituents.csv"
 

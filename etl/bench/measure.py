@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from etl.config import REPO_DIR
+# The benchmark runs from a checkout only (the wheel leaves it out): contenders start at its top.
+REPO_DIR = Path(__file__).resolve().parents[2]
 
 # Variables that would take a peer's route from HTTPS_PROXY and CURL_CA_BUNDLE: libcurl reads `https_proxy`
 # before `HTTPS_PROXY`, NO_PROXY could send Yahoo's hosts around the proxy, and curl_cffi reads
