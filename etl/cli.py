@@ -17,8 +17,16 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
-from etl.config import (COMPACTABLE, DEFAULT_CONCURRENCY, DEFAULT_LAKE_DIR, DEFAULT_UNIVERSE_PATH, DEMO_LAKE_DIR,
-                        ROW_GROUP_ROWS, Settings, to_redacted_url)
+from etl.config import (
+    COMPACTABLE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LAKE_DIR,
+    DEFAULT_UNIVERSE_PATH,
+    DEMO_LAKE_DIR,
+    ROW_GROUP_ROWS,
+    Settings,
+    to_redacted_url,
+)
 from etl.errors import ConfigError, EtlError, MemoryLimitError, SourceError
 from etl.plan import plan_batches
 from etl.settings_file import load_settings_file
@@ -33,23 +41,46 @@ log = logging.getLogger("etl")
 # ctx.meta key: where the settings click fell back on (its default_map) were read.
 _SETTINGS_FILE_LABEL = "etl.settings_file"
 
-universe_option = click.option("--universe", type=click.Path(path_type=Path), default=DEFAULT_UNIVERSE_PATH,
-                               show_default=True, help="CSV with a `symbol` column, or one symbol a line.")
-format_option = click.option("--format", "output_format", default="table", show_default=True,
-                             help="table, markdown or json.")
-cost_option = click.option("--cost-per-call", default=0.001, show_default=True,
-                           help="Estimated USD per API call, for the summary.")
-full_scale_option = click.option("--full-scale", default=5000, show_default=True,
-                                 help="Universe size for the summary's full-scale estimate.")
+universe_option = click.option(
+    "--universe",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_UNIVERSE_PATH,
+    show_default=True,
+    help="CSV with a `symbol` column, or one symbol a line.",
+)
+format_option = click.option(
+    "--format", "output_format", default="table", show_default=True, help="table, markdown or json."
+)
+cost_option = click.option(
+    "--cost-per-call", default=0.001, show_default=True, help="Estimated USD per API call, for the summary."
+)
+full_scale_option = click.option(
+    "--full-scale",
+    default=5000,
+    show_default=True,
+    help="Universe size for the summary's full-scale estimate.",
+)
 # Eager, so the file is read before any other option falls back on it.
-config_option = click.option("--config", "config_path", type=click.Path(path_type=Path), envvar="ETL_CONFIG",
-                             is_eager=True, expose_value=False, callback=lambda ctx, _, path: _read_settings(ctx, path),
-                             help="TOML file of settings (default: ./etl.toml, else [tool.etl] in ./pyproject.toml).")
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    envvar="ETL_CONFIG",
+    is_eager=True,
+    expose_value=False,
+    callback=lambda ctx, _, path: _read_settings(ctx, path),
+    help="TOML file of settings (default: ./etl.toml, else [tool.etl] in ./pyproject.toml).",
+)
 
 
 def lake_option(default: Path):
-    return click.option("--lake", type=click.Path(path_type=Path), default=default, show_default=True,
-                        help="The lake's folder.")
+    return click.option(
+        "--lake",
+        type=click.Path(path_type=Path),
+        default=default,
+        show_default=True,
+        help="The lake's folder.",
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,26 +91,72 @@ def app() -> None:
 @app.command()
 @universe_option
 @lake_option(DEFAULT_LAKE_DIR)
-@click.option("--batch-size", default=10, show_default=True, help="Symbols per batch: the unit of fetching and writing.")
-@click.option("--history", default="1y", show_default=True, help="Daily bars for this Yahoo period (1mo, 1y, 5y, max…).")
-@click.option("--proxy", help="Tunnel every Yahoo request through this HTTP(S) or SOCKS proxy "
-                               "(default: HTTPS_PROXY / ALL_PROXY / NO_PROXY, as for curl).")
-@click.option("--ca-bundle", type=click.Path(path_type=Path),
-              help="PEM file of the CAs to trust for Yahoo's TLS, e.g. a TLS-inspecting proxy's (default: the usual store).")
-@click.option("--memory-limit-mb", default=2048.0, show_default=True, help="Stop cleanly above this RSS after gc.")
-@click.option("--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, help="Requests in flight at once.")
-@click.option("--min-success", default=0.95, show_default=True, help="Exit 1 when fewer symbols than this share end ok.")
-@click.option("--timeout-s", default=30.0, show_default=True, help="Give up on a request after this long (then retry).")
-@click.option("--resume", is_flag=True, help="Continue the unfinished run of this plan; fail if there is none.")
-@click.option("--revision-days", default=5, show_default=True,
-              help="Refetch a symbol's latest N trading days in the lake (Yahoo revises them); newer bars always.")
-@click.option("--full-refresh", is_flag=True, help="Ignore what the lake holds: fetch --history for every symbol.")
-@click.option("--quiet", is_flag=True, help="No progress bar or per-batch lines; errors and the result still print.")
+@click.option(
+    "--batch-size", default=10, show_default=True, help="Symbols per batch: the unit of fetching and writing."
+)
+@click.option(
+    "--history", default="1y", show_default=True, help="Daily bars for this Yahoo period (1mo, 1y, 5y, max…)."
+)
+@click.option(
+    "--proxy",
+    help="Tunnel every Yahoo request through this HTTP(S) or SOCKS proxy "
+    "(default: HTTPS_PROXY / ALL_PROXY / NO_PROXY, as for curl).",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path),
+    help="PEM file of the CAs to trust for Yahoo's TLS, e.g. a TLS-inspecting proxy's (default: the usual store).",
+)
+@click.option(
+    "--memory-limit-mb", default=2048.0, show_default=True, help="Stop cleanly above this RSS after gc."
+)
+@click.option(
+    "--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, help="Requests in flight at once."
+)
+@click.option(
+    "--min-success", default=0.95, show_default=True, help="Exit 1 when fewer symbols than this share end ok."
+)
+@click.option(
+    "--timeout-s", default=30.0, show_default=True, help="Give up on a request after this long (then retry)."
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the unfinished run of this plan; fail if there is none."
+)
+@click.option(
+    "--revision-days",
+    default=5,
+    show_default=True,
+    help="Refetch a symbol's latest N trading days in the lake (Yahoo revises them); newer bars always.",
+)
+@click.option(
+    "--full-refresh", is_flag=True, help="Ignore what the lake holds: fetch --history for every symbol."
+)
+@click.option(
+    "--quiet", is_flag=True, help="No progress bar or per-batch lines; errors and the result still print."
+)
 @config_option
-@click.option("--show-config", is_flag=True,
-              help="Print each setting, its value and where it came from; collect nothing.")
-def collect(universe, lake, batch_size, history, proxy, ca_bundle, memory_limit_mb, concurrency, min_success,
-            timeout_s, resume, revision_days, full_refresh, quiet, show_config) -> None:
+@click.option(
+    "--show-config",
+    is_flag=True,
+    help="Print each setting, its value and where it came from; collect nothing.",
+)
+def collect(
+    universe,
+    lake,
+    batch_size,
+    history,
+    proxy,
+    ca_bundle,
+    memory_limit_mb,
+    concurrency,
+    min_success,
+    timeout_s,
+    resume,
+    revision_days,
+    full_refresh,
+    quiet,
+    show_config,
+) -> None:
     """Collect quotes and daily bars for a universe into the lake; `summary` then reports on the run.
 
     Every option can also come from ETL_<NAME> (ETL_BATCH_SIZE=20) or etl.toml (batch_size = 20).
@@ -89,10 +166,24 @@ def collect(universe, lake, batch_size, history, proxy, ca_bundle, memory_limit_
     if show_config:
         click.echo(_describe_settings(click.get_current_context()))
         return
-    _collect(_settings(universe_path=universe, lake_dir=lake, batch_size=batch_size, history=history,
-                       proxy=proxy, ca_bundle=ca_bundle, memory_limit_mb=memory_limit_mb, concurrency=concurrency,
-                       min_success=min_success, timeout_s=timeout_s, resume=resume, revision_days=revision_days,
-                       full_refresh=full_refresh), quiet=quiet)
+    _collect(
+        _settings(
+            universe_path=universe,
+            lake_dir=lake,
+            batch_size=batch_size,
+            history=history,
+            proxy=proxy,
+            ca_bundle=ca_bundle,
+            memory_limit_mb=memory_limit_mb,
+            concurrency=concurrency,
+            min_success=min_success,
+            timeout_s=timeout_s,
+            resume=resume,
+            revision_days=revision_days,
+            full_refresh=full_refresh,
+        ),
+        quiet=quiet,
+    )
 
 
 @app.command()
@@ -111,9 +202,14 @@ def demo(latency_ms, lake, universe, output_format) -> None:
     with _errors_to_exit():
         _check_format(output_format)
     with Emulator(EmulatorConfig(latency_ms=latency_ms)) as emulator:
-        log.info("Yahoo emulator (synthetic data): HTTPS proxy %s, CA %s", emulator.proxy_url, emulator.ca_path)
-        run = _collect(_settings(universe_path=universe, lake_dir=lake, proxy=emulator.proxy_url,
-                                 ca_bundle=emulator.ca_path))
+        log.info(
+            "Yahoo emulator (synthetic data): HTTPS proxy %s, CA %s", emulator.proxy_url, emulator.ca_path
+        )
+        run = _collect(
+            _settings(
+                universe_path=universe, lake_dir=lake, proxy=emulator.proxy_url, ca_bundle=emulator.ca_path
+            )
+        )
         log.info("Yahoo emulator's TLS check: %s", _describe_tls(emulator.tls_stats()))
     _print_summary(lake, run.run_id, None, 0.001, 5000, output_format)
 
@@ -125,7 +221,9 @@ def demo(latency_ms, lake, universe, output_format) -> None:
 @cost_option
 @full_scale_option
 @format_option
-@click.option("--json", "as_json", is_flag=True, help="Same as --format json, for scripts (wins over --format).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Same as --format json, for scripts (wins over --format)."
+)
 @config_option
 def summary_command(lake, run_id, compare, cost_per_call, full_scale, output_format, as_json) -> None:
     """Print the performance summary of a run, or compare two runs.
@@ -139,8 +237,12 @@ def summary_command(lake, run_id, compare, cost_per_call, full_scale, output_for
 @lake_option(DEFAULT_LAKE_DIR)
 @click.option("--run", "run_id", help="Run id (default: the latest run).")
 @click.option("--compare", "compare_run", help="Run id to compare with (default: the run before).")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="HTML file to write (default: <lake>-report.html beside the lake).")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HTML file to write (default: <lake>-report.html beside the lake).",
+)
 @config_option
 def report_command(lake, run_id, compare_run, out_path) -> None:
     """Write a run's charts, summary and comparison with another run as one HTML page that opens offline.
@@ -192,10 +294,19 @@ def shell(lake) -> None:
 
 @app.command()
 @lake_option(DEFAULT_LAKE_DIR)
-@click.option("--table", "tables", multiple=True, type=click.Choice(COMPACTABLE),
-              help="A table to compact (default: all but runs); repeat for more.")
-@click.option("--keep-minutes", default=60.0, show_default=True,
-              help="Keep replaced files this long for readers that listed them; a later compact removes them.")
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    type=click.Choice(COMPACTABLE),
+    help="A table to compact (default: all but runs); repeat for more.",
+)
+@click.option(
+    "--keep-minutes",
+    default=60.0,
+    show_default=True,
+    help="Keep replaced files this long for readers that listed them; a later compact removes them.",
+)
 @config_option
 def compact(lake, tables, keep_minutes) -> None:
     """Rewrite each partition's small files as one with full row groups; readers never see a row twice or miss one.
@@ -207,7 +318,9 @@ def compact(lake, tables, keep_minutes) -> None:
 
     with _errors_to_exit():
         summary.require_completed_run(lake)
-        done = compact_lake(lake, tables or COMPACTABLE, keep_minutes=keep_minutes, row_group_rows=ROW_GROUP_ROWS)
+        done = compact_lake(
+            lake, tables or COMPACTABLE, keep_minutes=keep_minutes, row_group_rows=ROW_GROUP_ROWS
+        )
     for folder in done:
         click.echo(f"{folder.folder}: {folder.files} files into 1, {folder.rows:,} rows")
     click.echo(f"compacted {len(done)} folders" if done else "nothing to compact: no folder holds two files")
@@ -216,21 +329,48 @@ def compact(lake, tables, keep_minutes) -> None:
 @app.command()
 @click.option("--port", default=8765, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--latency-ms", default=0.0, show_default=True, help="Delay per request.")
-@click.option("--error-rate", default=0.0, show_default=True, help="Fraction of data requests answered HTTP 500.")
+@click.option(
+    "--error-rate", default=0.0, show_default=True, help="Fraction of data requests answered HTTP 500."
+)
 @click.option("--rate-limit-rps", type=float, help="Above this many requests a second: HTTP 429.")
 @click.option("--delisted", default="", help="Comma-separated symbols answered as delisted.")
 @click.option("--null-fraction", default=0.0, show_default=True, help="Fraction of bars sent as nulls.")
-@click.option("--stall-rate", default=0.0, show_default=True, help="Fraction of data requests left hanging (timeouts).")
-@click.option("--stall-s", default=5.0, show_default=True, help="How long a hanging request waits before its answer.")
+@click.option(
+    "--stall-rate", default=0.0, show_default=True, help="Fraction of data requests left hanging (timeouts)."
+)
+@click.option(
+    "--stall-s", default=5.0, show_default=True, help="How long a hanging request waits before its answer."
+)
 @click.option("--seed", default=7, show_default=True, help="Seed of the synthetic data.")
-@click.option("--as-of", type=click.DateTime(["%Y-%m-%dT%H:%M"]),
-              help="Fix the market's clock at this UTC time (YYYY-MM-DDTHH:MM), e.g. to play the next day.")
-@click.option("--refuse-all-clients", is_flag=True,
-              help="Answer every request 429, whatever the client's TLS fingerprint: Yahoo refusing outright.")
-@click.option("--ca-path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the emulator's CA here, for --ca-bundle (default: a temporary file, removed at exit).")
-def emulator(port, latency_ms, error_rate, rate_limit_rps, delisted, null_fraction, stall_rate, stall_s, seed,
-             as_of, refuse_all_clients, ca_path) -> None:
+@click.option(
+    "--as-of",
+    type=click.DateTime(["%Y-%m-%dT%H:%M"]),
+    help="Fix the market's clock at this UTC time (YYYY-MM-DDTHH:MM), e.g. to play the next day.",
+)
+@click.option(
+    "--refuse-all-clients",
+    is_flag=True,
+    help="Answer every request 429, whatever the client's TLS fingerprint: Yahoo refusing outright.",
+)
+@click.option(
+    "--ca-path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the emulator's CA here, for --ca-bundle (default: a temporary file, removed at exit).",
+)
+def emulator(
+    port,
+    latency_ms,
+    error_rate,
+    rate_limit_rps,
+    delisted,
+    null_fraction,
+    stall_rate,
+    stall_s,
+    seed,
+    as_of,
+    refuse_all_clients,
+    ca_path,
+) -> None:
     """Serve the Yahoo Finance emulator (synthetic data) as an HTTPS proxy until interrupted.
 
     It prints the --proxy and --ca-bundle that collect then takes.
@@ -240,17 +380,26 @@ def emulator(port, latency_ms, error_rate, rate_limit_rps, delisted, null_fracti
     from etl.emulator import EmulatorConfig, serve
 
     config = EmulatorConfig(
-        seed=seed, latency_ms=latency_ms, error_rate=error_rate, rate_limit_rps=rate_limit_rps,
-        delisted=frozenset(s for s in delisted.upper().split(",") if s), null_fraction=null_fraction,
-        stall_rate=stall_rate, stall_s=stall_s, as_of=as_of and as_of.replace(tzinfo=dt.timezone.utc),
-        refuse_all=refuse_all_clients, ca_path=ca_path,
+        seed=seed,
+        latency_ms=latency_ms,
+        error_rate=error_rate,
+        rate_limit_rps=rate_limit_rps,
+        delisted=frozenset(s for s in delisted.upper().split(",") if s),
+        null_fraction=null_fraction,
+        stall_rate=stall_rate,
+        stall_s=stall_s,
+        as_of=as_of and as_of.replace(tzinfo=dt.UTC),
+        refuse_all=refuse_all_clients,
+        ca_path=ca_path,
     )
     serve(host="127.0.0.1", port=port, config=config)
 
 
 def _describe_tls(stats: dict) -> str:
-    return (f"{stats['connections']} TLS connections, {stats['blocked_connections']} refused for their ClientHello, "
-            f"{len(stats['fingerprints'])} distinct fingerprint(s)")
+    return (
+        f"{stats['connections']} TLS connections, {stats['blocked_connections']} refused for their ClientHello, "
+        f"{len(stats['fingerprints'])} distinct fingerprint(s)"
+    )
 
 
 def _settings(**values) -> Settings:
@@ -260,7 +409,9 @@ def _settings(**values) -> Settings:
 
 def _collect(settings: Settings, quiet: bool = False) -> RunRecord:
     """Run the job; print its outcome in one line; a run that stopped early is an error after publishing."""
-    from etl import pipeline  # yfinance, pandas and pyarrow are loaded by the commands that collect, not by --help
+    from etl import (
+        pipeline,
+    )  # yfinance, pandas and pyarrow are loaded by the commands that collect, not by --help
 
     with _errors_to_exit():
         with _progress(settings, quiet) as on_batch:
@@ -274,7 +425,9 @@ def _collect(settings: Settings, quiet: bool = False) -> RunRecord:
     return run
 
 
-def _print_summary(lake: Path, run_id, compare, cost_per_call: float, full_scale: int, output_format: str) -> None:
+def _print_summary(
+    lake: Path, run_id, compare, cost_per_call: float, full_scale: int, output_format: str
+) -> None:
     from etl import summary  # DuckDB is loaded by the commands that read, never by collect
 
     with _errors_to_exit():
@@ -311,7 +464,9 @@ def _shell_init_sql(variables: dict) -> str:
 def _check_shell_path(lake: Path) -> None:
     path = str(lake.resolve())
     if "\0" in path or "\n" in path:
-        raise ConfigError(f"--lake {path!r}: a path with a NUL or a newline cannot be handed to the DuckDB shell")
+        raise ConfigError(
+            f"--lake {path!r}: a path with a NUL or a newline cannot be handed to the DuckDB shell"
+        )
 
 
 def _sql_literal(value: str | list[str]) -> str:
@@ -332,7 +487,7 @@ class _Tally:
     n_failed: int = 0
     rss_mb: float = 0.0
 
-    def add(self, m: BatchMetrics) -> "_Tally":
+    def add(self, m: BatchMetrics) -> _Tally:
         self.done, self.batch_no, self.rss_mb = self.done + 1, m.batch_no, m.rss_mb_after
         self.n_ok, self.n_failed = self.n_ok + m.n_ok, self.n_failed + m.n_failed
         return self
@@ -340,8 +495,10 @@ class _Tally:
     def describe(self) -> str:
         # By batch_no, not batches done: a resumed run starts past the batches committed before.
         eta_s = int((time.monotonic() - self.started) / self.done * (self.n_batches - self.batch_no))
-        return (f"{self.n_ok} ok, {self.n_failed} failed so far, RSS {self.rss_mb:.0f} MB, "
-                f"ETA {eta_s // 60}:{eta_s % 60:02d}")
+        return (
+            f"{self.n_ok} ok, {self.n_failed} failed so far, RSS {self.rss_mb:.0f} MB, "
+            f"ETA {eta_s // 60}:{eta_s % 60:02d}"
+        )
 
 
 @contextmanager
@@ -355,15 +512,28 @@ def _progress(settings: Settings, quiet: bool):
     if not sys.stderr.isatty():
         yield lambda m: _log_batch(m, tally.add(m))
         return
-    with click.progressbar(length=tally.n_batches, label="batches", file=sys.stderr, show_pos=True,
-                           show_eta=False, item_show_func=lambda t: t and t.describe()) as bar:
+    with click.progressbar(
+        length=tally.n_batches,
+        label="batches",
+        file=sys.stderr,
+        show_pos=True,
+        show_eta=False,
+        item_show_func=lambda t: t and t.describe(),
+    ) as bar:
         yield lambda m: bar.update(m.batch_no - bar.pos, tally.add(m))
 
 
 def _log_batch(m: BatchMetrics, tally: _Tally) -> None:
     log.info(
         "batch %d/%d: %d/%d ok, %d calls, fetch %.2fs, write %.3fs; %s",
-        m.batch_no, tally.n_batches, m.n_ok, m.n_symbols, m.api_calls, m.fetch_s, m.write_s, tally.describe(),
+        m.batch_no,
+        tally.n_batches,
+        m.n_ok,
+        m.n_symbols,
+        m.api_calls,
+        m.fetch_s,
+        m.write_s,
+        tally.describe(),
     )
 
 
@@ -402,8 +572,10 @@ def _origin(ctx: click.Context, param: click.Parameter) -> str:
 
 def _describe_settings(ctx: click.Context) -> str:
     """For --show-config: each setting, its value and where it came from, a line each."""
-    rows = [{"setting": p.name, "value": _shown(p.name, ctx.params[p.name]), "from": _origin(ctx, p)}
-            for p in _configurable(ctx.command)]
+    rows = [
+        {"setting": p.name, "value": _shown(p.name, ctx.params[p.name]), "from": _origin(ctx, p)}
+        for p in _configurable(ctx.command)
+    ]
     return _render_rows(rows, "table")
 
 

@@ -33,19 +33,22 @@ class Compacted:
     rows: int
 
 
-def compact_lake(lake_dir: Path, table_names: tuple[str, ...], *, keep_minutes: float,
-                 row_group_rows: int) -> list[Compacted]:
+def compact_lake(
+    lake_dir: Path, table_names: tuple[str, ...], *, keep_minutes: float, row_group_rows: int
+) -> list[Compacted]:
     """Compact every partition folder of these tables that holds two files or more; remove expired ones."""
     with lake_lock(lake_dir):
         records = _read_records(lake_dir)
         _remove_leftovers(lake_dir, records, keep_minutes)
-        started_at = dt.datetime.now(dt.timezone.utc)
+        started_at = dt.datetime.now(dt.UTC)
         compaction_id = new_run_id(started_at)
         work_dir = staging_dir_for(lake_dir) / f"compaction-{compaction_id}"
         try:
             done, rows = [], []
             for table, live in _folders_to_compact(lake_dir, table_names, records):
-                compacted, replaced = _compact_folder(lake_dir, table, live, work_dir, compaction_id, row_group_rows)
+                compacted, replaced = _compact_folder(
+                    lake_dir, table, live, work_dir, compaction_id, row_group_rows
+                )
                 done.append(compacted)
                 rows += replaced
             if rows:
@@ -63,42 +66,57 @@ def _folders_to_compact(lake_dir: Path, table_names: tuple[str, ...], records: p
     for table in (TABLES[name] for name in table_names):
         for folder in sorted({path.parent for path in (lake_dir / table.name).rglob("*.parquet")}):
             relative = {path: str(path.relative_to(lake_dir)) for path in sorted(folder.glob("*.parquet"))}
-            live = [path for path, name in relative.items()
-                    if name not in replaced and (path.stem in completed or name in written)]
+            live = [
+                path
+                for path, name in relative.items()
+                if name not in replaced and (path.stem in completed or name in written)
+            ]
             if len(live) >= 2:
                 yield table, live
 
 
-def _compact_folder(lake_dir: Path, table: Table, live: list[Path], work_dir: Path, compaction_id: str,
-                    row_group_rows: int) -> tuple[Compacted, list[dict]]:
+def _compact_folder(
+    lake_dir: Path, table: Table, live: list[Path], work_dir: Path, compaction_id: str, row_group_rows: int
+) -> tuple[Compacted, list[dict]]:
     """One folder's files as one compacted file in the lake (not yet read by the views), and its record rows."""
     relative = live[0].parent.relative_to(lake_dir)
     staged = work_dir / relative / f"{COMPACTED_PREFIX}{compaction_id}.parquet"
     write_merged(table, live, staged, row_group_rows)
     compacted = link_into_lake(staged, lake_dir / relative / staged.name)
-    rows = [{"table_name": table.name, "replaced_file": str(path.relative_to(lake_dir)),
-             "compacted_file": str(compacted.relative_to(lake_dir))} for path in live]
+    rows = [
+        {
+            "table_name": table.name,
+            "replaced_file": str(path.relative_to(lake_dir)),
+            "compacted_file": str(compacted.relative_to(lake_dir)),
+        }
+        for path in live
+    ]
     return Compacted(str(relative), len(live), pq.ParquetFile(compacted).metadata.num_rows), rows
 
 
-def _publish_record(lake_dir: Path, work_dir: Path, compaction_id: str, started_at: dt.datetime,
-                    rows: list[dict]) -> None:
+def _publish_record(
+    lake_dir: Path, work_dir: Path, compaction_id: str, started_at: dt.datetime, rows: list[dict]
+) -> None:
     staged = work_dir / COMPACTIONS.name / f"{compaction_id}.parquet"
     staged.parent.mkdir(parents=True, exist_ok=True)
-    record = pa.Table.from_pylist([{"compaction_id": compaction_id, "compacted_at": started_at, **row}
-                                   for row in rows], schema=COMPACTIONS.schema)
+    record = pa.Table.from_pylist(
+        [{"compaction_id": compaction_id, "compacted_at": started_at, **row} for row in rows],
+        schema=COMPACTIONS.schema,
+    )
     pq.write_table(record, staged)
     link_into_lake(staged, lake_dir / COMPACTIONS.name / staged.name)
 
 
 def _read_records(lake_dir: Path) -> pa.Table:
     paths = sorted((lake_dir / COMPACTIONS.name).glob("*.parquet"))
-    return pa.concat_tables([read_part(path, COMPACTIONS) for path in paths] or [COMPACTIONS.schema.empty_table()])
+    return pa.concat_tables(
+        [read_part(path, COMPACTIONS) for path in paths] or [COMPACTIONS.schema.empty_table()]
+    )
 
 
 def _remove_leftovers(lake_dir: Path, records: pa.Table, keep_minutes: float) -> None:
     """Files replaced longer than keep_minutes ago, and compacted files of a compaction that was cut off."""
-    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=keep_minutes)
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=keep_minutes)
     for row in records.to_pylist():
         if row["compacted_at"] <= cutoff:
             (lake_dir / row["replaced_file"]).unlink(missing_ok=True)

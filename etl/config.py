@@ -1,7 +1,6 @@
 """The run's settings: one frozen object, every default in one place."""
 
 import json
-import re
 import ssl
 import tempfile
 from dataclasses import asdict, dataclass
@@ -82,19 +81,30 @@ class Settings:
             f"--lake {self.lake_dir} is a file; pass a folder (it is created if it does not exist)",
         )
         folder, why = _unwritable(self.lake_dir)
-        _require(why is None, f"--lake {self.lake_dir}: cannot write in {folder} ({why}); pass a folder you may write to")
+        _require(
+            why is None,
+            f"--lake {self.lake_dir}: cannot write in {folder} ({why}); pass a folder you may write to",
+        )
         if self.proxy is not None:
-            _require(_is_proxy_url(self.proxy), f"--proxy {to_redacted_url(self.proxy)!r} is not a proxy URL "
-                     f"like http://proxy.example.com:3128 ({', '.join(PROXY_SCHEMES)})")
+            _require(
+                _is_proxy_url(self.proxy),
+                f"--proxy {to_redacted_url(self.proxy)!r} is not a proxy URL "
+                f"like http://proxy.example.com:3128 ({', '.join(PROXY_SCHEMES)})",
+            )
         if self.ca_bundle is not None:
             why = _unusable_ca_bundle(self.ca_bundle)
-            _require(why is None, f"--ca-bundle {self.ca_bundle}: {why}; pass the PEM file of the CA that signs "
-                     "Yahoo's certificate on your route (your proxy's, or the emulator's)")
+            _require(
+                why is None,
+                f"--ca-bundle {self.ca_bundle}: {why}; pass the PEM file of the CA that signs "
+                "Yahoo's certificate on your route (your proxy's, or the emulator's)",
+            )
 
     def to_json(self) -> str:
         """The settings as a JSON object, for the `runs` table; a proxy's credentials are never stored."""
         values = asdict(self) | {"proxy": self.proxy and to_redacted_url(self.proxy)}
-        return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in values.items()}, sort_keys=True)
+        return json.dumps(
+            {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}, sort_keys=True
+        )
 
 
 def to_redacted_url(url: str) -> str:

@@ -1,11 +1,11 @@
 """The exception tree; only the CLI catches EtlError, prints one line and exits.
 
-    EtlError                 anything the job reports to its user as a one-line error
-    ├── ConfigError          a setting is malformed or out of range        (exit 2)
-    ├── UniverseError        the universe file or a symbol in it is bad    (exit 2)
-    ├── SourceError          Yahoo (or the emulator) could not be used     (exit 3)
-    ├── MemoryLimitError     the process stayed above --memory-limit-mb    (exit 1)
-    └── LakeError            the lake cannot be read or written            (exit 1)
+EtlError                 anything the job reports to its user as a one-line error
+├── ConfigError          a setting is malformed or out of range        (exit 2)
+├── UniverseError        the universe file or a symbol in it is bad    (exit 2)
+├── SourceError          Yahoo (or the emulator) could not be used     (exit 3)
+├── MemoryLimitError     the process stayed above --memory-limit-mb    (exit 1)
+└── LakeError            the lake cannot be read or written            (exit 1)
 """
 
 

@@ -57,21 +57,25 @@ class BatchFetcher:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _submit(self, batch: Batch) -> tuple[Batch, dt.datetime, float, Future, list[Future]]:
-        started_at, started = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+        started_at, started = dt.datetime.now(dt.UTC), time.perf_counter()
         quotes = self._pool.submit(self._source.fetch_quotes, batch.batch_no, batch.symbols)
         charts = [self._pool.submit(self._source.fetch_chart, batch.batch_no, s) for s in batch.symbols]
         return batch, started_at, started, quotes, charts
 
 
-def _collect(batch: Batch, started_at: dt.datetime, started: float, quotes: Future, charts: list[Future]) -> FetchedBatch:
+def _collect(
+    batch: Batch, started_at: dt.datetime, started: float, quotes: Future, charts: list[Future]
+) -> FetchedBatch:
     quote_answer: Answer = quotes.result()
     chart_answers: list[Answer] = [future.result() for future in charts]
     fetch_s = max(answer.done_at for answer in [quote_answer, *chart_answers]) - started
     quotes_by_symbol = {} if quote_answer.is_error else {q.get("symbol"): q for q in quote_answer.payload}
-    outcomes = _distrust_waves([
-        _outcome(symbol, chart, quotes_by_symbol.get(symbol), quote_answer)
-        for symbol, chart in zip(batch.symbols, chart_answers)
-    ])
+    outcomes = _distrust_waves(
+        [
+            _outcome(symbol, chart, quotes_by_symbol.get(symbol), quote_answer)
+            for symbol, chart in zip(batch.symbols, chart_answers)
+        ]
+    )
     return FetchedBatch(
         batch=batch,
         started_at=started_at,
@@ -92,7 +96,9 @@ def _outcome(symbol: str, chart: Answer, quote: dict | None, quote_answer: Answe
         return Outcome(symbol, "error", chart.error_type, f"chart: {chart.message}")
     if quote_answer.is_error:
         return Outcome(symbol, "error", quote_answer.error_type, f"quote: {quote_answer.message}")
-    return Outcome(symbol, "error", "QuoteMissing", "chart answered but the quote request did not include the symbol")
+    return Outcome(
+        symbol, "error", "QuoteMissing", "chart answered but the quote request did not include the symbol"
+    )
 
 
 # Yahoo answers "possibly delisted" for symbols it knows while it blocks a client; real delistings are rare.
@@ -105,5 +111,7 @@ def _distrust_waves(outcomes: list[Outcome]) -> list[Outcome]:
     if len(no_data) < max(WAVE_MIN_SYMBOLS, len(outcomes) / 2):
         return outcomes
     message = f"{len(no_data)} of {len(outcomes)} symbols of this batch answered 'not found' at once; not trusted as delisted"
-    return [Outcome(o.symbol, "error", "NoDataWave", f"{message} ({o.message})") if o.outcome == "no_data" else o
-            for o in outcomes]
+    return [
+        Outcome(o.symbol, "error", "NoDataWave", f"{message} ({o.message})") if o.outcome == "no_data" else o
+        for o in outcomes
+    ]

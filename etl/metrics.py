@@ -38,8 +38,17 @@ class BatchMetrics:
     quote_rows: int
 
 
-def to_batch_metrics(fetched: FetchedBatch, *, run_id: str, api_calls: int, write_s: float, before: MemorySample,
-                     check: MemoryCheck, bar_rows: int, quote_rows: int) -> BatchMetrics:
+def to_batch_metrics(
+    fetched: FetchedBatch,
+    *,
+    run_id: str,
+    api_calls: int,
+    write_s: float,
+    before: MemorySample,
+    check: MemoryCheck,
+    bar_rows: int,
+    quote_rows: int,
+) -> BatchMetrics:
     """The metrics of a fetched and written batch."""
     n_ok = sum(o.outcome == "ok" for o in fetched.outcomes)
     return BatchMetrics(
@@ -68,11 +77,7 @@ def to_batches_record(metrics: BatchMetrics) -> pa.RecordBatch:
 
 def to_failures_record(run_id: str, batch_no: int, outcomes: list[Outcome]) -> pa.RecordBatch:
     """Every symbol of the batch that did not end ok."""
-    rows = [
-        {"run_id": run_id, "batch_no": batch_no, **asdict(o)}
-        for o in outcomes
-        if o.outcome != "ok"
-    ]
+    rows = [{"run_id": run_id, "batch_no": batch_no, **asdict(o)} for o in outcomes if o.outcome != "ok"]
     return pa.RecordBatch.from_pylist(rows, schema=FAILURES.schema)
 
 

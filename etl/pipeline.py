@@ -15,15 +15,17 @@ from etl.memory import check_memory, sample_memory
 from etl.plan import Batch, plan_batches
 from etl.schema import BARS, BATCHES, FAILURES, QUARANTINE, QUOTES
 from etl.sink import lake_lock, publish_in_child
+from etl.source.yahoo import YahooSource
 from etl.staging import RunPlan, RunStaging, open_run
 from etl.state import read_refetch_from
-from etl.source.yahoo import YahooSource
 from etl.universe import load_universe
 
 LIVE_YAHOO_URL = "https://query1.finance.yahoo.com"
 
 
-def collect(settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None] = lambda m: None) -> metrics.RunRecord:
+def collect(
+    settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None] = lambda m: None
+) -> metrics.RunRecord:
     """Run the whole job once, as the lake's only writer, and return the run's manifest row.
 
     A run cut off before it published (killed, disk full) is resumed by the next run of the same plan.
@@ -31,15 +33,30 @@ def collect(settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None]
     symbols = load_universe(settings.universe_path)
     batches = plan_batches(symbols, settings.batch_size)
     _check_memory_limit(settings.memory_limit_mb)
-    started_at = dt.datetime.now(dt.timezone.utc)
+    started_at = dt.datetime.now(dt.UTC)
     with lake_lock(settings.lake_dir) as lock_fd:
         since = _since(settings, symbols)
-        plan = RunPlan(tuple(symbols), settings.batch_size, settings.history, LIVE_YAHOO_URL,
-                       {symbol: day.isoformat() for symbol, day in since.items()})
-        staging = open_run(settings.lake_dir, plan, new_run_id=metrics.new_run_id(started_at),
-                           started_at=started_at, resume=settings.resume)
-        source = YahooSource(proxy=settings.proxy, ca_bundle=settings.ca_bundle, history=settings.history,
-                             since=since, timeout_s=settings.timeout_s)
+        plan = RunPlan(
+            tuple(symbols),
+            settings.batch_size,
+            settings.history,
+            LIVE_YAHOO_URL,
+            {symbol: day.isoformat() for symbol, day in since.items()},
+        )
+        staging = open_run(
+            settings.lake_dir,
+            plan,
+            new_run_id=metrics.new_run_id(started_at),
+            started_at=started_at,
+            resume=settings.resume,
+        )
+        source = YahooSource(
+            proxy=settings.proxy,
+            ca_bundle=settings.ca_bundle,
+            history=settings.history,
+            since=since,
+            timeout_s=settings.timeout_s,
+        )
         try:
             return _collect_staged(settings, staging, source, batches, on_batch, lock_fd=lock_fd)
         finally:
@@ -54,25 +71,44 @@ def _since(settings: Settings, symbols: list[str]) -> dict[str, dt.date]:
     return {symbol: held[symbol] for symbol in symbols if symbol in held}
 
 
-def _collect_staged(settings: Settings, staging: RunStaging, source: YahooSource, batches: list[Batch],
-                    on_batch: Callable[[metrics.BatchMetrics], None], *, lock_fd: int) -> metrics.RunRecord:
+def _collect_staged(
+    settings: Settings,
+    staging: RunStaging,
+    source: YahooSource,
+    batches: list[Batch],
+    on_batch: Callable[[metrics.BatchMetrics], None],
+    *,
+    lock_fd: int,
+) -> metrics.RunRecord:
     committed = staging.committed()
     earlier_calls = pc.sum(staging.read(BATCHES).column("api_calls")).as_py() or 0
     todo = [batch for batch in batches if batch.batch_no not in committed]
     status, message = _write_batches(todo, source, staging, settings, on_batch)
     run = metrics.RunRecord(
-        run_id=staging.run_id, started_at=staging.started_at, finished_at=dt.datetime.now(dt.timezone.utc),
-        status=status, message=message, n_symbols=sum(len(b.symbols) for b in batches), n_batches=len(batches),
-        batch_size=settings.batch_size, api_calls=earlier_calls + source.counter.total,
-        source_url=LIVE_YAHOO_URL, settings=settings.to_json(),
+        run_id=staging.run_id,
+        started_at=staging.started_at,
+        finished_at=dt.datetime.now(dt.UTC),
+        status=status,
+        message=message,
+        n_symbols=sum(len(b.symbols) for b in batches),
+        n_batches=len(batches),
+        batch_size=settings.batch_size,
+        api_calls=earlier_calls + source.counter.total,
+        source_url=LIVE_YAHOO_URL,
+        settings=settings.to_json(),
     )
     staging.commit_manifest(metrics.to_runs_record(run))
     publish_in_child(staging, settings.lake_dir, row_group_rows=settings.row_group_rows, lock_fd=lock_fd)
     return run
 
 
-def _write_batches(batches: list[Batch], source: YahooSource, staging: RunStaging, settings: Settings,
-                   on_batch: Callable[[metrics.BatchMetrics], None]) -> tuple[str, str | None]:
+def _write_batches(
+    batches: list[Batch],
+    source: YahooSource,
+    staging: RunStaging,
+    settings: Settings,
+    on_batch: Callable[[metrics.BatchMetrics], None],
+) -> tuple[str, str | None]:
     """Fetch and commit every batch; the run's status, and why when it is not `succeeded`."""
     fetcher = BatchFetcher(source, settings.concurrency, settings.batch_size)
     try:
@@ -97,17 +133,22 @@ def _describe_refusal(outcomes: list[Outcome]) -> str:
     """Why a run stops after its first batch, and what to check, in one line."""
     first = outcomes[0]
     if any(o.error_type in ("HTTP429", "YFRateLimitError") for o in outcomes):
-        return (f"source outage: Yahoo is refusing this client, every symbol of the first batch was answered "
-                f"429 Too Many Requests ({first.symbol}: {first.message}); check the route (--proxy, HTTPS_PROXY), "
-                f"the TLS fingerprint (curl_cffi impersonating Chrome) and the rate (--concurrency)")
+        return (
+            f"source outage: Yahoo is refusing this client, every symbol of the first batch was answered "
+            f"429 Too Many Requests ({first.symbol}: {first.message}); check the route (--proxy, HTTPS_PROXY), "
+            f"the TLS fingerprint (curl_cffi impersonating Chrome) and the rate (--concurrency)"
+        )
     return f"source outage: no symbol of the first batch could be fetched ({first.symbol}: {first.message})"
 
 
 def _judge(settings: Settings, batches: pa.Table, failures: pa.Table) -> tuple[str, str | None]:
     """A finished run's status: an outage when nothing came or Yahoo was blocking, short of --min-success, or fine."""
     n_done, n_ok = (pc.sum(batches.column(name)).as_py() or 0 for name in ("n_symbols", "n_ok"))
-    errors = [Outcome(**row) for row in failures.drop_columns(["run_id", "batch_no"]).to_pylist()
-              if row["outcome"] == "error"]
+    errors = [
+        Outcome(**row)
+        for row in failures.drop_columns(["run_id", "batch_no"]).to_pylist()
+        if row["outcome"] == "error"
+    ]
     if errors and (n_ok == 0 or any(o.error_type == "NoDataWave" for o in errors)):
         first = next((o for o in errors if o.error_type == "NoDataWave"), errors[0])
         return "source_outage", (
@@ -147,8 +188,14 @@ def _write_batch(fetched: FetchedBatch, staging: RunStaging, source: YahooSource
         write_s = time.perf_counter() - started
         check = check_memory(settings.memory_limit_mb)
         batch_metrics = metrics.to_batch_metrics(
-            fetched, run_id=run_id, api_calls=source.counter.for_batch(batch_no),
-            write_s=write_s, before=before, check=check, bar_rows=bars.num_rows, quote_rows=quotes.num_rows,
+            fetched,
+            run_id=run_id,
+            api_calls=source.counter.for_batch(batch_no),
+            write_s=write_s,
+            before=before,
+            check=check,
+            bar_rows=bars.num_rows,
+            quote_rows=quotes.num_rows,
         )
         parts.write(BATCHES, metrics.to_batches_record(batch_metrics))
     return batch_metrics, check

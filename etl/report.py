@@ -56,13 +56,17 @@ def write_report(lake_dir: Path, run_id: str | None, compare_run: str | None, ou
     batches = fetch_batches(con, run_id)
     charts = [chart_memory(batches), chart_time(batches), chart_calls(batches), chart_success(batches)]
     before = compare_run or fetch_previous_run(con, run_id)
-    comparison = to_comparison(con, before, run_id, batches) if before else "<p>No earlier run to compare with.</p>"
+    comparison = (
+        to_comparison(con, before, run_id, batches) if before else "<p>No earlier run to compare with.</p>"
+    )
     out_path = out_path or default_report_path(lake_dir)
     write_atomically(out_path, to_page(figures, batches, charts, comparison))
     return out_path
 
 
-def to_comparison(con: duckdb.DuckDBPyConnection, before: str, after: str, after_batches: dict[str, list]) -> str:
+def to_comparison(
+    con: duckdb.DuckDBPyConnection, before: str, after: str, after_batches: dict[str, list]
+) -> str:
     """Both runs' RSS in one chart beside the table of sql/compare.sql."""
     rows = summary.compare_runs(con, before, after, cost_per_call=COST_PER_CALL, full_scale=FULL_SCALE)
     chart = chart_rss_compare(before, fetch_batches(con, before), after, after_batches)
@@ -73,11 +77,15 @@ def to_comparison(con: duckdb.DuckDBPyConnection, before: str, after: str, after
 def to_page(figures: dict, batches: dict[str, list], charts: list[go.Figure], comparison: str) -> str:
     """The whole page: Plotly's JS once, the charts, the comparison and the summary table."""
     return PAGE.substitute(
-        run_id=html.escape(figures["run_id"]), status=html.escape(figures["status"]),
-        n_symbols=figures["n_symbols"], batches_done=figures["batches_done"],
-        memory_limit=to_limit_text(batches), plotly_js=get_plotlyjs(),
+        run_id=html.escape(figures["run_id"]),
+        status=html.escape(figures["status"]),
+        n_symbols=figures["n_symbols"],
+        batches_done=figures["batches_done"],
+        memory_limit=to_limit_text(batches),
+        plotly_js=get_plotlyjs(),
         charts="\n".join(to_div(chart) for chart in charts),
-        summary_table=to_table([{"metric": k, "value": v} for k, v in figures.items()]), comparison=comparison,
+        summary_table=to_table([{"metric": k, "value": v} for k, v in figures.items()]),
+        comparison=comparison,
     )
 
 
@@ -90,8 +98,18 @@ def default_report_path(lake_dir: Path) -> Path:
 def fetch_batches(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, list]:
     """The run's batches (sql/report_batches.sql) as one list per column."""
     rows = summary.fetch_dicts(con, summary.load_sql("report_batches"), {"run_id": run_id})
-    columns = ("batch_no", "rss_mb", "uss_mb", "arrow_mb", "memory_limit_mb", "fetch_s", "write_s",
-               "api_calls", "n_ok", "n_failed")
+    columns = (
+        "batch_no",
+        "rss_mb",
+        "uss_mb",
+        "arrow_mb",
+        "memory_limit_mb",
+        "fetch_s",
+        "write_s",
+        "api_calls",
+        "n_ok",
+        "n_failed",
+    )
     return {name: [row[name] for row in rows] for name in columns}
 
 
@@ -103,9 +121,18 @@ def fetch_previous_run(con: duckdb.DuckDBPyConnection, run_id: str) -> str | Non
 def chart_memory(batches: dict[str, list]) -> go.Figure:
     """RSS, USS and Arrow memory after each batch against the run's memory limit."""
     x = batches["batch_no"]
-    fig = go.Figure([go.Scatter(x=x, y=batches[col], name=name, mode="lines+markers") for col, name in MEMORY_LINES])
-    fig.add_trace(go.Scatter(x=x, y=batches["memory_limit_mb"], name=f"limit {to_limit_text(batches)}",
-                             mode="lines", line={"dash": "dash", "color": "crimson"}))
+    fig = go.Figure(
+        [go.Scatter(x=x, y=batches[col], name=name, mode="lines+markers") for col, name in MEMORY_LINES]
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=batches["memory_limit_mb"],
+            name=f"limit {to_limit_text(batches)}",
+            mode="lines",
+            line={"dash": "dash", "color": "crimson"},
+        )
+    )
     # Arrow's pool holds a few MB, the limit is thousands: on a log axis every line stays readable.
     return styled(fig, "Memory per batch (MB)", "MB", yaxis={"type": "log", "dtick": 1})
 
@@ -126,15 +153,23 @@ def chart_calls(batches: dict[str, list]) -> go.Figure:
 def chart_success(batches: dict[str, list]) -> go.Figure:
     """Symbols that ended ok and that did not, per batch."""
     x = batches["batch_no"]
-    fig = go.Figure([go.Bar(x=x, y=batches["n_ok"], name="n_ok", marker_color="seagreen"),
-                     go.Bar(x=x, y=batches["n_failed"], name="n_failed", marker_color="crimson")])
+    fig = go.Figure(
+        [
+            go.Bar(x=x, y=batches["n_ok"], name="n_ok", marker_color="seagreen"),
+            go.Bar(x=x, y=batches["n_failed"], name="n_failed", marker_color="crimson"),
+        ]
+    )
     return styled(fig, "Success per batch", "symbols", barmode="stack")
 
 
 def chart_rss_compare(before: str, before_batches: dict, after: str, after_batches: dict) -> go.Figure:
     """Both runs' RSS after each batch, one line each."""
-    fig = go.Figure([go.Scatter(x=b["batch_no"], y=b["rss_mb"], name=f"{side} {run_id}", mode="lines+markers")
-                     for side, run_id, b in (("before", before, before_batches), ("after", after, after_batches))])
+    fig = go.Figure(
+        [
+            go.Scatter(x=b["batch_no"], y=b["rss_mb"], name=f"{side} {run_id}", mode="lines+markers")
+            for side, run_id, b in (("before", before, before_batches), ("after", after, after_batches))
+        ]
+    )
     return styled(fig, "RSS per batch: two runs (MB)", "MB")
 
 
@@ -146,8 +181,15 @@ def to_limit_text(batches: dict[str, list]) -> str:
 
 def styled(fig: go.Figure, title: str, y_title: str, **layout) -> go.Figure:
     """The house look of every chart: a title, batch numbers along x, a legend on top."""
-    fig.update_layout(title=title, xaxis_title="batch", yaxis_title=y_title, height=340, template="plotly_white",
-                      margin={"l": 60, "r": 20, "t": 60, "b": 40}, **layout)
+    fig.update_layout(
+        title=title,
+        xaxis_title="batch",
+        yaxis_title=y_title,
+        height=340,
+        template="plotly_white",
+        margin={"l": 60, "r": 20, "t": 60, "b": 40},
+        **layout,
+    )
     # Plotly lists stacked bars top first; keep the legend in the order the traces are named.
     fig.update_layout(legend={"orientation": "h", "y": 1.12, "traceorder": "normal"})
     return fig

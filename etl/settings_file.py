@@ -39,11 +39,13 @@ def _read_toml(path: Path) -> dict:
         with path.open("rb") as file:
             return tomllib.load(file)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}); "
-                          "fix it or pass another with --config FILE") from exc
+        raise ConfigError(
+            f"{path}: cannot read it ({exc.strerror or exc}); fix it or pass another with --config FILE"
+        ) from exc
     except ValueError as exc:  # TOMLDecodeError, or UnicodeDecodeError for a file that is not UTF-8
-        raise ConfigError(f"{path}: not valid TOML ({exc}); "
-                          "write one setting a line, like batch_size = 20") from exc
+        raise ConfigError(
+            f"{path}: not valid TOML ({exc}); write one setting a line, like batch_size = 20"
+        ) from exc
 
 
 def _to_settings_file(label: str, table: object, known: Collection[str]) -> SettingsFile:
@@ -54,8 +56,12 @@ def _to_settings_file(label: str, table: object, known: Collection[str]) -> Sett
         if key not in known:
             guess = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {guess[0]!r}?)" if guess else ""
-            raise ConfigError(f"{label}: unknown setting {key!r}{hint}; use one of {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"{label}: unknown setting {key!r}{hint}; use one of {', '.join(sorted(known))}"
+            )
         if isinstance(value, (dict, list)):
-            raise ConfigError(f"{label}: {key} = {value!r} is not one value; give a string, a number or true/false")
+            raise ConfigError(
+                f"{label}: {key} = {value!r} is not one value; give a string, a number or true/false"
+            )
     # Strings, as typed after a flag: click's own types then refuse 2.5 for a whole number, where int() would cut it.
     return SettingsFile(label, {key: str(value) for key, value in table.items()})

@@ -25,9 +25,16 @@ import pyarrow as pa
 
 from etl.errors import EtlError, LakeError
 from etl.schema import TABLES, Table
-from etl.staging import (RunStaging, default_partition, disk_errors, file_schema, fsync_path, lake_folder, load_run,
-                         read_part)
-
+from etl.staging import (
+    RunStaging,
+    default_partition,
+    disk_errors,
+    file_schema,
+    fsync_path,
+    lake_folder,
+    load_run,
+    read_part,
+)
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -46,8 +53,14 @@ def lake_lock(lake_dir: Path) -> Iterator[int]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
-            raise LakeError(f"{lake_dir} is being written by another run ({holder}); wait for it to finish") from None
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": dt.datetime.now(dt.timezone.utc).isoformat()}
+            raise LakeError(
+                f"{lake_dir} is being written by another run ({holder}); wait for it to finish"
+            ) from None
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": dt.datetime.now(dt.UTC).isoformat(),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         yield fd
@@ -62,8 +75,18 @@ def publish_in_child(staging: RunStaging, lake_dir: Path, *, row_group_rows: int
     publishes alone; a publish cut off either way completes on the next run.
     """
     child = subprocess.run(
-        [sys.executable, "-m", "etl.sink", str(staging.folder), str(lake_dir), str(row_group_rows), str(os.getpid())],
-        capture_output=True, text=True, pass_fds=(lock_fd,),
+        [
+            sys.executable,
+            "-m",
+            "etl.sink",
+            str(staging.folder),
+            str(lake_dir),
+            str(row_group_rows),
+            str(os.getpid()),
+        ],
+        capture_output=True,
+        text=True,
+        pass_fds=(lock_fd,),
     )
     if child.returncode:
         last_line = (child.stderr.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
@@ -86,7 +109,9 @@ def publish_run(staging: RunStaging, lake_dir: Path, *, row_group_rows: int) -> 
     # `runs` sorts last: every data file is in the lake before the manifest that makes readers trust them.
     ordered = sorted(by_folder.items(), key=lambda item: list(TABLES).index(item[0].parts[0]))
     merged = [_merge(staging, folder, parts, row_group_rows) for folder, parts in ordered]
-    published = [link_into_lake(path, lake_dir / path.relative_to(staging.folder / "merged")) for path in merged]
+    published = [
+        link_into_lake(path, lake_dir / path.relative_to(staging.folder / "merged")) for path in merged
+    ]
     staging.discard()
     return published
 
@@ -106,7 +131,9 @@ def write_merged(table: Table, sources: list[Path], path: Path, row_group_rows: 
     pending = path.with_name(path.name + ".tmp")
     with disk_errors(pending):
         pending.parent.mkdir(parents=True, exist_ok=True)
-        with pq.ParquetWriter(pending, file_schema(table), compression="zstd", write_statistics=True) as writer:
+        with pq.ParquetWriter(
+            pending, file_schema(table), compression="zstd", write_statistics=True
+        ) as writer:
             for group in _row_groups(table, sources, row_group_rows):
                 writer.write_table(group, row_group_size=row_group_rows)
         fsync_path(pending)

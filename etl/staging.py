@@ -136,7 +136,9 @@ class RunStaging:
 
     def read(self, table: Table) -> pa.Table:
         """Every committed row of a small table (`batches`, `failures`), for judging the whole run."""
-        paths = [part for folder, parts in self.parts().items() if folder.parts[0] == table.name for part in parts]
+        paths = [
+            part for folder, parts in self.parts().items() if folder.parts[0] == table.name for part in parts
+        ]
         return pa.concat_tables([read_part(p, table) for p in paths] or [table.schema.empty_table()])
 
     def discard(self) -> None:
@@ -198,8 +200,9 @@ def default_partition(table: Table, run_date: dt.date) -> str | None:
     return None
 
 
-def open_run(lake_dir: Path, plan: RunPlan, *, new_run_id: str, started_at: dt.datetime,
-             resume: bool = False) -> RunStaging:
+def open_run(
+    lake_dir: Path, plan: RunPlan, *, new_run_id: str, started_at: dt.datetime, resume: bool = False
+) -> RunStaging:
     """The unfinished run of this plan, to resume; else a new one. Leftovers of finished or other plans go."""
     unfinished = [run for run, saved in _leftovers(lake_dir) if _settle(lake_dir, run, saved, plan)]
     if unfinished:
@@ -240,7 +243,9 @@ def _settle(lake_dir: Path, run: RunStaging, saved: dict, plan: RunPlan) -> bool
             shutil.rmtree(pending)
         return True
     if not finished:
-        log.info("discarding unfinished run %s: it collected another universe or with other settings", run.run_id)
+        log.info(
+            "discarding unfinished run %s: it collected another universe or with other settings", run.run_id
+        )
     run.discard()
     return False
 
@@ -257,7 +262,9 @@ def _create(lake_dir: Path, plan: RunPlan, run_id: str, started_at: dt.datetime)
         fsync_path(folder)
     except OSError as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        raise LakeError(f"cannot create the staging folder {folder} ({exc.strerror}); check the lake's parent folder") from exc
+        raise LakeError(
+            f"cannot create the staging folder {folder} ({exc.strerror}); check the lake's parent folder"
+        ) from exc
     return RunStaging(folder, run_id, started_at)
 
 

@@ -19,7 +19,9 @@ def connect_lake(lake_dir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     variables = lake_variables(con, lake_dir)
     con.execute(load_sql("set_lake"), {"lake": variables["lake"]})
-    con.execute(load_sql("set_compactions"), {"replaced": variables["replaced"], "written": variables["written"]})
+    con.execute(
+        load_sql("set_compactions"), {"replaced": variables["replaced"], "written": variables["written"]}
+    )
     con.execute(load_sql("views"))
     return con
 
@@ -31,7 +33,9 @@ def lake_variables(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> dict:
     records = sorted(str(path) for path in (lake_dir / "compactions").glob("*.parquet"))
     if not records:
         return {"lake": lake, "replaced": [], "written": []}
-    replaced, written = con.execute(load_sql("compaction_files"), {"lake": lake, "records": records}).fetchone()
+    replaced, written = con.execute(
+        load_sql("compaction_files"), {"lake": lake, "records": records}
+    ).fetchone()
     return {"lake": lake, "replaced": replaced, "written": written}
 
 
@@ -39,7 +43,9 @@ def require_completed_run(lake_dir: Path) -> None:
     """Refuse, in one line, a lake that holds no completed run."""
     # A run killed while publishing can leave `runs/` made but empty: that lake has no completed run either.
     if not any((lake_dir / "runs").glob("*.parquet")):
-        raise LakeError(f"the lake at {lake_dir} holds no completed run yet; run `make demo` or `make collect` first")
+        raise LakeError(
+            f"the lake at {lake_dir} holds no completed run yet; run `make demo` or `make collect` first"
+        )
 
 
 def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[dict]:
@@ -52,20 +58,30 @@ def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = 
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def run_summary(con: duckdb.DuckDBPyConnection, run_id: str | None, *, cost_per_call: float, full_scale: int) -> dict:
+def run_summary(
+    con: duckdb.DuckDBPyConnection, run_id: str | None, *, cost_per_call: float, full_scale: int
+) -> dict:
     """The performance summary of one run (the latest when run_id is None)."""
     rows = fetch_dicts(
         con, load_sql("summary"), {"run_id": run_id, "cost_per_call": cost_per_call, "full_scale": full_scale}
     )
     if not rows:
-        raise LakeError(f"no completed run {run_id!r} in the lake; `python -m etl query \"from runs\"` lists them")
+        raise LakeError(
+            f'no completed run {run_id!r} in the lake; `python -m etl query "from runs"` lists them'
+        )
     return rows[0]
 
 
-def compare_runs(con: duckdb.DuckDBPyConnection, before: str, after: str, *, cost_per_call: float,
-                 full_scale: int) -> list[dict]:
+def compare_runs(
+    con: duckdb.DuckDBPyConnection, before: str, after: str, *, cost_per_call: float, full_scale: int
+) -> list[dict]:
     """Two runs side by side, with the improvement in percent of each figure."""
     for run_id in (before, after):
         run_summary(con, run_id, cost_per_call=cost_per_call, full_scale=full_scale)
-    params = {"before_run": before, "after_run": after, "cost_per_call": cost_per_call, "full_scale": full_scale}
+    params = {
+        "before_run": before,
+        "after_run": after,
+        "cost_per_call": cost_per_call,
+        "full_scale": full_scale,
+    }
     return fetch_dicts(con, load_sql("compare"), params)

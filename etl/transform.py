@@ -31,7 +31,9 @@ def to_bars(run_id: str, charts: Sequence[tuple[str, dict]]) -> pa.RecordBatch:
     table = pa.concat_tables(parts).combine_chunks()
     table = table.filter(_has_any_value(table))
     run_ids = pa.array([run_id] * table.num_rows, pa.string())
-    return pa.RecordBatch.from_arrays([run_ids, *(c.combine_chunks() for c in table.columns)], schema=BARS.schema)
+    return pa.RecordBatch.from_arrays(
+        [run_ids, *(c.combine_chunks() for c in table.columns)], schema=BARS.schema
+    )
 
 
 def _chart_to_table(symbol: str, chart: dict) -> pa.Table:

@@ -30,7 +30,9 @@ def to_symbol(path: Path, line_no: int, value: str) -> str:
     """One value as Yahoo's symbol: stripped, upper-cased, class-share dot as a dash."""
     symbol = value.strip().upper()
     if not _TICKER.fullmatch(symbol) or ".." in symbol or symbol == "^":
-        raise UniverseError(f"{path} line {line_no}: {value!r} is not a ticker symbol ({_HOW}); fix or remove that line")
+        raise UniverseError(
+            f"{path} line {line_no}: {value!r} is not a ticker symbol ({_HOW}); fix or remove that line"
+        )
     return _CLASS_SHARE.sub(r"\1-\2", symbol) if _CLASS_SHARE.fullmatch(symbol) else symbol
 
 
@@ -38,11 +40,15 @@ def _read_lines(path: Path) -> list[str]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise UniverseError(f"universe file {path} does not exist; pass --universe with a CSV or text file") from None
+        raise UniverseError(
+            f"universe file {path} does not exist; pass --universe with a CSV or text file"
+        ) from None
     except IsADirectoryError:
         raise UniverseError(f"universe {path} is a folder; pass --universe with a CSV or text file") from None
     except OSError as exc:
-        raise UniverseError(f"universe file {path} cannot be read ({exc.strerror}); check its permissions") from None
+        raise UniverseError(
+            f"universe file {path} cannot be read ({exc.strerror}); check its permissions"
+        ) from None
     if b"\0" in data:
         raise UniverseError(f"universe file {path} is binary, not text; pass a CSV or one symbol a line")
     try:
@@ -61,14 +67,18 @@ def _is_csv(lines: list[str]) -> bool:
 
 
 def _csv_values(path: Path, lines: list[str]) -> list[tuple[int, str]]:
-    body = [(no, line) for no, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")]
+    body = [
+        (no, line) for no, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")
+    ]
     reader = csv.reader(io.StringIO("\n".join(line for _, line in body)))
     header = [name.strip().lower() for name in next(reader)]
     column = header.index("symbol")
     values = []
     for (line_no, _), row in zip(body[1:], reader):
         if len(row) <= column:
-            raise UniverseError(f"{path} line {line_no}: no value in the `symbol` column; fix or remove that line")
+            raise UniverseError(
+                f"{path} line {line_no}: no value in the `symbol` column; fix or remove that line"
+            )
         values.append((line_no, row[column]))
     return values
 

@@ -10,10 +10,17 @@ from etl.schema import QUARANTINE
 # (reason, test) in order of precedence: a row is quarantined under the first reason it fails.
 _BAR_CHECKS = (
     ("close is missing", lambda t: pc.is_null(t["close"])),
-    ("price not above zero", lambda t: _any(pc.less_equal(t[c], 0) for c in ("open", "high", "low", "close"))),
+    (
+        "price not above zero",
+        lambda t: _any(pc.less_equal(t[c], 0) for c in ("open", "high", "low", "close")),
+    ),
     ("high below low", lambda t: pc.less(t["high"], t["low"])),
-    ("open or close outside high-low", lambda t: _any(
-        pc.or_(pc.greater(t[c], t["high"]), pc.less(t[c], t["low"])) for c in ("open", "close"))),
+    (
+        "open or close outside high-low",
+        lambda t: _any(
+            pc.or_(pc.greater(t[c], t["high"]), pc.less(t[c], t["low"])) for c in ("open", "close")
+        ),
+    ),
     ("negative volume", lambda t: pc.less(t["volume"], 0)),
     ("date repeated or out of order", lambda t: _out_of_order(t)),
 )
@@ -41,15 +48,23 @@ def _split(batch: pa.RecordBatch, table_name: str, checks) -> tuple[pa.RecordBat
     failed = pc.is_valid(reason)
     if not pc.any(failed).as_py():
         return batch, pa.RecordBatch.from_pylist([], schema=QUARANTINE.schema)
-    return batch.filter(pc.invert(failed)), _to_quarantine(batch.filter(failed), reason.filter(failed), table_name)
+    return batch.filter(pc.invert(failed)), _to_quarantine(
+        batch.filter(failed), reason.filter(failed), table_name
+    )
 
 
 def _to_quarantine(rows: pa.RecordBatch, reasons: pa.Array, table_name: str) -> pa.RecordBatch:
     records = rows.to_pylist()
     return pa.RecordBatch.from_pylist(
         [
-            {"run_id": r["run_id"], "table_name": table_name, "symbol": r["symbol"], "date": r.get("date"),
-             "reason": reason, "row_json": json.dumps(r, default=str)}
+            {
+                "run_id": r["run_id"],
+                "table_name": table_name,
+                "symbol": r["symbol"],
+                "date": r.get("date"),
+                "reason": reason,
+                "row_json": json.dumps(r, default=str),
+            }
             for r, reason in zip(records, reasons.to_pylist())
         ],
         schema=QUARANTINE.schema,

@@ -12,11 +12,24 @@ SHARED_DATA_DIR = REPO_DIR.parent / "shared" / "data"
 
 
 # Proxy settings of the machine running the tests must not route a test's requests (tests set their own).
-PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
-                   "HTTP_PROXY", "http_proxy", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")
+PROXY_VARIABLES = (
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "CURL_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+)
 # ...except the live tests', which reach the real Yahoo the way the user's own runs do.
-USERS_ROUTE = {name: value for name, value in os.environ.items()
-               if name in PROXY_VARIABLES or name in ("ETL_PROXY", "ETL_CA_BUNDLE")}
+USERS_ROUTE = {
+    name: value
+    for name, value in os.environ.items()
+    if name in PROXY_VARIABLES or name in ("ETL_PROXY", "ETL_CA_BUNDLE")
+}
 
 
 @pytest.fixture(autouse=True)
@@ -65,12 +78,17 @@ def write_universe(path: Path, symbols: list[str]) -> Path:
     return path
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 300,
-            cwd: Path = REPO_DIR) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict | None = None, timeout: float = 300, cwd: Path = REPO_DIR
+) -> subprocess.CompletedProcess:
     """`python -m etl ARGS` as a user would run it, in `cwd` (where it looks for etl.toml), with the isolated cache."""
     # The caller's own ETL_ settings must not leak into a test.
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "etl", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )

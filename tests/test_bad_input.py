@@ -26,7 +26,7 @@ UNIVERSES = [
     ("carriage-return", b"AA\rPL\n", "line 1: 'AA\\rPL' is not a ticker"),
     ("cyrillic-a", "\u0410APL\n".encode(), "line 1: '\u0410APL' is not a ticker"),
     ("over-long", b"ABCDEFGHIJKLMNOP\n", "line 1: 'ABCDEFGHIJKLMNOP' is not a ticker"),
-    ("sql", b"AAPL\n'; drop table bars; --\n", "line 2: \"'; drop table bars; --\" is not a ticker"),
+    ("sql", b"AAPL\n'; drop table bars; --\n", 'line 2: "\'; drop table bars; --" is not a ticker'),
     ("csv-without-symbol-column", b"ticker,name\nAAPL,Apple\n", "'ticker,name' is not a ticker"),
 ]
 
@@ -34,22 +34,41 @@ UNIVERSES = [
 OPTIONS = [
     ("batch-size-0", ["--batch-size", "0"], "--batch-size 0 must be a whole number of at least 1"),
     ("batch-size-negative", ["--batch-size", "-3"], "--batch-size -3 must be a whole number of at least 1"),
-    ("batch-size-text", ["--batch-size", "ten"], "Invalid value for '--batch-size': 'ten' is not a valid integer"),
+    (
+        "batch-size-text",
+        ["--batch-size", "ten"],
+        "Invalid value for '--batch-size': 'ten' is not a valid integer",
+    ),
     ("history", ["--history", "7y"], "--history '7y' is not a Yahoo period; use one of 1d, 5d"),
-    ("memory-limit-below-use", ["--memory-limit-mb", "20"], "--memory-limit-mb 20 is below what the job uses"),
+    (
+        "memory-limit-below-use",
+        ["--memory-limit-mb", "20"],
+        "--memory-limit-mb 20 is below what the job uses",
+    ),
     ("memory-limit-zero", ["--memory-limit-mb", "0"], "--memory-limit-mb 0.0 must be above 0"),
     ("min-success", ["--min-success", "1.5"], "--min-success 1.5 must be between 0 and 1"),
     ("concurrency", ["--concurrency", "0"], "--concurrency 0 must be between 1 and 64"),
     ("timeout", ["--timeout-s", "-1"], "--timeout-s -1.0 must be above 0"),
-    ("proxy-scheme", ["--proxy", "ftp://proxy:21"], "--proxy 'ftp://proxy:21' is not a proxy URL like http://"),
+    (
+        "proxy-scheme",
+        ["--proxy", "ftp://proxy:21"],
+        "--proxy 'ftp://proxy:21' is not a proxy URL like http://",
+    ),
     ("proxy-no-host", ["--proxy", "http://"], "--proxy 'http://' is not a proxy URL"),
     ("proxy-port", ["--proxy", "http://proxy:port"], "--proxy 'http://proxy:port' is not a proxy URL"),
     ("proxy-secret", ["--proxy", "ftp://user:s3cret@proxy"], "--proxy 'ftp://***@proxy' is not a proxy URL"),
     # Relative to the repository, where run_cli runs: a file that is no PEM, a folder, nothing.
-    ("ca-bundle-not-pem", ["--ca-bundle", "pyproject.toml"],
-     "--ca-bundle pyproject.toml: not a PEM file of certificates (OpenSSL: NO_CERTIFICATE_OR_CRL_FOUND)"),
+    (
+        "ca-bundle-not-pem",
+        ["--ca-bundle", "pyproject.toml"],
+        "--ca-bundle pyproject.toml: not a PEM file of certificates (OpenSSL: NO_CERTIFICATE_OR_CRL_FOUND)",
+    ),
     ("ca-bundle-folder", ["--ca-bundle", "etl"], "--ca-bundle etl: Is a directory"),
-    ("ca-bundle-missing", ["--ca-bundle", "no-such-ca.pem"], "--ca-bundle no-such-ca.pem: No such file or directory"),
+    (
+        "ca-bundle-missing",
+        ["--ca-bundle", "no-such-ca.pem"],
+        "--ca-bundle no-such-ca.pem: No such file or directory",
+    ),
     ("unknown-option", ["--bach-size", "5"], "No such option '--bach-size'. Did you mean '--batch-size'?"),
     ("resume-nothing", ["--resume"], "--resume: no unfinished run of this universe and settings"),
 ]
@@ -63,8 +82,14 @@ def lake(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad-input")
     lake_dir = folder / "lake"
     with Emulator(EmulatorConfig()) as emulator:
-        result = run_cli("collect", *yahoo_route(emulator), "--universe",
-                         str(write_universe(folder / "good.txt", GOOD)), "--lake", str(lake_dir))
+        result = run_cli(
+            "collect",
+            *yahoo_route(emulator),
+            "--universe",
+            str(write_universe(folder / "good.txt", GOOD)),
+            "--lake",
+            str(lake_dir),
+        )
     assert result.returncode == 0, result.stderr
     return lake_dir
 
@@ -83,7 +108,9 @@ def assert_refused(result, message: str, emulator, lake_dir, before) -> None:
     assert snapshot(lake_dir) == before
 
 
-@pytest.mark.parametrize(("content", "message"), [case[1:] for case in UNIVERSES], ids=[c[0] for c in UNIVERSES])
+@pytest.mark.parametrize(
+    ("content", "message"), [case[1:] for case in UNIVERSES], ids=[c[0] for c in UNIVERSES]
+)
 def test_a_bad_universe_file_is_refused(emulator, lake, tmp_path, content, message):
     universe = tmp_path / "universe.txt"
     universe.write_bytes(content)
@@ -93,7 +120,9 @@ def test_a_bad_universe_file_is_refused(emulator, lake, tmp_path, content, messa
     assert str(universe) in result.stderr
 
 
-@pytest.mark.parametrize("path", ["missing.txt", ".", "/proc/self/mem"], ids=["missing", "folder", "unreadable"])
+@pytest.mark.parametrize(
+    "path", ["missing.txt", ".", "/proc/self/mem"], ids=["missing", "folder", "unreadable"]
+)
 def test_a_universe_path_that_is_not_a_readable_file_is_refused(emulator, lake, tmp_path, path):
     universe = tmp_path / path
     before = snapshot(lake)
@@ -105,7 +134,9 @@ def test_a_universe_path_that_is_not_a_readable_file_is_refused(emulator, lake, 
 def test_a_bad_option_is_refused(emulator, lake, tmp_path, args, message):
     universe = write_universe(tmp_path / "u.txt", GOOD)
     before = snapshot(lake)
-    result = run_cli("collect", "--universe", str(universe), "--lake", str(lake), *yahoo_route(emulator), *args)
+    result = run_cli(
+        "collect", "--universe", str(universe), "--lake", str(lake), *yahoo_route(emulator), *args
+    )
     assert_refused(result, message, emulator, lake, before)
     assert "s3cret" not in result.stdout + result.stderr  # a proxy's password is never printed
 
@@ -117,17 +148,22 @@ def test_a_malformed_setting_from_the_environment_is_refused(emulator, lake, tmp
     assert_refused(result, "--proxy 'yahoo' is not a proxy URL", emulator, lake, before)
 
 
-@pytest.mark.parametrize(("lake_path", "message"), [
-    ("lake-file", "is a file; pass a folder"),
-    ("/proc/etl/lake", "cannot write in /proc"),
-    ("/sys/lake", "cannot write in /sys"),
-    ("lake-file/lake", "lake-file (Not a directory)"),
-], ids=["a-file", "proc", "sys", "under-a-file"])
+@pytest.mark.parametrize(
+    ("lake_path", "message"),
+    [
+        ("lake-file", "is a file; pass a folder"),
+        ("/proc/etl/lake", "cannot write in /proc"),
+        ("/sys/lake", "cannot write in /sys"),
+        ("lake-file/lake", "lake-file (Not a directory)"),
+    ],
+    ids=["a-file", "proc", "sys", "under-a-file"],
+)
 def test_a_lake_that_cannot_be_written_is_refused(emulator, lake, tmp_path, lake_path, message):
     (tmp_path / "lake-file").write_bytes(b"precious")
     universe = write_universe(tmp_path / "u.txt", GOOD)
     before = snapshot(lake)
-    result = run_cli("collect", *yahoo_route(emulator), "--universe", str(universe), "--lake",
-                     str(tmp_path / lake_path))
+    result = run_cli(
+        "collect", *yahoo_route(emulator), "--universe", str(universe), "--lake", str(tmp_path / lake_path)
+    )
     assert_refused(result, message, emulator, lake, before)
     assert (tmp_path / "lake-file").read_bytes() == b"precious"

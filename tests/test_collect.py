@@ -20,8 +20,17 @@ from etl.schema import TABLES
 GOOD = ["AAPL", "MSFT", "BRK-B", "BF-B", "NVDA", "JPM", "XOM", "KO", "PEP", "WMT", "V", "MA"]
 DELISTED = "DLSTD"
 SUMMARY_FIGURES = {
-    "processing_s", "symbols_per_s", "peak_rss_mb", "memory_growth_mb", "success_rate", "api_calls",
-    "api_calls_per_symbol", "est_cost_usd", "full_scale_symbols", "full_scale_s", "full_scale_cost_usd",
+    "processing_s",
+    "symbols_per_s",
+    "peak_rss_mb",
+    "memory_growth_mb",
+    "success_rate",
+    "api_calls",
+    "api_calls_per_symbol",
+    "est_cost_usd",
+    "full_scale_symbols",
+    "full_scale_s",
+    "full_scale_cost_usd",
 }
 
 
@@ -33,8 +42,14 @@ def collect(emulator, universe, lake_dir, *extra: str):
 
 def served_bars(emulator, symbol: str) -> int:
     """How many non-empty daily bars the emulator serves for a symbol over a year."""
-    body = browser(emulator).get(f"https://query2.finance.yahoo.com/v8/finance/chart/{symbol}",
-                                 params={"range": "1y", "interval": "1d"}).json()
+    body = (
+        browser(emulator)
+        .get(
+            f"https://query2.finance.yahoo.com/v8/finance/chart/{symbol}",
+            params={"range": "1y", "interval": "1d"},
+        )
+        .json()
+    )
     quote = body["chart"]["result"][0]["indicators"]["quote"][0]
     return sum(any(quote[k][i] is not None for k in quote) for i in range(len(quote["close"])))
 
@@ -45,8 +60,9 @@ def lake_sql(lake_dir, table: str) -> str:
 
 @pytest.fixture
 def first_run(emulator, tmp_path, lake_dir):
-    universe = write_universe(tmp_path / "universe.txt", ["# test universe", "aapl", "MSFT", "BRK.B", DELISTED,
-                                                          *GOOD[3:], "msft"])
+    universe = write_universe(
+        tmp_path / "universe.txt", ["# test universe", "aapl", "MSFT", "BRK.B", DELISTED, *GOOD[3:], "msft"]
+    )
     result = collect(emulator, universe, lake_dir, "--batch-size", "5", "--min-success", "0.9")
     assert result.returncode == 0, result.stderr
     return result, universe
@@ -54,7 +70,9 @@ def first_run(emulator, tmp_path, lake_dir):
 
 def test_every_served_row_lands_in_the_lake(emulator, first_run, lake_dir):
     emulator.reset_counts()
-    per_symbol = duckdb.execute(f"select symbol, count(*) from {lake_sql(lake_dir, 'bars')} group by 1").fetchall()
+    per_symbol = duckdb.execute(
+        f"select symbol, count(*) from {lake_sql(lake_dir, 'bars')} group by 1"
+    ).fetchall()
     assert dict(per_symbol) == {s: served_bars(emulator, s) for s in GOOD}
     quotes = duckdb.execute(f"select symbol from {lake_sql(lake_dir, 'quotes')} order by symbol").fetchall()
     assert [s for (s,) in quotes] == sorted(GOOD)
@@ -74,7 +92,9 @@ def test_delisted_symbol_is_a_failure_with_its_reason_and_absent_from_data(first
     symbol, outcome, message = rows[0]
     assert (symbol, outcome) == (DELISTED, "no_data") and "delisted" in message
     for table in ("bars", "quotes"):
-        found = duckdb.execute(f"select count(*) from {lake_sql(lake_dir, table)} where symbol = ?", [DELISTED])
+        found = duckdb.execute(
+            f"select count(*) from {lake_sql(lake_dir, table)} where symbol = ?", [DELISTED]
+        )
         assert found.fetchone() == (0,)
 
 
@@ -117,7 +137,9 @@ def test_second_run_adds_a_run_and_touches_no_file_of_the_first(emulator, first_
 def test_compare_sets_two_runs_side_by_side(emulator, first_run, lake_dir):
     _, universe = first_run
     assert collect(emulator, universe, lake_dir, "--concurrency", "1", "--min-success", "0.9").returncode == 0
-    first, second = [r for (r,) in duckdb.execute(f"select run_id from {lake_sql(lake_dir, 'runs')} order by 1").fetchall()]
+    first, second = [
+        r for (r,) in duckdb.execute(f"select run_id from {lake_sql(lake_dir, 'runs')} order by 1").fetchall()
+    ]
     result = run_cli("summary", "--lake", str(lake_dir), "--compare", first, second, "--format", "json")
     assert result.returncode == 0, result.stderr
     rows = {row["metric"]: row for row in json.loads(result.stdout)}
@@ -131,8 +153,14 @@ def test_compare_sets_two_runs_side_by_side(emulator, first_run, lake_dir):
 def test_views_show_one_current_bar_per_symbol_and_date(emulator, first_run, lake_dir):
     _, universe = first_run
     assert collect(emulator, universe, lake_dir, "--min-success", "0.9").returncode == 0
-    result = run_cli("query", "--lake", str(lake_dir), "--format", "json",
-                     "select count(*) as n, count(distinct (symbol, date)) as keys from bars")
+    result = run_cli(
+        "query",
+        "--lake",
+        str(lake_dir),
+        "--format",
+        "json",
+        "select count(*) as n, count(distinct (symbol, date)) as keys from bars",
+    )
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)
     assert row["n"] == row["keys"] > 0
@@ -157,7 +185,10 @@ def test_memory_limit_stops_cleanly_and_keeps_what_was_collected(emulator, tmp_p
 
 def test_summary_refuses_an_unknown_format_in_one_line(first_run, lake_dir):
     result = run_cli("summary", "--lake", str(lake_dir), "--format", "xml")
-    assert result.returncode == 2 and result.stderr == "error: --format 'xml' is not one of table, markdown, json\n"
+    assert (
+        result.returncode == 2
+        and result.stderr == "error: --format 'xml' is not one of table, markdown, json\n"
+    )
 
 
 def test_a_second_writer_is_refused_at_once_naming_the_holder(emulator, tmp_path, lake_dir):
@@ -174,9 +205,14 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(emulator, tmp_path
 
 def test_the_lock_dies_with_its_holder(emulator, tmp_path, lake_dir):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from etl.sink import lake_lock\n"
-         f"with lake_lock(Path({str(lake_dir)!r})):\n    print('locked', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from etl.sink import lake_lock\n"
+            f"with lake_lock(Path({str(lake_dir)!r})):\n    print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "locked"
     holder.kill()
@@ -231,15 +267,19 @@ def test_a_wave_of_not_found_is_an_outage_not_delistings(tmp_path, lake_dir):
         result = collect(blocking, universe, lake_dir)
     assert result.returncode == 3
     assert "8 of 10 symbols of this batch answered 'not found' at once" in result.stderr
-    outcomes = duckdb.execute(f"select distinct outcome, error_type from {lake_sql(lake_dir, 'failures')}").fetchall()
+    outcomes = duckdb.execute(
+        f"select distinct outcome, error_type from {lake_sql(lake_dir, 'failures')}"
+    ).fetchall()
     assert outcomes == [("error", "NoDataWave")]
 
 
 def _file_size_limit(max_bytes: int):
     """For the child: files may not grow past max_bytes (EFBIG, as a full disk gives ENOSPC)."""
+
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
     return apply
 
 
@@ -249,9 +289,22 @@ def test_a_write_failure_stops_the_run_in_one_line_and_keeps_earlier_runs(emulat
     before = {path: path.read_bytes() for path in lake_dir.rglob("*") if path.is_file()}
     big = write_universe(tmp_path / "big.txt", [f"S{i:03d}" for i in range(60)])
     result = subprocess.run(
-        [sys.executable, "-m", "etl", "collect", *yahoo_route(emulator), "--universe", str(big),
-         "--lake", str(lake_dir)],
-        cwd=REPO_DIR, capture_output=True, text=True, timeout=120, preexec_fn=_file_size_limit(40_000),
+        [
+            sys.executable,
+            "-m",
+            "etl",
+            "collect",
+            *yahoo_route(emulator),
+            "--universe",
+            str(big),
+            "--lake",
+            str(lake_dir),
+        ],
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_file_size_limit(40_000),
         env={k: v for k, v in os.environ.items() if not k.startswith("ETL_")},
     )
     assert result.returncode == 1

@@ -9,7 +9,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO_DIR, run_cli, write_universe, yahoo_route
-from etl.emulator import Emulator, EmulatorConfig
 from etl.summary import connect_lake
 
 SYMBOLS = ["AAPL", "MSFT", "KO", "XOM", "JPM", "DLSTD"]
@@ -22,8 +21,19 @@ def views(lake_dir) -> dict[str, list[tuple]]:
 
 
 def collect(emulator, universe, lake_dir):
-    result = run_cli("collect", *yahoo_route(emulator), "--universe", str(universe), "--lake", str(lake_dir),
-                     "--batch-size", "3", "--full-refresh", "--min-success", "0.5")
+    result = run_cli(
+        "collect",
+        *yahoo_route(emulator),
+        "--universe",
+        str(universe),
+        "--lake",
+        str(lake_dir),
+        "--batch-size",
+        "3",
+        "--full-refresh",
+        "--min-success",
+        "0.5",
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -45,8 +55,10 @@ def test_compaction_leaves_every_view_as_it_was_with_one_file_a_folder(lake):
     assert views(lake) == before
     compacted = sorted(lake.glob("bars/year=2026/compacted-*.parquet"))
     assert len(compacted) == 1 and len(list(lake.glob("bars/year=2026/*.parquet"))) == 4  # replaced ones kept
-    sizes = [pq.ParquetFile(compacted[0]).metadata.row_group(i).num_rows
-             for i in range(pq.ParquetFile(compacted[0]).num_row_groups)]
+    sizes = [
+        pq.ParquetFile(compacted[0]).metadata.row_group(i).num_rows
+        for i in range(pq.ParquetFile(compacted[0]).num_row_groups)
+    ]
     assert sizes == [sum(sizes)] and sum(sizes) == len([r for r in before["bars_all"] if r[2].year == 2026])
 
 
@@ -56,7 +68,8 @@ def test_replaced_files_go_after_keep_minutes_and_nothing_is_compacted_twice(lak
     again = run_cli("compact", "--lake", str(lake), "--keep-minutes", "0")
     assert again.returncode == 0 and "nothing to compact" in again.stdout
     assert [p.name for p in lake.glob("bars/year=2026/*.parquet")] == [
-        p.name for p in lake.glob("bars/year=2026/compacted-*.parquet")]
+        p.name for p in lake.glob("bars/year=2026/compacted-*.parquet")
+    ]
     assert len(list((lake / "runs").glob("*.parquet"))) == 3  # a run's own manifest is never compacted
     assert views(lake) == before
 
@@ -79,7 +92,8 @@ def test_readers_never_see_a_row_twice_while_runs_and_compactions_follow_each_ot
             try:
                 con = connect_lake(lake)
                 rows, keys = con.execute(
-                    "select count(*), count(distinct (run_id, symbol, date)) from bars_all").fetchone()
+                    "select count(*), count(distinct (run_id, symbol, date)) from bars_all"
+                ).fetchone()
                 runs, batches = con.execute("select count(distinct run_id), count(*) from batches").fetchone()
             except Exception as exc:  # any failure a reader would see is what this test counts
                 failures.append(repr(exc))
@@ -102,13 +116,25 @@ def test_readers_never_see_a_row_twice_while_runs_and_compactions_follow_each_ot
 
 def test_compact_on_a_lake_without_runs_is_one_line(tmp_path):
     result = run_cli("compact", "--lake", str(tmp_path / "nothing"))
-    assert result.returncode == 1 and result.stderr.startswith("error: the lake at") and result.stderr.count("\n") == 1
+    assert (
+        result.returncode == 1
+        and result.stderr.startswith("error: the lake at")
+        and result.stderr.count("\n") == 1
+    )
 
 
 def test_the_duckdb_shell_reads_the_compacted_lake_as_the_views_do(lake):
     assert run_cli("compact", "--lake", str(lake)).returncode == 0
-    assert run_cli("compact", "--lake", str(lake), "--keep-minutes", "0").returncode == 0  # only compacted files left
-    shell = subprocess.run([sys.executable, "-m", "etl", "shell", "--lake", str(lake)], cwd=REPO_DIR, text=True,
-                           input=".mode csv\nselect count(*) as n from bars_all;\n", capture_output=True, timeout=60)
+    assert (
+        run_cli("compact", "--lake", str(lake), "--keep-minutes", "0").returncode == 0
+    )  # only compacted files left
+    shell = subprocess.run(
+        [sys.executable, "-m", "etl", "shell", "--lake", str(lake)],
+        cwd=REPO_DIR,
+        text=True,
+        input=".mode csv\nselect count(*) as n from bars_all;\n",
+        capture_output=True,
+        timeout=60,
+    )
     (rows,) = connect_lake(lake).execute("select count(*) from bars_all").fetchone()
     assert shell.returncode == 0 and shell.stdout.split() == ["n", str(rows)]

@@ -13,14 +13,18 @@ from conftest import run_cli, write_universe, yahoo_route
 from etl.cli import app
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "IBM", "DLSTD"]  # the emulator fixture answers DLSTD as delisted
-BATCH_LINE = re.compile(r"^batch (\d)/3: \d/\d ok, .*; (\d) ok, (\d) failed so far, RSS \d+ MB, ETA \d+:\d\d$")
+BATCH_LINE = re.compile(
+    r"^batch (\d)/3: \d/\d ok, .*; (\d) ok, (\d) failed so far, RSS \d+ MB, ETA \d+:\d\d$"
+)
 
 
 def show_config(cwd, *args: str, env: dict | None = None) -> dict[str, tuple[str, str]]:
     """`collect --show-config` as {setting: (value, where it came from)}."""
     result = run_cli("collect", "--show-config", *args, env=env, cwd=cwd)
     assert result.returncode == 0, result.stderr
-    rows = [re.split(r"\s{2,}", line.strip()) for line in result.stdout.splitlines()[2:]]  # under header and rule
+    rows = [
+        re.split(r"\s{2,}", line.strip()) for line in result.stdout.splitlines()[2:]
+    ]  # under header and rule
     return {row[0]: (row[1] if len(row) == 3 else "", row[-1]) for row in rows}
 
 
@@ -57,7 +61,9 @@ def route_env(emulator) -> dict[str, str]:
 
 def test_collect_runs_with_the_settings_of_etl_toml_and_readers_find_its_lake(emulator, tmp_path):
     write_universe(tmp_path / "u.txt", SYMBOLS)
-    (tmp_path / "etl.toml").write_text('universe = "u.txt"\nlake = "lake"\nbatch_size = 2\nmin_success = 0.5\n')
+    (tmp_path / "etl.toml").write_text(
+        'universe = "u.txt"\nlake = "lake"\nbatch_size = 2\nmin_success = 0.5\n'
+    )
     result = run_cli("collect", env=route_env(emulator), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert sum(line.startswith("batch ") for line in result.stderr.splitlines()) == 3  # batch_size = 2
@@ -67,42 +73,89 @@ def test_collect_runs_with_the_settings_of_etl_toml_and_readers_find_its_lake(em
 
 
 BAD = [
-    ("unknown-key", "bach_size = 3\n", {}, "etl.toml: unknown setting 'bach_size' (did you mean 'batch_size'?)"),
-    ("text-for-integer", 'batch_size = "x"\n', {}, "etl.toml: batch_size: 'x' is not a valid integer; fix or remove"),
+    (
+        "unknown-key",
+        "bach_size = 3\n",
+        {},
+        "etl.toml: unknown setting 'bach_size' (did you mean 'batch_size'?)",
+    ),
+    (
+        "text-for-integer",
+        'batch_size = "x"\n',
+        {},
+        "etl.toml: batch_size: 'x' is not a valid integer; fix or remove",
+    ),
     ("fraction-for-integer", "batch_size = 2.5\n", {}, "etl.toml: batch_size: '2.5' is not a valid integer"),
     ("list", 'history = ["1y"]\n', {}, "etl.toml: history = ['1y'] is not one value"),
-    ("malformed-toml", "batch_size = \n", {}, "etl.toml: not valid TOML (Invalid value (at line 1, column 14))"),
+    (
+        "malformed-toml",
+        "batch_size = \n",
+        {},
+        "etl.toml: not valid TOML (Invalid value (at line 1, column 14))",
+    ),
     ("not-utf-8", b"history = '\xff'\n", {}, "etl.toml: not valid TOML"),
-    ("env-text-for-integer", None, {"ETL_BATCH_SIZE": "ten"}, "env ETL_BATCH_SIZE: 'ten' is not a valid integer; fix"),
+    (
+        "env-text-for-integer",
+        None,
+        {"ETL_BATCH_SIZE": "ten"},
+        "env ETL_BATCH_SIZE: 'ten' is not a valid integer; fix",
+    ),
     ("env-flag", None, {"ETL_RESUME": "maybe"}, "env ETL_RESUME: 'maybe' is not a valid boolean"),
-    ("missing-config", None, {"ETL_CONFIG": "nope.toml"}, "nope.toml: cannot read it (No such file or directory)"),
+    (
+        "missing-config",
+        None,
+        {"ETL_CONFIG": "nope.toml"},
+        "nope.toml: cannot read it (No such file or directory)",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("toml", "env", "message"), [case[1:] for case in BAD], ids=[case[0] for case in BAD])
+@pytest.mark.parametrize(
+    ("toml", "env", "message"), [case[1:] for case in BAD], ids=[case[0] for case in BAD]
+)
 def test_a_bad_setting_is_refused_in_one_line_before_any_request(emulator, tmp_path, toml, env, message):
     universe = write_universe(tmp_path / "u.txt", SYMBOLS)
     if toml is not None:
         (tmp_path / "etl.toml").write_bytes(toml if isinstance(toml, bytes) else toml.encode())
     before = sorted(tmp_path.iterdir())
-    result = run_cli("collect", "--universe", str(universe), "--lake", str(tmp_path / "lake"),
-                     env={**route_env(emulator), **env}, cwd=tmp_path)
+    result = run_cli(
+        "collect",
+        "--universe",
+        str(universe),
+        "--lake",
+        str(tmp_path / "lake"),
+        env={**route_env(emulator), **env},
+        cwd=tmp_path,
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and message in result.stderr
     assert emulator.total_requests() == 0 and sorted(tmp_path.iterdir()) == before
 
 
 def test_demo_never_takes_the_configured_lake_for_its_synthetic_data():
-    lakes = {name: next(p for p in command.params if p.name == "lake") for name, command in app.commands.items()
-             if any(p.name == "lake" for p in command.params)}
+    lakes = {
+        name: next(p for p in command.params if p.name == "lake")
+        for name, command in app.commands.items()
+        if any(p.name == "lake" for p in command.params)
+    }
     assert lakes.pop("demo").envvar is None
     assert {option.envvar for option in lakes.values()} == {"ETL_LAKE"}
 
 
 def collect_args(emulator, tmp_path) -> list[str]:
     universe = write_universe(tmp_path / "u.txt", SYMBOLS)
-    return ["collect", "--universe", str(universe), "--lake", str(tmp_path / "lake"), "--batch-size", "2",
-            "--min-success", "0.5", *yahoo_route(emulator)]
+    return [
+        "collect",
+        "--universe",
+        str(universe),
+        "--lake",
+        str(tmp_path / "lake"),
+        "--batch-size",
+        "2",
+        "--min-success",
+        "0.5",
+        *yahoo_route(emulator),
+    ]
 
 
 def test_one_line_a_batch_with_ok_and_failed_so_far_rss_and_eta(emulator, tmp_path):
@@ -122,8 +175,13 @@ def test_quiet_prints_no_progress_only_the_result(emulator, tmp_path):
 def test_a_terminal_gets_a_progress_bar_instead_of_lines(emulator, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
     controller, terminal = pty.openpty()
-    child = subprocess.Popen([sys.executable, "-m", "etl", *collect_args(emulator, tmp_path)],
-                             env=env, stdout=subprocess.PIPE, stderr=terminal, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "etl", *collect_args(emulator, tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
+    )
     os.close(terminal)
     seen = b""
     while chunk := _read_until_closed(controller):

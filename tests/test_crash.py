@@ -29,11 +29,14 @@ from etl.summary import connect_lake
 SEED = 20261125
 KILL_POINTS = 20
 SYMBOLS = [f"S{i:03d}" for i in range(40)]
-AS_OF = dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.timezone.utc)
-FAULTY = EmulatorConfig(error_rate=0.1, stall_rate=0.02, stall_s=1.0, rate_limit_rps=300, latency_ms=5,
-                        as_of=AS_OF, seed=3)
+AS_OF = dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.UTC)
+FAULTY = EmulatorConfig(
+    error_rate=0.1, stall_rate=0.02, stall_s=1.0, rate_limit_rps=300, latency_ms=5, as_of=AS_OF, seed=3
+)
 BARS_COLUMNS = "symbol, date, open, high, low, close, adj_close, volume"
-QUOTES_COLUMNS = "symbol, name, currency, exchange, exchange_tz, price, open, day_high, day_low, volume, market_cap"
+QUOTES_COLUMNS = (
+    "symbol, name, currency, exchange, exchange_tz, price, open, day_high, day_low, volume, market_cap"
+)
 
 
 @dataclass
@@ -59,7 +62,9 @@ class Readers:
         plain = duckdb.connect()  # its own: other tests may leave a result pending on DuckDB's default one
         queries = [
             lambda: connect_lake(self.lake_dir).execute("select count(*) from bars").fetchall(),
-            lambda: plain.execute(f"select count(*) from read_parquet('{bars_glob}', hive_partitioning=true)").fetchall(),
+            lambda: plain.execute(
+                f"select count(*) from read_parquet('{bars_glob}', hive_partitioning=true)"
+            ).fetchall(),
             lambda: pl.scan_parquet(bars_glob, hive_partitioning=True).select(pl.len()).collect(),
             lambda: ds.dataset(self.lake_dir / "quotes", format="parquet", partitioning="hive").to_table(),
         ]
@@ -73,15 +78,30 @@ class Readers:
 
 
 def collect_command(cli: list[str], emulator, universe: Path, lake_dir: Path) -> list[str]:
-    return [sys.executable, *cli, "collect", *yahoo_route(emulator), "--universe", str(universe),
-            "--lake", str(lake_dir), "--batch-size", "4", "--timeout-s", "0.3", "--min-success", "1"]
+    return [
+        sys.executable,
+        *cli,
+        "collect",
+        *yahoo_route(emulator),
+        "--universe",
+        str(universe),
+        "--lake",
+        str(lake_dir),
+        "--batch-size",
+        "4",
+        "--timeout-s",
+        "0.3",
+        "--min-success",
+        "1",
+    ]
 
 
 def run_and_kill(command: list[str], rng: random.Random) -> int:
     """Start collect, kill -9 it after a random number of its batches and a few ms; its exit status."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
-    child = subprocess.Popen(command, cwd=REPO_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             text=True)
+    child = subprocess.Popen(
+        command, cwd=REPO_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     batches_to_wait = rng.randint(0, 3)
     while batches_to_wait and (line := child.stderr.readline()):
         batches_to_wait -= line.startswith("batch ")
@@ -105,8 +125,14 @@ def lake_faults(lake_dir: Path) -> list[str]:
     if faults or not (lake_dir / "runs").is_dir():
         return faults
     con = connect_lake(lake_dir)
-    for table, key in [("bars", "symbol, date"), ("bars_all", "run_id, symbol, date"), ("quotes", "run_id, symbol")]:
-        (dupes,) = con.execute(f"select count(*) from (select {key} from {table} group by all having count(*) > 1)").fetchone()
+    for table, key in [
+        ("bars", "symbol, date"),
+        ("bars_all", "run_id, symbol, date"),
+        ("quotes", "run_id, symbol"),
+    ]:
+        (dupes,) = con.execute(
+            f"select count(*) from (select {key} from {table} group by all having count(*) > 1)"
+        ).fetchone()
         faults += [f"{dupes} duplicate keys ({key}) in {table}"] if dupes else []
     return faults
 
@@ -122,8 +148,13 @@ def crash_and_resume(cli: list[str], emulator: Emulator, universe: Path, lake_di
             killed += status == -signal.SIGKILL
             faults += lake_faults(lake_dir)
         finished = subprocess.run(command, cwd=REPO_DIR, capture_output=True, text=True, timeout=120)
-    return {"kills": killed, "queries": readers.queries, "reader_failures": readers.failures,
-            "faults": faults + lake_faults(lake_dir), "finished": finished}
+    return {
+        "kills": killed,
+        "queries": readers.queries,
+        "reader_failures": readers.failures,
+        "faults": faults + lake_faults(lake_dir),
+        "finished": finished,
+    }
 
 
 def current_bars(lake_dir: Path) -> set[tuple]:
@@ -132,7 +163,9 @@ def current_bars(lake_dir: Path) -> set[tuple]:
 
 def latest_run(lake_dir: Path, columns: str, table: str) -> set[tuple]:
     con = connect_lake(lake_dir)
-    return set(con.execute(f"select {columns} from {table} where run_id = (select max(run_id) from runs)").fetchall())
+    return set(
+        con.execute(f"select {columns} from {table} where run_id = (select max(run_id) from runs)").fetchall()
+    )
 
 
 @pytest.fixture
@@ -154,37 +187,59 @@ def reference(tmp_path_factory, faulty_emulator):
 
 
 def test_killed_at_random_instants_readers_never_fail_and_resume_gives_the_reference_data(
-        faulty_emulator, reference, tmp_path):
+    faulty_emulator, reference, tmp_path
+):
     universe, reference_lake = reference
     lake_dir = tmp_path / "lake"
     # Readers need a lake to read: it starts with one completed run, as any morning's lake does.
-    assert subprocess.run(collect_command(["-m", "etl"], faulty_emulator, universe, lake_dir),
-                          cwd=REPO_DIR, capture_output=True, timeout=120).returncode == 0
+    assert (
+        subprocess.run(
+            collect_command(["-m", "etl"], faulty_emulator, universe, lake_dir),
+            cwd=REPO_DIR,
+            capture_output=True,
+            timeout=120,
+        ).returncode
+        == 0
+    )
 
     outcome = crash_and_resume(["-m", "etl"], faulty_emulator, universe, lake_dir, KILL_POINTS)
 
-    print(f"crash test: {outcome['kills']} kills, {outcome['queries']} reader queries, "
-          f"{len(outcome['reader_failures'])} failed, {len(outcome['faults'])} lake faults")
+    print(
+        f"crash test: {outcome['kills']} kills, {outcome['queries']} reader queries, "
+        f"{len(outcome['reader_failures'])} failed, {len(outcome['faults'])} lake faults"
+    )
     assert outcome["finished"].returncode == 0, outcome["finished"].stderr
     assert outcome["kills"] >= KILL_POINTS and outcome["queries"] > KILL_POINTS
     assert outcome["reader_failures"] == [] and outcome["faults"] == []
     assert latest_run(lake_dir, "symbol", "quotes") == {(s,) for s in SYMBOLS}
     assert current_bars(lake_dir) == current_bars(reference_lake)
-    assert latest_run(lake_dir, QUOTES_COLUMNS, "quotes") == latest_run(reference_lake, QUOTES_COLUMNS, "quotes")
+    assert latest_run(lake_dir, QUOTES_COLUMNS, "quotes") == latest_run(
+        reference_lake, QUOTES_COLUMNS, "quotes"
+    )
     assert not list((tmp_path / ".lake.staging").iterdir())
 
 
 def test_the_crash_test_catches_a_writer_that_writes_in_place(faulty_emulator, reference, tmp_path):
     universe, _ = reference
     lake_dir = tmp_path / "lake"
-    assert subprocess.run(collect_command(["-m", "etl"], faulty_emulator, universe, lake_dir),
-                          cwd=REPO_DIR, capture_output=True, timeout=120).returncode == 0
+    assert (
+        subprocess.run(
+            collect_command(["-m", "etl"], faulty_emulator, universe, lake_dir),
+            cwd=REPO_DIR,
+            capture_output=True,
+            timeout=120,
+        ).returncode
+        == 0
+    )
 
-    outcome = crash_and_resume([str(Path(__file__).with_name("naive_writer.py"))], faulty_emulator, universe,
-                               lake_dir, kills=3)
+    outcome = crash_and_resume(
+        [str(Path(__file__).with_name("naive_writer.py"))], faulty_emulator, universe, lake_dir, kills=3
+    )
 
-    print(f"naive writer: {outcome['kills']} kills, {outcome['queries']} reader queries, "
-          f"{len(outcome['reader_failures'])} failed, {len(outcome['faults'])} lake faults")
+    print(
+        f"naive writer: {outcome['kills']} kills, {outcome['queries']} reader queries, "
+        f"{len(outcome['reader_failures'])} failed, {len(outcome['faults'])} lake faults"
+    )
     assert outcome["kills"] == 3
     assert any(fault.startswith("unreadable") for fault in outcome["faults"])
     assert outcome["reader_failures"]

@@ -30,8 +30,17 @@ FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "yahoo-fixt
 QUERY1 = "https://query1.finance.yahoo.com"
 QUERY2 = "https://query2.finance.yahoo.com"
 # Keys Yahoo sends only for what the synthetic market never has: dividends, splits, a pre-market session.
-DIVIDEND_KEYS = {"dividendDate", "dividendRate", "dividendYield", "exDividendDate", "fiveYearAvgDividendYield",
-                 "lastDividendValue", "lastDividendDate", "lastSplitFactor", "lastSplitDate"}
+DIVIDEND_KEYS = {
+    "dividendDate",
+    "dividendRate",
+    "dividendYield",
+    "exDividendDate",
+    "fiveYearAvgDividendYield",
+    "lastDividendValue",
+    "lastDividendDate",
+    "lastSplitFactor",
+    "lastSplitDate",
+}
 
 
 def recorded(name: str) -> dict:
@@ -53,7 +62,9 @@ def assert_same_shape(ours, theirs, path: str = "$", skip: set[str] = frozenset(
     if isinstance(theirs, bool) or isinstance(theirs, str):
         assert type(ours) is type(theirs), f"{path}: {ours!r} is not like {theirs!r}"
     elif isinstance(theirs, (int, float)):
-        assert isinstance(ours, (int, float)) and not isinstance(ours, bool), f"{path}: {ours!r} is not a number"
+        assert isinstance(ours, (int, float)) and not isinstance(ours, bool), (
+            f"{path}: {ours!r} is not a number"
+        )
     elif isinstance(theirs, dict):
         assert isinstance(ours, dict), f"{path}: {ours!r} is not an object"
         for key, value in theirs.items():
@@ -119,14 +130,19 @@ def quotes(emu, symbols: str) -> dict:
 # Yahoo's structure, held to its recorded answers
 
 
-@pytest.mark.parametrize(("fixture", "params"), [
-    ("history_chart_AAPL.json", {"range": "6mo"}),
-    ("history_chart_MSFT.json", {"range": "6mo"}),
-    ("chart-AAPL-2020-01-01-to-2020-01-03.json", {"period1": 1577836800, "period2": 1578009600}),
-])
+@pytest.mark.parametrize(
+    ("fixture", "params"),
+    [
+        ("history_chart_AAPL.json", {"range": "6mo"}),
+        ("history_chart_MSFT.json", {"range": "6mo"}),
+        ("chart-AAPL-2020-01-01-to-2020-01-03.json", {"period1": 1577836800, "period2": 1578009600}),
+    ],
+)
 def test_chart_has_yahoos_structure(emu, fixture, params):
     ours = chart(emu, "AAPL", **params).json()
-    assert_same_shape(ours, recorded(fixture), skip={"events"})  # no dividends or splits in the synthetic market
+    assert_same_shape(
+        ours, recorded(fixture), skip={"events"}
+    )  # no dividends or splits in the synthetic market
     assert ours["chart"]["result"][0]["meta"]["range"] == params.get("range", "")
 
 
@@ -138,10 +154,15 @@ def test_empty_window_is_meta_without_timestamps_like_yahoos(emu):
     assert "timestamp" not in result and result["indicators"] == {"quote": [{}]}
 
 
-@pytest.mark.parametrize(("fixture", "symbols"), [
-    ("quote_v7_AAPL.json", "AAPL"), ("quote_v7_AAPL-MSFT.json", "AAPL,MSFT"), ("quote-AAPL.json", "AAPL"),
-    ("quote-AAPL-BABA.json", "AAPL,BABA"),
-])
+@pytest.mark.parametrize(
+    ("fixture", "symbols"),
+    [
+        ("quote_v7_AAPL.json", "AAPL"),
+        ("quote_v7_AAPL-MSFT.json", "AAPL,MSFT"),
+        ("quote-AAPL.json", "AAPL"),
+        ("quote-AAPL-BABA.json", "AAPL,BABA"),
+    ],
+)
 def test_quote_has_yahoos_structure(emu, fixture, symbols):
     ours = quotes(emu, symbols)
     live = ours["quoteResponse"]["result"][0]["marketState"] == "REGULAR"
@@ -157,15 +178,28 @@ def test_unknown_and_delisted_symbols_are_left_out_of_quotes_like_yahoo_does(emu
     assert [q["symbol"] for q in ours] == [q["symbol"] for q in theirs] == ["AAPL"]
 
 
-@pytest.mark.parametrize("module", [
-    "price", "summaryDetail", "quoteType", "financialData", "defaultKeyStatistics", "assetProfile",
-])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "price",
+        "summaryDetail",
+        "quoteType",
+        "financialData",
+        "defaultKeyStatistics",
+        "assetProfile",
+    ],
+)
 def test_quote_summary_modules_have_yahoos_structure(emu, module):
     session, crumb = handshake(emu)
-    ours = session.get(f"{QUERY2}/v10/finance/quoteSummary/AAPL",
-                       params={"modules": module, "crumb": crumb, "formatted": "false"}).json()
-    extended_hours = {f"{p}{k}" for p in ("preMarket", "postMarket")
-                      for k in ("Price", "Change", "ChangePercent", "Time", "Source")}
+    ours = session.get(
+        f"{QUERY2}/v10/finance/quoteSummary/AAPL",
+        params={"modules": module, "crumb": crumb, "formatted": "false"},
+    ).json()
+    extended_hours = {
+        f"{p}{k}"
+        for p in ("preMarket", "postMarket")
+        for k in ("Price", "Change", "ChangePercent", "Time", "Source")
+    }
     assert_same_shape(ours, recorded(f"quoteSummary-{module}-AAPL.json"), skip=DIVIDEND_KEYS | extended_hours)
 
 
@@ -184,8 +218,12 @@ def test_quote_summary_errors_are_yahoos(emu):
 def test_delisted_chart_is_yahoos_404(emu):
     answer = chart(emu, "GONE", range="1y")
     assert answer.status_code == 404
-    assert answer.json() == {"chart": {"result": None, "error": {
-        "code": "Not Found", "description": "No data found, symbol may be delisted"}}}
+    assert answer.json() == {
+        "chart": {
+            "result": None,
+            "error": {"code": "Not Found", "description": "No data found, symbol may be delisted"},
+        }
+    }
 
 
 def test_intraday_and_unknown_intervals_are_refused_with_yahoos_error(emu):
@@ -193,7 +231,9 @@ def test_intraday_and_unknown_intervals_are_refused_with_yahoos_error(emu):
         answer = chart(emu, "AAPL", interval=interval)
         assert answer.status_code == 400
         assert answer.json()["chart"]["result"] is None
-        assert answer.json()["chart"]["error"]["description"].startswith(f"Invalid input - interval={interval}")
+        assert answer.json()["chart"]["error"]["description"].startswith(
+            f"Invalid input - interval={interval}"
+        )
 
 
 # Unmodified yfinance against the emulator
@@ -202,7 +242,11 @@ def test_intraday_and_unknown_intervals_are_refused_with_yahoos_error(emu):
 def test_yfinance_history_is_the_emulators_bars(emu, fresh_yfinance):
     session = job_session(emu)
     history = yf.Ticker("MSFT", session=session).history(period="1y", auto_adjust=False)
-    assert emu.counts() == {"cookie": 1, "getcrumb": 1, "chart": 2}  # the chart's first call looks up the time zone
+    assert emu.counts() == {
+        "cookie": 1,
+        "getcrumb": 1,
+        "chart": 2,
+    }  # the chart's first call looks up the time zone
     served = chart(emu, "MSFT", range="1y").json()["chart"]["result"][0]
     days = [dt.datetime.fromtimestamp(t, market.NEW_YORK).date() for t in served["timestamp"]]
     assert 245 <= len(history) <= 256  # a year of NYSE sessions
@@ -223,8 +267,15 @@ def test_yfinance_info_reads_quote_summary_quote_and_timeseries(emu, fresh_yfina
 def test_yf_download_of_good_and_delisted_symbols_keeps_the_good_ones(emu, fresh_yfinance):
     session = job_session(emu)
     # One thread: yfinance's cookie-strategy switch after GONE's 404 races its other threads.
-    frame = yf.download(["KO", "GONE", "PEP"], period="1y", threads=False, group_by="ticker",
-                        session=session, progress=False, auto_adjust=False)
+    frame = yf.download(
+        ["KO", "GONE", "PEP"],
+        period="1y",
+        threads=False,
+        group_by="ticker",
+        session=session,
+        progress=False,
+        auto_adjust=False,
+    )
     assert frame["KO"]["Close"].notna().sum() > 240 and frame["PEP"]["Close"].notna().sum() > 240
     assert frame["GONE"]["Close"].notna().sum() == 0
     assert "other" not in emu.counts()
@@ -234,8 +285,15 @@ def test_yfinance_falls_back_to_basic_cookies_when_there_is_no_consent_form(emu,
     # Without a cookie cache, yfinance's csrf strategy (tried after any HTTP error) must visit the consent page.
     yf.cache._CookieCacheManager._Cookie_cache = yf.cache._CookieCacheDummy()
     session = job_session(emu)
-    frame = yf.download(["KO", "GONE", "PEP"], period="1mo", threads=False, group_by="ticker",
-                        session=session, progress=False, auto_adjust=False)
+    frame = yf.download(
+        ["KO", "GONE", "PEP"],
+        period="1mo",
+        threads=False,
+        group_by="ticker",
+        session=session,
+        progress=False,
+        auto_adjust=False,
+    )
     assert frame["KO"]["Close"].notna().sum() > 15 and frame["PEP"]["Close"].notna().sum() > 15
     assert emu.counts()["consent"] >= 1 and "other" not in emu.counts()
 
@@ -245,7 +303,10 @@ def test_yfinance_reuses_its_persisted_cookie_until_it_expires(emu, fresh_yfinan
     yf.data.SingletonMeta._instances.pop(yf.data.YfData)  # as a new process would start
     emu.reset_counts()
     yf.Ticker("PEP", session=job_session(emu)).history(period="5d")
-    assert emu.counts() == {"getcrumb": 1, "chart": 2}  # the A3 cookie's expiry was read and found a year away
+    assert emu.counts() == {
+        "getcrumb": 1,
+        "chart": 2,
+    }  # the A3 cookie's expiry was read and found a year away
 
 
 # The cookie and crumb handshake
@@ -272,8 +333,9 @@ def test_crumb_is_tied_to_the_cookie(emu):
     url = f"{QUERY1}/v7/finance/quote"
     assert session.get(url, params={"symbols": "AAPL", "crumb": crumb}).status_code == 200
     assert session.get(url, params={"symbols": "AAPL", "crumb": other_crumb}).status_code == 401
-    assert session.get(url, params={"symbols": "AAPL"}).json() == {"finance": {"result": None, "error": {
-        "code": "Unauthorized", "description": "Invalid Crumb"}}}
+    assert session.get(url, params={"symbols": "AAPL"}).json() == {
+        "finance": {"result": None, "error": {"code": "Unauthorized", "description": "Invalid Crumb"}}
+    }
     with browser(emu) as cookieless:
         assert cookieless.get(url, params={"symbols": "AAPL", "crumb": crumb}).status_code == 401
 
@@ -301,7 +363,8 @@ def test_quote_agrees_with_the_chart(emu):
     assert quote["regularMarketPrice"] == bars["close"][-1] == served["meta"]["regularMarketPrice"]
     assert quote["regularMarketPreviousClose"] == bars["close"][-2]
     assert [quote[f"regularMarket{k}"] for k in ("Open", "DayHigh", "DayLow", "Volume")] == [
-        bars[k][-1] for k in ("open", "high", "low", "volume")]
+        bars[k][-1] for k in ("open", "high", "low", "volume")
+    ]
     assert quote["marketCap"] == int(quote["regularMarketPrice"] * quote["sharesOutstanding"])
     assert quote["longName"] == "NVDA Synthetic Inc."
 
@@ -310,7 +373,7 @@ def test_daily_bars_open_at_930_new_york_on_weekdays_only(emu):
     served = chart(emu, "JPM", range="2y").json()["chart"]["result"][0]
     opens = [dt.datetime.fromtimestamp(t, market.NEW_YORK) for t in served["timestamp"][:-1]]
     assert all(o.time() == dt.time(9, 30) and o.weekday() < 5 for o in opens)
-    assert {dt.datetime.fromtimestamp(t, dt.timezone.utc).hour for t in served["timestamp"][:-1]} == {13, 14}
+    assert {dt.datetime.fromtimestamp(t, dt.UTC).hour for t in served["timestamp"][:-1]} == {13, 14}
     assert dt.date(2025, 12, 25) not in {o.date() for o in opens}  # NYSE holidays are closed
 
 
@@ -318,8 +381,10 @@ def test_a_bar_is_the_same_whatever_range_or_day_asks_for_it(emu):
     def bars(served: dict) -> dict:
         result = served["chart"]["result"][0]
         quote = result["indicators"]["quote"][0]
-        return {t: tuple(quote[k][i] for k in ("open", "high", "low", "close", "volume"))
-                for i, t in enumerate(result["timestamp"][:-1])}
+        return {
+            t: tuple(quote[k][i] for k in ("open", "high", "low", "close", "volume"))
+            for i, t in enumerate(result["timestamp"][:-1])
+        }
 
     month, year = bars(chart(emu, "JPM", range="1mo").json()), bars(chart(emu, "JPM", range="1y").json())
     assert month and all(year[t] == bar for t, bar in month.items())
@@ -335,13 +400,20 @@ def test_weekly_and_monthly_bars_are_made_of_the_daily_ones(emu):
     day_bars, week_bars = daily["indicators"]["quote"][0], weekly["indicators"]["quote"][0]
     assert weekly["meta"]["dataGranularity"] == "1wk" and 12 <= len(weekly["timestamp"]) <= 15
     assert week_bars["open"][0] == day_bars["open"][0] and week_bars["close"][-1] == day_bars["close"][-1]
-    assert sum(week_bars["volume"]) == sum(day_bars["volume"]) == sum(monthly["indicators"]["quote"][0]["volume"])
+    assert (
+        sum(week_bars["volume"])
+        == sum(day_bars["volume"])
+        == sum(monthly["indicators"]["quote"][0]["volume"])
+    )
     assert max(week_bars["high"]) == max(day_bars["high"]) and min(week_bars["low"]) == min(day_bars["low"])
 
 
 @settings(max_examples=25, deadline=None)
-@given(symbol=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ.-", min_size=1, max_size=6), seed=st.integers(0, 2**16),
-       year=st.integers(1990, 2030))
+@given(
+    symbol=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ.-", min_size=1, max_size=6),
+    seed=st.integers(0, 2**16),
+    year=st.integers(1990, 2030),
+)
 def test_every_bar_is_a_consistent_candle(symbol, seed, year):
     bars = market.year_bars(seed, symbol, 0.0, year)
     assert 245 <= len(bars) <= 254
@@ -376,17 +448,27 @@ def test_counts_by_endpoint_are_what_was_sent(emu, caplog):
     # A tunnel a host and a session: fc and query1 for the handshake, then one per chart and /nowhere.
     assert emu.tls_stats()["connections"] == 7 and emu.tls_stats()["blocked_connections"] == 0
     assert requests.get(f"{emu.proxy_url}/__emulator/stats").json() == {
-        "total": 7, "by_endpoint": emu.counts(), "faults": {}, "tls": emu.tls_stats()}
+        "total": 7,
+        "by_endpoint": emu.counts(),
+        "faults": {},
+        "tls": emu.tls_stats(),
+    }
     assert requests.post(f"{emu.proxy_url}/__emulator/reset").json()["total"] == 0
-    assert emu.total_requests() == 0 and emu.tls_stats() == {"connections": 0, "blocked_connections": 0,
-                                                            "fingerprints": {}}
+    assert emu.total_requests() == 0 and emu.tls_stats() == {
+        "connections": 0,
+        "blocked_connections": 0,
+        "fingerprints": {},
+    }
 
 
 def test_error_rate_fails_data_requests_reproducibly():
     with Emulator(EmulatorConfig(error_rate=1.0)) as emu:
         session, crumb = handshake(emu)  # the handshake is not a data request
         answer = chart(emu, "AAPL")
-        assert session.get(f"{QUERY1}/v7/finance/quote", params={"symbols": "A", "crumb": crumb}).status_code == 500
+        assert (
+            session.get(f"{QUERY1}/v7/finance/quote", params={"symbols": "A", "crumb": crumb}).status_code
+            == 500
+        )
     assert answer.status_code == 500 and answer.json()["chart"]["error"]["code"] == "Internal Server Error"
 
     def failures(seed: int) -> list[int]:
@@ -405,7 +487,9 @@ def test_rate_limit_answers_429_beyond_the_limit_in_a_trailing_second(monkeypatc
         clock[0] += 1.5
         again = chart(emu, "AAPL").status_code
     assert statuses == [200] * 5 + [429] * 2 and again == 200
-    assert limited.text.startswith("Too Many Requests") and limited.headers["Content-Type"].startswith("text/plain")
+    assert limited.text.startswith("Too Many Requests") and limited.headers["Content-Type"].startswith(
+        "text/plain"
+    )
 
 
 # The proxy in front of Yahoo's hosts
@@ -521,12 +605,16 @@ def test_peeking_at_the_hello_leaves_it_for_the_handshake():
     assert peeked is not None and peeked == parse_client_hello(record)
 
 
-@pytest.mark.parametrize("record", [
-    b"",
-    b"GET / HTTP/1.1\r\nHost: query1.finance.yahoo.com\r\n\r\n",
-    b"\x15\x03\x03\x00\x02\x02\x28",  # an alert record
-    b"\x16\x03\x03\x00\x04\x02\x00\x00\x00",  # a handshake record, but a ServerHello
-], ids=["empty", "http", "alert", "server-hello"])
+@pytest.mark.parametrize(
+    "record",
+    [
+        b"",
+        b"GET / HTTP/1.1\r\nHost: query1.finance.yahoo.com\r\n\r\n",
+        b"\x15\x03\x03\x00\x02\x02\x28",  # an alert record
+        b"\x16\x03\x03\x00\x04\x02\x00\x00\x00",  # a handshake record, but a ServerHello
+    ],
+    ids=["empty", "http", "alert", "server-hello"],
+)
 def test_bytes_that_are_no_client_hello_are_none(record):
     assert parse_client_hello(record) is None
 
@@ -536,17 +624,22 @@ def test_a_hello_cut_short_before_its_cipher_suites_is_none():
     assert parse_client_hello(record) is not None and parse_client_hello(record[:60]) is None
 
 
-@pytest.mark.parametrize(("ciphers", "extensions", "alpn", "is_browser"), [
-    ((0x2A2A, 0x1301), (0xEAEA, 16), ("h2", "http/1.1"), True),
-    ((0x1301,), (0xEAEA, 16), ("h2", "http/1.1"), False),  # no GREASE cipher
-    ((0x2A2A, 0x1301), (16,), ("h2", "http/1.1"), False),  # no GREASE extension
-    ((0x2A2A, 0x1301), (0xEAEA, 16), ("http/1.1",), False),  # no h2
-])
+@pytest.mark.parametrize(
+    ("ciphers", "extensions", "alpn", "is_browser"),
+    [
+        ((0x2A2A, 0x1301), (0xEAEA, 16), ("h2", "http/1.1"), True),
+        ((0x1301,), (0xEAEA, 16), ("h2", "http/1.1"), False),  # no GREASE cipher
+        ((0x2A2A, 0x1301), (16,), ("h2", "http/1.1"), False),  # no GREASE extension
+        ((0x2A2A, 0x1301), (0xEAEA, 16), ("http/1.1",), False),  # no h2
+    ],
+)
 def test_a_browser_has_grease_in_ciphers_and_extensions_and_offers_h2(ciphers, extensions, alpn, is_browser):
     assert ClientHello(ciphers, extensions, alpn).is_browser is is_browser
 
 
-@pytest.mark.parametrize(("value", "grease"), [(0x0A0A, True), (0xFAFA, True), (0x1A1A, True), (0x0A1A, False),
-                                               (0x1301, False), (0xCACB, False)])
+@pytest.mark.parametrize(
+    ("value", "grease"),
+    [(0x0A0A, True), (0xFAFA, True), (0x1A1A, True), (0x0A1A, False), (0x1301, False), (0xCACB, False)],
+)
 def test_grease_is_rfc_8701s_reserved_values(value, grease):
     assert is_grease(value) is grease

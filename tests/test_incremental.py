@@ -10,22 +10,27 @@ from etl.summary import connect_lake
 
 SYMBOLS = ["AAPL", "MSFT", "BRK-B", "KO", "XOM", "JPM", "V", "MA"]
 # Monday and Tuesday evenings, after the close in New York.
-MONDAY = dt.datetime(2026, 11, 23, 22, 0, tzinfo=dt.timezone.utc)
+MONDAY = dt.datetime(2026, 11, 23, 22, 0, tzinfo=dt.UTC)
 TUESDAY = MONDAY + dt.timedelta(days=1)
 
 
 def collect_on(day: dt.datetime, universe, lake_dir, *extra: str):
     with Emulator(EmulatorConfig(as_of=day)) as emulator:
-        result = run_cli("collect", *yahoo_route(emulator), "--universe", str(universe),
-                         "--lake", str(lake_dir), *extra)
+        result = run_cli(
+            "collect", *yahoo_route(emulator), "--universe", str(universe), "--lake", str(lake_dir), *extra
+        )
         assert result.returncode == 0, result.stderr
         return emulator.total_requests()
 
 
 def latest_run_bars(lake_dir) -> dict[str, list[dt.date]]:
-    rows = connect_lake(lake_dir).execute(
-        "select symbol, list(date order by date) from bars_all where run_id = (select max(run_id) from runs) group by 1"
-    ).fetchall()
+    rows = (
+        connect_lake(lake_dir)
+        .execute(
+            "select symbol, list(date order by date) from bars_all where run_id = (select max(run_id) from runs) group by 1"
+        )
+        .fetchall()
+    )
     return dict(rows)
 
 
@@ -40,9 +45,13 @@ def test_the_next_day_fetches_the_new_bar_and_five_days_of_revisions(monday_lake
     monday_bars = latest_run_bars(monday_lake)
     calls = collect_on(TUESDAY, tmp_path / "u.txt", monday_lake)
     tuesday_bars = latest_run_bars(monday_lake)
-    assert {s: days[:-1] for s, days in tuesday_bars.items()} == {s: days[-5:] for s, days in monday_bars.items()}
+    assert {s: days[:-1] for s, days in tuesday_bars.items()} == {
+        s: days[-5:] for s, days in monday_bars.items()
+    }
     assert {days[-1] for days in tuesday_bars.values()} == {TUESDAY.date()}
-    assert calls == 2 + 1 + len(SYMBOLS)  # handshake, one quote request, one chart a symbol: as on the first day
+    assert calls == 2 + 1 + len(
+        SYMBOLS
+    )  # handshake, one quote request, one chart a symbol: as on the first day
 
 
 def test_the_bars_view_equals_a_full_refresh_of_the_same_day(monday_lake, tmp_path):
@@ -51,12 +60,18 @@ def test_the_bars_view_equals_a_full_refresh_of_the_same_day(monday_lake, tmp_pa
     collect_on(TUESDAY, tmp_path / "u.txt", fresh, "--full-refresh")
     columns = "symbol, date, open, high, low, close, adj_close, volume"
     (first_day,) = connect_lake(fresh).execute("select min(date) from bars").fetchone()
-    incremental = connect_lake(monday_lake).execute(f"select {columns} from bars where date >= ? order by 1, 2",
-                                                    [first_day]).fetchall()
+    incremental = (
+        connect_lake(monday_lake)
+        .execute(f"select {columns} from bars where date >= ? order by 1, 2", [first_day])
+        .fetchall()
+    )
     full = connect_lake(fresh).execute(f"select {columns} from bars order by 1, 2").fetchall()
     assert incremental == full
-    (dupes,) = connect_lake(monday_lake).execute(
-        "select count(*) from (select symbol, date from bars group by all having count(*) > 1)").fetchone()
+    (dupes,) = (
+        connect_lake(monday_lake)
+        .execute("select count(*) from (select symbol, date from bars group by all having count(*) > 1)")
+        .fetchone()
+    )
     assert dupes == 0
 
 
@@ -67,7 +82,9 @@ def test_a_symbol_new_to_the_universe_gets_its_whole_history(monday_lake, tmp_pa
     assert counts["NVDA"] > 240 and {counts[s] for s in SYMBOLS} == {6}
 
 
-@pytest.mark.parametrize(("extra", "bars_a_symbol"), [(["--revision-days", "0"], 1), (["--full-refresh"], None)])
+@pytest.mark.parametrize(
+    ("extra", "bars_a_symbol"), [(["--revision-days", "0"], 1), (["--full-refresh"], None)]
+)
 def test_revision_window_and_full_refresh(monday_lake, tmp_path, extra, bars_a_symbol):
     monday_counts = {s: len(days) for s, days in latest_run_bars(monday_lake).items()}
     collect_on(TUESDAY, tmp_path / "u.txt", monday_lake, *extra)

@@ -15,8 +15,9 @@ SYMBOLS = ["AAPL", "MSFT", "JPM", "KO", "BRK-B"]
 @pytest.mark.network
 def test_five_symbols_from_the_real_yahoo(tmp_path, lake_dir):
     universe = write_universe(tmp_path / "u.txt", SYMBOLS)
-    result = run_cli("collect", "--universe", str(universe), "--lake", str(lake_dir), "--history", "1mo",
-                     env=USERS_ROUTE)
+    result = run_cli(
+        "collect", "--universe", str(universe), "--lake", str(lake_dir), "--history", "1mo", env=USERS_ROUTE
+    )
     assert result.returncode == 0, result.stderr
     rows = duckdb.execute(
         f"select (select count(distinct symbol) from read_parquet('{lake_dir}/quotes/**/*.parquet')), "

@@ -20,8 +20,15 @@ def demo_like_lake(tmp_path_factory):
     folder = tmp_path_factory.mktemp("readme")
     universe = write_universe(folder / "u.txt", ["AAPL", "MSFT", "NVDA", "BRK-B"])
     with Emulator(EmulatorConfig()) as emulator:
-        result = run_cli("collect", *yahoo_route(emulator), "--universe", str(universe),
-                         "--lake", str(folder / "lake"), env={"XDG_CACHE_HOME": str(folder / "cache")})
+        result = run_cli(
+            "collect",
+            *yahoo_route(emulator),
+            "--universe",
+            str(universe),
+            "--lake",
+            str(folder / "lake"),
+            env={"XDG_CACHE_HOME": str(folder / "cache")},
+        )
     assert result.returncode == 0, result.stderr
     return folder / "lake"
 
@@ -35,7 +42,9 @@ def test_there_are_examples_for_duckdb_polars_and_pyarrow():
 @pytest.mark.parametrize("example", PYTHON_EXAMPLES, ids=lambda code: code.splitlines()[0][:40])
 def test_python_example_runs_against_a_real_lake(demo_like_lake, example):
     code = example.replace('"data/demo', f'"{demo_like_lake}')
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
 
@@ -49,8 +58,12 @@ def test_every_command_and_option_is_documented():
 
 
 def test_readme_query_example_output_matches_the_demo_lake_shape(demo_like_lake):
-    result = run_cli("query", "--lake", str(demo_like_lake),
-                     "select symbol, count(*) as bars from bars group by symbol order by symbol")
+    result = run_cli(
+        "query",
+        "--lake",
+        str(demo_like_lake),
+        "select symbol, count(*) as bars from bars group by symbol order by symbol",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].split() == ["symbol", "bars"]
     assert len(result.stdout.splitlines()) == 2 + 4

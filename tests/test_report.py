@@ -25,9 +25,21 @@ def lake(tmp_path_factory) -> Path:
     universe = write_universe(folder / "universe.txt", SYMBOLS)
     with Emulator(EmulatorConfig(delisted=frozenset({"DLSTD"}))) as emulator:
         for _ in range(2):
-            result = run_cli("collect", *yahoo_route(emulator), "--universe", str(universe),
-                             "--lake", str(folder / "lake"), "--batch-size", "4", "--memory-limit-mb", "1500",
-                             "--min-success", "0.9", env={"XDG_CACHE_HOME": str(folder / "cache")})
+            result = run_cli(
+                "collect",
+                *yahoo_route(emulator),
+                "--universe",
+                str(universe),
+                "--lake",
+                str(folder / "lake"),
+                "--batch-size",
+                "4",
+                "--memory-limit-mb",
+                "1500",
+                "--min-success",
+                "0.9",
+                env={"XDG_CACHE_HOME": str(folder / "cache")},
+            )
             assert result.returncode == 0, result.stderr
     return folder / "lake"
 
@@ -35,7 +47,9 @@ def lake(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def runs(lake) -> list[dict]:
     """The runs table, oldest first, read straight from the Parquet files."""
-    cursor = duckdb.execute(f"select run_id, api_calls, settings from read_parquet('{lake}/runs/*.parquet') order by 1")
+    cursor = duckdb.execute(
+        f"select run_id, api_calls, settings from read_parquet('{lake}/runs/*.parquet') order by 1"
+    )
     return [dict(zip(("run_id", "api_calls", "settings"), row)) for row in cursor.fetchall()]
 
 
@@ -95,8 +109,17 @@ def test_by_default_the_run_is_compared_with_the_one_before(default_page, runs):
 
 def test_run_compare_and_out_choose_the_runs_and_the_file(lake, runs, tmp_path):
     out_path = tmp_path / "reports" / "first.html"
-    result = run_cli("report", "--lake", str(lake), "--run", runs[0]["run_id"], "--compare", runs[1]["run_id"],
-                     "--out", str(out_path))
+    result = run_cli(
+        "report",
+        "--lake",
+        str(lake),
+        "--run",
+        runs[0]["run_id"],
+        "--compare",
+        runs[1]["run_id"],
+        "--out",
+        str(out_path),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out_path)
     page = out_path.read_text()
@@ -106,7 +129,9 @@ def test_run_compare_and_out_choose_the_runs_and_the_file(lake, runs, tmp_path):
 
 
 def test_the_first_run_has_nothing_to_compare_with(lake, runs, tmp_path):
-    result = run_cli("report", "--lake", str(lake), "--run", runs[0]["run_id"], "--out", str(tmp_path / "r.html"))
+    result = run_cli(
+        "report", "--lake", str(lake), "--run", runs[0]["run_id"], "--out", str(tmp_path / "r.html")
+    )
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "r.html").read_text()
     assert "No earlier run to compare with." in page and COMPARE_TITLE not in page
@@ -115,8 +140,15 @@ def test_the_first_run_has_nothing_to_compare_with(lake, runs, tmp_path):
 
 @pytest.mark.parametrize("option", ["--run", "--compare"])
 def test_an_unknown_run_is_a_one_line_error(lake, tmp_path, option):
-    result = run_cli("report", "--lake", str(lake), option, "20990101T000000000000Z-000000",
-                     "--out", str(tmp_path / "r.html"))
+    result = run_cli(
+        "report",
+        "--lake",
+        str(lake),
+        option,
+        "20990101T000000000000Z-000000",
+        "--out",
+        str(tmp_path / "r.html"),
+    )
     assert result.returncode in (1, 2)
     assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
     assert "20990101T000000000000Z-000000" in result.stderr
@@ -129,17 +161,24 @@ def test_an_empty_lake_is_a_one_line_error(tmp_path):
     assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize(("lake_dir", "expected"), [
-    (Path("data/demo"), Path("data/demo-report.html")),
-    (Path("data/lake/"), Path("data/lake-report.html")),
-    (Path("."), Path.cwd().parent / f"{Path.cwd().name}-report.html"),
-])
+@pytest.mark.parametrize(
+    ("lake_dir", "expected"),
+    [
+        (Path("data/demo"), Path("data/demo-report.html")),
+        (Path("data/lake/"), Path("data/lake-report.html")),
+        (Path("."), Path.cwd().parent / f"{Path.cwd().name}-report.html"),
+    ],
+)
 def test_the_default_page_sits_beside_the_lake(lake_dir, expected):
     assert default_report_path(lake_dir) == expected
 
 
 def test_the_collector_never_loads_plotly():
-    code = "import sys, etl.cli, etl.pipeline; print(sorted(m for m in sys.modules if m.startswith('plotly')))"
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys, etl.cli, etl.pipeline; print(sorted(m for m in sys.modules if m.startswith('plotly')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

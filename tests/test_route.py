@@ -22,8 +22,10 @@ def lake_files(lake_dir: Path) -> dict[Path, bytes]:
 
 
 def runs(lake_dir: Path) -> list[tuple]:
-    return duckdb.execute(f"select status, api_calls, settings from read_parquet('{lake_dir}/runs/*.parquet') "
-                          "order by started_at").fetchall()
+    return duckdb.execute(
+        f"select status, api_calls, settings from read_parquet('{lake_dir}/runs/*.parquet') "
+        "order by started_at"
+    ).fetchall()
 
 
 def error_lines(result) -> list[str]:
@@ -40,7 +42,9 @@ def collected(emulator, tmp_path, lake_dir):
     return universe, lake_files(lake_dir)
 
 
-def test_every_request_goes_over_tls_passes_the_fingerprint_check_and_is_counted(emulator, collected, lake_dir):
+def test_every_request_goes_over_tls_passes_the_fingerprint_check_and_is_counted(
+    emulator, collected, lake_dir
+):
     ((status, api_calls, _),) = runs(lake_dir)
     assert status == "succeeded"
     assert api_calls == emulator.total_requests() == 2 + 1 + len(SYMBOLS)  # cookie, crumb, one quote, charts
@@ -51,8 +55,16 @@ def test_every_request_goes_over_tls_passes_the_fingerprint_check_and_is_counted
 
 def test_https_proxy_in_the_environment_is_the_route_without_any_option(emulator, tmp_path, lake_dir):
     universe = write_universe(tmp_path / "u.txt", SYMBOLS)
-    result = run_cli("collect", "--ca-bundle", str(emulator.ca_path), "--universe", str(universe),
-                     "--lake", str(lake_dir), env={"HTTPS_PROXY": emulator.proxy_url})
+    result = run_cli(
+        "collect",
+        "--ca-bundle",
+        str(emulator.ca_path),
+        "--universe",
+        str(universe),
+        "--lake",
+        str(lake_dir),
+        env={"HTTPS_PROXY": emulator.proxy_url},
+    )
     assert result.returncode == 0, result.stderr
     assert runs(lake_dir)[0][1] == emulator.total_requests() > 0
 
@@ -60,8 +72,17 @@ def test_https_proxy_in_the_environment_is_the_route_without_any_option(emulator
 def test_a_proxys_credentials_are_never_printed_nor_stored(emulator, tmp_path, lake_dir):
     universe = write_universe(tmp_path / "u.txt", SYMBOLS)
     proxy = emulator.proxy_url.replace("http://", "http://etl:s3cret@")
-    args = ["collect", "--proxy", proxy, "--ca-bundle", str(emulator.ca_path), "--universe", str(universe),
-            "--lake", str(lake_dir)]
+    args = [
+        "collect",
+        "--proxy",
+        proxy,
+        "--ca-bundle",
+        str(emulator.ca_path),
+        "--universe",
+        str(universe),
+        "--lake",
+        str(lake_dir),
+    ]
     shown = run_cli(*args, "--show-config")
     assert "http://***@127.0.0.1" in shown.stdout
     result = run_cli(*args)
@@ -75,13 +96,24 @@ def test_a_run_leaves_nothing_in_the_temp_folder(emulator, collected):
     assert list(Path(os.environ["TMPDIR"]).iterdir()) == []
 
 
-def test_a_ca_bundle_that_does_not_sign_yahoos_certificate_is_an_outage_in_one_line(emulator, collected, tmp_path,
-                                                                                    lake_dir):
+def test_a_ca_bundle_that_does_not_sign_yahoos_certificate_is_an_outage_in_one_line(
+    emulator, collected, tmp_path, lake_dir
+):
     universe, before = collected
     other_ca = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other_ca))
-    result = run_cli("collect", "--proxy", emulator.proxy_url, "--ca-bundle", str(other_ca), "--universe",
-                     str(universe), "--lake", str(lake_dir), "--full-refresh")
+    result = run_cli(
+        "collect",
+        "--proxy",
+        emulator.proxy_url,
+        "--ca-bundle",
+        str(other_ca),
+        "--universe",
+        str(universe),
+        "--lake",
+        str(lake_dir),
+        "--full-refresh",
+    )
     assert result.returncode == 3
     (line,) = error_lines(result)
     assert "Yahoo's TLS certificate is not trusted" in line and "--ca-bundle" in line
@@ -103,7 +135,9 @@ def test_a_proxy_that_refuses_connections_is_an_outage_naming_it(collected, lake
 def test_a_failed_tls_handshake_is_an_outage_in_one_line(collected, lake_dir):
     universe, before = collected
     with not_tls_proxy() as proxy_url:
-        result = run_cli("collect", "--proxy", proxy_url, "--universe", str(universe), "--lake", str(lake_dir))
+        result = run_cli(
+            "collect", "--proxy", proxy_url, "--universe", str(universe), "--lake", str(lake_dir)
+        )
     assert result.returncode == 3
     (line,) = error_lines(result)
     assert "the TLS handshake with Yahoo failed" in line and proxy_url in line
@@ -113,12 +147,16 @@ def test_a_failed_tls_handshake_is_an_outage_in_one_line(collected, lake_dir):
 def test_yahoo_refusing_the_client_ends_the_run_after_its_first_batch(tmp_path, lake_dir):
     universe = write_universe(tmp_path / "u.txt", [f"S{i:03d}" for i in range(40)])
     with Emulator(EmulatorConfig(refuse_all=True)) as refusing:
-        result = run_cli("collect", *yahoo_route(refusing), "--universe", str(universe), "--lake", str(lake_dir))
+        result = run_cli(
+            "collect", *yahoo_route(refusing), "--universe", str(universe), "--lake", str(lake_dir)
+        )
         assert refusing.faults()["blocked"] == refusing.total_requests()
     assert result.returncode == 3
     (line,) = error_lines(result)
     assert "Yahoo is refusing this client" in line and "--proxy" in line and "fingerprint" in line
-    n_batches = duckdb.execute(f"select count(*) from read_parquet('{lake_dir}/batches/**/*.parquet')").fetchone()
+    n_batches = duckdb.execute(
+        f"select count(*) from read_parquet('{lake_dir}/batches/**/*.parquet')"
+    ).fetchone()
     assert n_batches == (1,)  # of 4: the first batch told, and no more requests were spent
     assert runs(lake_dir)[0][0] == "source_outage"
 

@@ -13,7 +13,7 @@ from etl.schema import BARS, QUOTES, SCHEMA_VERSION, TABLES
 from etl.sink import publish_run
 from etl.staging import RunPlan, RunStaging, open_run, staging_dir_for
 
-STARTED_AT = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.timezone.utc)
+STARTED_AT = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
 PLAN = RunPlan(("AAPL", "MSFT"), 10, "1y", "http://127.0.0.1:1")
 
 
@@ -21,9 +21,15 @@ def bars_batch(run_id: str, symbol: str, days: list[dt.date]) -> pa.RecordBatch:
     n = len(days)
     return pa.RecordBatch.from_pydict(
         {
-            "run_id": [run_id] * n, "symbol": [symbol] * n, "date": days,
-            "open": [1.0] * n, "high": [2.0] * n, "low": [0.5] * n, "close": [1.5] * n,
-            "adj_close": [1.5] * n, "volume": [100] * n,
+            "run_id": [run_id] * n,
+            "symbol": [symbol] * n,
+            "date": days,
+            "open": [1.0] * n,
+            "high": [2.0] * n,
+            "low": [0.5] * n,
+            "close": [1.5] * n,
+            "adj_close": [1.5] * n,
+            "volume": [100] * n,
         },
         schema=BARS.schema,
     )
@@ -38,10 +44,21 @@ def new_run(lake_dir, run_id="r1", plan=PLAN, **kwargs):
 
 
 def runs_row(run_id: str) -> pa.RecordBatch:
-    return metrics.to_runs_record(metrics.RunRecord(
-        run_id=run_id, started_at=STARTED_AT, finished_at=STARTED_AT, status="succeeded", message=None,
-        n_symbols=2, n_batches=1, batch_size=10, api_calls=3, source_url="http://127.0.0.1:1", settings="{}",
-    ))
+    return metrics.to_runs_record(
+        metrics.RunRecord(
+            run_id=run_id,
+            started_at=STARTED_AT,
+            finished_at=STARTED_AT,
+            status="succeeded",
+            message=None,
+            n_symbols=2,
+            n_batches=1,
+            batch_size=10,
+            api_calls=3,
+            source_url="http://127.0.0.1:1",
+            settings="{}",
+        )
+    )
 
 
 def publish(staging, lake_dir, row_group_rows=1000):
@@ -69,8 +86,13 @@ def test_publish_writes_one_file_per_table_and_partition(lake_dir):
     published = publish(staging, lake_dir)
     relative = sorted(str(p.relative_to(lake_dir)) for p in published)
     assert relative == [
-        "bars/year=2025/r1.parquet", "bars/year=2026/r1.parquet", "batches/r1.parquet",
-        "failures/r1.parquet", "quarantine/r1.parquet", "quotes/date=2026-11-24/r1.parquet", "runs/r1.parquet",
+        "bars/year=2025/r1.parquet",
+        "bars/year=2026/r1.parquet",
+        "batches/r1.parquet",
+        "failures/r1.parquet",
+        "quarantine/r1.parquet",
+        "quotes/date=2026-11-24/r1.parquet",
+        "runs/r1.parquet",
     ]
     assert not staging_dir_for(lake_dir).joinpath("r1").exists()
 
@@ -101,7 +123,8 @@ def test_files_read_back_with_duckdb_and_the_canonical_schema(lake_dir):
 def test_a_batch_of_another_schema_is_refused_at_write(lake_dir):
     staging = new_run(lake_dir)
     wrong = bars_batch("r1", "AAPL", every_day(dt.date(2026, 3, 2), 3)).rename_columns(
-        [*BARS.schema.names[:-1], "shares"])
+        [*BARS.schema.names[:-1], "shares"]
+    )
     with pytest.raises((ValueError, pa.ArrowInvalid)):
         commit(staging, 1, wrong)
     assert staging.committed() == set()

@@ -102,7 +102,9 @@ def test_requests_are_counted_per_batch_and_match_the_emulator(emulator, source)
     source.fetch_chart(2, "MSFT")
     assert source.counter.for_batch(2) == 2
     # yfinance's handshake (cookie, crumb, perhaps its consent page) goes with the quote it was made for.
-    assert source.counter.for_batch(1) == source.counter.total - 2 >= 3 and source.counter.for_batch(None) == 0
+    assert (
+        source.counter.for_batch(1) == source.counter.total - 2 >= 3 and source.counter.for_batch(None) == 0
+    )
     assert source.counter.total == emulator.total_requests()
 
 
@@ -142,8 +144,9 @@ def test_the_job_session_passes_yahoos_fingerprint_check_and_counts_every_reques
 def test_a_script_with_openssls_hello_is_refused_with_yahoos_429(emulator):
     # The negative control of the check above: the same request from plain `requests`, whose ClientHello
     # (Python's ssl) has no GREASE and no h2, as any script's.
-    answer = requests.get(f"{QUERY1}/v8/finance/chart/AAPL", proxies={"https": emulator.proxy_url},
-                          verify=str(emulator.ca_path))
+    answer = requests.get(
+        f"{QUERY1}/v8/finance/chart/AAPL", proxies={"https": emulator.proxy_url}, verify=str(emulator.ca_path)
+    )
     assert answer.status_code == 429 and answer.text == "Too Many Requests\r\n"
     assert emulator.tls_stats()["blocked_connections"] == 1 == emulator.tls_stats()["connections"]
     assert emulator.faults() == {"blocked": 1}
@@ -259,18 +262,28 @@ def test_not_found_is_an_answer_not_retried(emulator):
     assert counter.total == emulator.total_requests() == 2
 
 
-@pytest.mark.parametrize(("attempt", "retry_after", "low", "high"),
-                         [(1, None, 0.125, 0.25), (3, None, 0.5, 1.0), (10, None, 4.0, 8.0), (1, "3", 3, 3), (1, "60", 8, 8)])
+@pytest.mark.parametrize(
+    ("attempt", "retry_after", "low", "high"),
+    [(1, None, 0.125, 0.25), (3, None, 0.5, 1.0), (10, None, 4.0, 8.0), (1, "3", 3, 3), (1, "60", 8, 8)],
+)
 def test_backoff_doubles_with_jitter_and_honours_retry_after(attempt, retry_after, low, high):
     assert low <= RetryPolicy().delay_s(attempt, retry_after) <= high
 
 
-NASTY = st.text(alphabet=st.sampled_from(list("AZaz09.-^=/?#%;:' \\\"\r\n\x00АÉ_&+")), min_size=1, max_size=18)
+NASTY = st.text(
+    alphabet=st.sampled_from(list("AZaz09.-^=/?#%;:' \\\"\r\n\x00АÉ_&+")), min_size=1, max_size=18
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.one_of(NASTY, st.sampled_from(["AAPL/../../admin?", "AAPL#x", "BRK.B", "^GSPC", "EURUSD=X", "%2e%2e",
-                                               ".", "..", "-", "^", "A."])))
+@given(
+    text=st.one_of(
+        NASTY,
+        st.sampled_from(
+            ["AAPL/../../admin?", "AAPL#x", "BRK.B", "^GSPC", "EURUSD=X", "%2e%2e", ".", "..", "-", "^", "A."]
+        ),
+    )
+)
 def test_any_string_is_refused_or_fetched_as_exactly_that_symbol(emulator, source, tmp_path_factory, text):
     path = tmp_path_factory.mktemp("u") / "u.txt"
     path.write_bytes(text.encode("utf-8", "surrogatepass") + b"\n")

@@ -16,10 +16,15 @@ HEAVY = {"yfinance", "pandas", "duckdb", "pyarrow", "curl_cffi", "plotly", "trus
 
 def run_with_imports(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
     """`python -X importtime ARGS` from the repo root: its result, and the top-level packages it imported."""
-    done = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=REPO_DIR, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *args], cwd=REPO_DIR, capture_output=True, text=True
+    )
     # Each line ends `| <indent>module.name`; stderr holds the CLI's own output too.
-    names = {line.rpartition("|")[2].strip().split(".")[0]
-             for line in done.stderr.splitlines() if line.startswith("import time:")}
+    names = {
+        line.rpartition("|")[2].strip().split(".")[0]
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
     return done, names
 
 
@@ -31,10 +36,13 @@ def test_help_loads_no_heavy_library(command):
     assert names & HEAVY == set()
 
 
-@pytest.mark.parametrize(("code", "expected"), [
-    ("import pyarrow", {"pyarrow"}),
-    ("import etl.pipeline", {"yfinance", "pandas", "pyarrow", "curl_cffi"}),
-])
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("import pyarrow", {"pyarrow"}),
+        ("import etl.pipeline", {"yfinance", "pandas", "pyarrow", "curl_cffi"}),
+    ],
+)
 def test_the_check_sees_a_heavy_import(code, expected):
     done, names = run_with_imports("-c", code)
     assert done.returncode == 0, done.stderr

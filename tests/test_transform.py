@@ -18,7 +18,10 @@ def chart(timestamps, closes, tz="America/New_York", volumes=None):
     return {
         "meta": {"exchangeTimezoneName": tz},
         "timestamp": timestamps,
-        "indicators": {"quote": [{**prices, "volume": volumes or [100] * n}], "adjclose": [{"adjclose": list(closes)}]},
+        "indicators": {
+            "quote": [{**prices, "volume": volumes or [100] * n}],
+            "adjclose": [{"adjclose": list(closes)}],
+        },
     }
 
 
@@ -42,7 +45,7 @@ def test_recorded_chart_becomes_bars_with_the_exact_schema():
 
 def test_bar_dates_are_the_exchanges_trading_dates():
     # 2026-11-24 01:00 UTC is still the 23rd in New York, and already the 24th in Tokyo.
-    moment = int(dt.datetime(2026, 11, 24, 1, 0, tzinfo=dt.timezone.utc).timestamp())
+    moment = int(dt.datetime(2026, 11, 24, 1, 0, tzinfo=dt.UTC).timestamp())
     ny = transform.to_bars("r", [("A", chart([moment], [1.0]))])
     tokyo = transform.to_bars("r", [("B", chart([moment], [1.0], tz="Asia/Tokyo"))])
     assert ny.column("date").to_pylist() == [dt.date(2026, 11, 23)]
@@ -70,7 +73,7 @@ def test_recorded_quotes_become_renamed_columns():
     assert aapl["symbol"] == "AAPL" and aapl["exchange_tz"] == "America/New_York"
     assert aapl["price"] == results[0]["regularMarketPrice"]
     assert aapl["market_cap"] == results[0]["marketCap"]
-    assert aapl["quote_time"] == dt.datetime.fromtimestamp(results[0]["regularMarketTime"], dt.timezone.utc)
+    assert aapl["quote_time"] == dt.datetime.fromtimestamp(results[0]["regularMarketTime"], dt.UTC)
 
 
 def test_quote_with_missing_fields_has_nulls():

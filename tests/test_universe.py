@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import SHARED_DATA_DIR
-from etl.errors import UniverseError
 from etl.config import DEFAULT_UNIVERSE_PATH
+from etl.errors import UniverseError
 from etl.universe import load_universe
 
 CONSTITUENTS = SHARED_DATA_DIR / "sp500-companies" / "constituents.csv"
@@ -29,7 +29,7 @@ def universe_file(tmp_path, text: str | bytes, name: str = "u.txt"):
         ("BRK.B\nBF.B\nhei.a\n", ["BRK-B", "BF-B", "HEI-A"]),
         ("VOD.L\nRY.TO\n7203.T\n^GSPC\nEURUSD=X\n", ["VOD.L", "RY.TO", "7203.T", "^GSPC", "EURUSD=X"]),
         ("AAPL\nMSFT\naapl\nBRK.B\nBRK-B\n", ["AAPL", "MSFT", "BRK-B"]),
-        ("symbol,name\nAAPL,Apple\n\"BRK.B\",\"Berkshire, Hathaway\"\n", ["AAPL", "BRK-B"]),
+        ('symbol,name\nAAPL,Apple\n"BRK.B","Berkshire, Hathaway"\n', ["AAPL", "BRK-B"]),
         ("name,Symbol\nApple,aapl\n# skipped\nMicrosoft,MSFT\n", ["AAPL", "MSFT"]),
     ],
 )
@@ -39,8 +39,26 @@ def test_symbols_are_read_and_normalised(tmp_path, text, symbols):
 
 @pytest.mark.parametrize(
     "bad",
-    ["AA PL", "AAPL;DROP", "A/B", "A..B", "A?B", "A%20", "'AAPL'", '"X"', "A\rB", "АAPL", "X" * 16,
-     "select * from bars", "AAPL/../../admin", ".", "-", "^", ".A", "=X"],
+    [
+        "AA PL",
+        "AAPL;DROP",
+        "A/B",
+        "A..B",
+        "A?B",
+        "A%20",
+        "'AAPL'",
+        '"X"',
+        "A\rB",
+        "АAPL",
+        "X" * 16,
+        "select * from bars",
+        "AAPL/../../admin",
+        ".",
+        "-",
+        "^",
+        ".A",
+        "=X",
+    ],
 )
 def test_a_bad_symbol_is_one_line_naming_file_line_and_value(tmp_path, bad):
     path = universe_file(tmp_path, f"AAPL\n{bad}\n")
@@ -53,9 +71,15 @@ def test_a_bad_symbol_is_one_line_naming_file_line_and_value(tmp_path, bad):
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [(b"", "is empty"), (b"  \n\n", "is empty"), (b"# only\n\n# comments\n", "lists no symbols"),
-     (b"AAPL\x00\x01", "binary"), (b"\xff\xfeA\x00", "binary"), (b"\xe9t\xe9\n", "not UTF-8"),
-     (b"ticker,name\nAAPL,Apple\n", "is not a ticker symbol")],
+    [
+        (b"", "is empty"),
+        (b"  \n\n", "is empty"),
+        (b"# only\n\n# comments\n", "lists no symbols"),
+        (b"AAPL\x00\x01", "binary"),
+        (b"\xff\xfeA\x00", "binary"),
+        (b"\xe9t\xe9\n", "not UTF-8"),
+        (b"ticker,name\nAAPL,Apple\n", "is not a ticker symbol"),
+    ],
 )
 def test_unusable_files_are_one_line_errors(tmp_path, content, expected):
     with pytest.raises(UniverseError, match=expected) as info:

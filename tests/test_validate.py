@@ -13,8 +13,17 @@ DAY = dt.date(2026, 11, 2)
 
 
 def bar(symbol="AAPL", day=DAY, o=10.0, h=12.0, low=9.0, c=11.0, v=100):
-    return {"run_id": "r", "symbol": symbol, "date": day, "open": o, "high": h, "low": low, "close": c,
-            "adj_close": c, "volume": v}
+    return {
+        "run_id": "r",
+        "symbol": symbol,
+        "date": day,
+        "open": o,
+        "high": h,
+        "low": low,
+        "close": c,
+        "adj_close": c,
+        "volume": v,
+    }
 
 
 def bars(*rows) -> pa.RecordBatch:
@@ -43,7 +52,12 @@ def test_a_broken_bar_is_quarantined_with_its_reason(bad, reason):
     assert clean.num_rows == 2 and clean.schema == BARS.schema
     assert quarantined.schema == QUARANTINE.schema
     (row,) = quarantined.to_pylist()
-    assert (row["table_name"], row["symbol"], row["date"], row["reason"]) == ("bars", "AAPL", bad["date"], reason)
+    assert (row["table_name"], row["symbol"], row["date"], row["reason"]) == (
+        "bars",
+        "AAPL",
+        bad["date"],
+        reason,
+    )
     assert json.loads(row["row_json"])["close"] == bad["close"]
 
 
@@ -59,15 +73,22 @@ def test_missing_optional_values_are_not_a_fault():
 
 @pytest.mark.parametrize(
     ("quote", "reason"),
-    [({"price": None}, "price is missing"), ({"price": 0.0}, "price not above zero"),
-     ({"price": 5.0, "day_high": 4.0, "day_low": 6.0}, "day high below day low")],
+    [
+        ({"price": None}, "price is missing"),
+        ({"price": 0.0}, "price not above zero"),
+        ({"price": 5.0, "day_high": 4.0, "day_low": 6.0}, "day high below day low"),
+    ],
 )
 def test_a_broken_quote_is_quarantined(quote, reason):
     good = {"run_id": "r", "symbol": "GOOD", "price": 5.0, "day_high": 6.0, "day_low": 4.0}
-    batch = pa.RecordBatch.from_pylist([good, {"run_id": "r", "symbol": "BAD", **quote}], schema=QUOTES.schema)
+    batch = pa.RecordBatch.from_pylist(
+        [good, {"run_id": "r", "symbol": "BAD", **quote}], schema=QUOTES.schema
+    )
     clean, quarantined = validate.split_quotes(batch)
     assert clean.column("symbol").to_pylist() == ["GOOD"]
-    assert [(r["table_name"], r["symbol"], r["reason"]) for r in quarantined.to_pylist()] == [("quotes", "BAD", reason)]
+    assert [(r["table_name"], r["symbol"], r["reason"]) for r in quarantined.to_pylist()] == [
+        ("quotes", "BAD", reason)
+    ]
 
 
 @pytest.mark.parametrize("split", [validate.split_bars, validate.split_quotes])
@@ -86,11 +107,16 @@ def test_real_prices_keep_their_known_faults_out_of_the_clean_table():
     if not path.exists():
         pytest.skip(f"five years of real prices not found at {path} (../shared is absent)")
     raw = csv.read_csv(path).rename_columns(["date", "open", "high", "low", "close", "volume", "symbol"])
-    table = pa.table({
-        "run_id": pa.array(["r"] * raw.num_rows), "symbol": raw["symbol"], "date": raw["date"].cast(pa.date32()),
-        **{c: raw[c].cast(pa.float64()) for c in ("open", "high", "low", "close")},
-        "adj_close": raw["close"].cast(pa.float64()), "volume": raw["volume"].cast(pa.int64()),
-    })
+    table = pa.table(
+        {
+            "run_id": pa.array(["r"] * raw.num_rows),
+            "symbol": raw["symbol"],
+            "date": raw["date"].cast(pa.date32()),
+            **{c: raw[c].cast(pa.float64()) for c in ("open", "high", "low", "close")},
+            "adj_close": raw["close"].cast(pa.float64()),
+            "volume": raw["volume"].cast(pa.int64()),
+        }
+    )
     clean, quarantined = validate.split_bars(table.combine_chunks().to_batches()[0])
     assert clean.num_rows + quarantined.num_rows == raw.num_rows
     faults = {(r["symbol"], r["date"].isoformat()): r["reason"] for r in quarantined.to_pylist()}

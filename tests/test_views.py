@@ -27,9 +27,19 @@ def lake(tmp_path_factory):
     ]
     with Emulator(EmulatorConfig(delisted=frozenset({DELISTED, GONE}))) as emulator:
         for universe in universes:
-            result = run_cli("collect", *yahoo_route(emulator), "--universe", str(universe),
-                             "--lake", str(lake_dir), "--batch-size", "4", "--min-success", "0.5",
-                             env={"XDG_CACHE_HOME": str(folder / "cache")})
+            result = run_cli(
+                "collect",
+                *yahoo_route(emulator),
+                "--universe",
+                str(universe),
+                "--lake",
+                str(lake_dir),
+                "--batch-size",
+                "4",
+                "--min-success",
+                "0.5",
+                env={"XDG_CACHE_HOME": str(folder / "cache")},
+            )
             assert result.returncode == 0, result.stderr
     return lake_dir
 
@@ -58,8 +68,14 @@ def query(lake, sql: str, params: dict | None = None) -> list[dict]:
 
 def shell(lake, stdin: str) -> subprocess.CompletedProcess:
     """`python -m etl shell` with its input piped, as a script would run it."""
-    return subprocess.run([sys.executable, "-m", "etl", "shell", "--lake", str(lake)], input=stdin,
-                          cwd=REPO_DIR, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "etl", "shell", "--lake", str(lake)],
+        input=stdin,
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_symbol_bars_are_the_current_bars_between_two_dates_in_order(lake, current_bars, dates):
@@ -68,7 +84,8 @@ def test_symbol_bars_are_the_current_bars_between_two_dates_in_order(lake, curre
     expected = current_bars.filter((pl.col("symbol") == "AAPL") & pl.col("date").is_between(first, last))
     assert len(rows) == expected.height == 21
     assert [(r["date"], r["close"], r["run_id"]) for r in rows] == list(
-        zip(expected["date"], expected["close"], expected["run_id"]))
+        zip(expected["date"], expected["close"], expected["run_id"])
+    )
 
 
 def test_symbol_bars_takes_dates_as_text_too(lake, dates):
@@ -79,7 +96,9 @@ def test_symbol_bars_takes_dates_as_text_too(lake, dates):
 def test_latest_quotes_has_each_symbol_once_from_the_latest_run_that_quoted_it(lake, run_ids):
     rows = query(lake, "from latest_quotes()")
     first, second = run_ids
-    assert {r["symbol"]: r["run_id"] for r in rows} == {s: second for s in GOOD[:4]} | {s: first for s in GOOD[4:]}
+    assert {r["symbol"]: r["run_id"] for r in rows} == {s: second for s in GOOD[:4]} | {
+        s: first for s in GOOD[4:]
+    }
     assert len(rows) == len(GOOD)
 
 
@@ -94,8 +113,10 @@ def test_movers_are_the_largest_moves_against_the_previous_close(lake, current_b
     expected.sort(key=lambda move: -abs(move[1]))
     assert [r["symbol"] for r in rows] == [symbol for symbol, _ in expected[:n]]
     assert [r["change_pct"] for r in rows] == pytest.approx([pct for _, pct in expected[:n]])
-    assert all(r["date"] == day and r["change_pct"] == pytest.approx((r["close"] / r["previous_close"] - 1) * 100)
-               for r in rows)
+    assert all(
+        r["date"] == day and r["change_pct"] == pytest.approx((r["close"] / r["previous_close"] - 1) * 100)
+        for r in rows
+    )
 
 
 def test_movers_skip_a_symbol_on_its_first_bar(lake, dates):
@@ -107,17 +128,27 @@ def test_failed_recently_counts_failures_in_the_last_n_runs(lake, run_ids):
     both_runs = {r["symbol"]: r for r in query(lake, "from failed_recently(2)")}
     assert set(last_run) == {DELISTED}
     assert last_run[DELISTED]["runs_failed"] == 1 and last_run[DELISTED]["last_run_id"] == run_ids[1]
-    assert last_run[DELISTED]["last_outcome"] == "no_data" and "delisted" in last_run[DELISTED]["last_message"]
+    assert (
+        last_run[DELISTED]["last_outcome"] == "no_data" and "delisted" in last_run[DELISTED]["last_message"]
+    )
     assert {s: r["runs_failed"] for s, r in both_runs.items()} == {DELISTED: 2, GONE: 1}
     assert both_runs[GONE]["last_run_id"] == run_ids[0]
 
 
 def test_shell_starts_with_the_views_and_macros_loaded(lake, dates):
-    result = shell(lake, ".mode csv\nselect count(*) as n from latest_quotes();\n"
-                         f"select symbol from movers('{dates[-10]}', 3);\n")
+    result = shell(
+        lake,
+        ".mode csv\nselect count(*) as n from latest_quotes();\n"
+        f"select symbol from movers('{dates[-10]}', 3);\n",
+    )
     assert result.returncode == 0, result.stderr
     movers = [r["symbol"] for r in query(lake, "from movers($day, 3)", {"day": dates[-10]})]
-    assert list(csv.reader(result.stdout.splitlines())) == [["n"], [str(len(GOOD))], ["symbol"], *([s] for s in movers)]
+    assert list(csv.reader(result.stdout.splitlines())) == [
+        ["n"],
+        [str(len(GOOD))],
+        ["symbol"],
+        *([s] for s in movers),
+    ]
 
 
 def test_shell_refuses_a_lake_with_no_run_in_one_line(tmp_path):

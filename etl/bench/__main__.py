@@ -18,8 +18,11 @@ from etl.config import COMPACTABLE, DEFAULT_CONCURRENCY, DEFAULT_UNIVERSE_PATH, 
 from etl.universe import load_universe
 
 NAIVE = ("naive", "batched-gc")
-FULL_PLAN = [(30, ("naive", "batched-gc", "yf-download", "ours")), (257, ("naive", "batched-gc", "yf-download", "ours")),
-             (5000, ("ours",))]
+FULL_PLAN = [
+    (30, ("naive", "batched-gc", "yf-download", "ours")),
+    (257, ("naive", "batched-gc", "yf-download", "ours")),
+    (5000, ("ours",)),
+]
 SKIPPED = """skipped at 5,000 symbols, to finish within 15 minutes on 2 cores:
   naive, batched-gc: about 5 requests a symbol one after another, over 40 minutes at 100 ms
   yf-download: 552 s when measured (2 requests a symbol on 4 threads, then pandas); ours is at 1/3.4 of it at 257
@@ -54,17 +57,38 @@ def make_universe(size: int, folder: Path) -> tuple[Path, list[str]]:
     return path, symbols
 
 
-def run_contender(name: str, size: int, emulator: EmulatorProcess, latency_ms: float, work: Path,
-                  env: dict) -> Measurement:
+def run_contender(
+    name: str, size: int, emulator: EmulatorProcess, latency_ms: float, work: Path, env: dict
+) -> Measurement:
     universe, symbols = make_universe(size, work)
     out = work / (f"ours-days-{size}" if name.startswith("ours day") else f"{name}-{size}-{latency_ms:g}")
     if name.startswith("ours"):
-        command = [sys.executable, "-m", "etl", "collect", "--proxy", emulator.proxy_url,
-                   "--ca-bundle", str(emulator.ca_path), "--universe", str(universe), "--lake", str(out)]
+        command = [
+            sys.executable,
+            "-m",
+            "etl",
+            "collect",
+            "--proxy",
+            emulator.proxy_url,
+            "--ca-bundle",
+            str(emulator.ca_path),
+            "--universe",
+            str(universe),
+            "--lake",
+            str(out),
+        ]
         outputs = lambda: newest_run_files(out)  # noqa: E731
     else:
-        command = [sys.executable, "-m", "etl.bench.contenders", name,
-                   "--universe", str(universe), "--out", str(out.with_suffix(".parquet"))]
+        command = [
+            sys.executable,
+            "-m",
+            "etl.bench.contenders",
+            name,
+            "--universe",
+            str(universe),
+            "--out",
+            str(out.with_suffix(".parquet")),
+        ]
         outputs = lambda: [p for p in [out.with_suffix(".parquet")] if p.exists()]  # noqa: E731
         # yfinance's own default session takes its route from the environment alone.
         env = emulator.to_routed_env(env)
@@ -93,43 +117,60 @@ def run_two_days(size: int, latency_ms: float, work: Path, env: dict) -> list[Me
 
 def print_table(results: list[Measurement]) -> None:
     ours = {(r.symbols, r.latency_ms): r.wall_s for r in results if r.contender == "ours"}
-    print("| contender | symbols | latency ms | wall s | API calls | calls/symbol | peak RSS MB | rows | missing | wall vs ours |")
+    print(
+        "| contender | symbols | latency ms | wall s | API calls | calls/symbol | peak RSS MB | rows | missing | wall vs ours |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        ratio = r.wall_s / ours[(r.symbols, r.latency_ms)] if (r.symbols, r.latency_ms) in ours else float("nan")
+        ratio = (
+            r.wall_s / ours[(r.symbols, r.latency_ms)] if (r.symbols, r.latency_ms) in ours else float("nan")
+        )
         flag = "" if r.exit_code == 0 else f" (exit {r.exit_code})"
-        print(f"| {r.contender}{flag} | {r.symbols:,} | {r.latency_ms:g} | {r.wall_s:.2f} | {r.api_calls:,} | "
-              f"{r.api_calls / r.symbols:.2f} | {r.peak_rss_mb:.0f} | {r.rows:,} | {r.missing} | {ratio:.1f}x |")
+        print(
+            f"| {r.contender}{flag} | {r.symbols:,} | {r.latency_ms:g} | {r.wall_s:.2f} | {r.api_calls:,} | "
+            f"{r.api_calls / r.symbols:.2f} | {r.peak_rss_mb:.0f} | {r.rows:,} | {r.missing} | {ratio:.1f}x |"
+        )
 
 
 def print_tls(results: list[Measurement]) -> None:
     """What the emulator saw of each contender's TLS: all should pass its check, with one fingerprint."""
-    print("TLS as the emulator saw each contender (refused: a ClientHello without GREASE or h2 ALPN, answered 429;"
-          " a fingerprint is a digest of the hello's ciphers, extensions and ALPN):")
+    print(
+        "TLS as the emulator saw each contender (refused: a ClientHello without GREASE or h2 ALPN, answered 429;"
+        " a fingerprint is a digest of the hello's ciphers, extensions and ALPN):"
+    )
     print("| contender | symbols | latency ms | TLS connections | refused | fingerprints (connections) |")
     print("|---|---:|---:|---:|---:|---|")
     for r in results:
         seen = ", ".join(f"{digest} ({n:,})" for digest, n in sorted(r.fingerprints.items()))
-        print(f"| {r.contender} | {r.symbols:,} | {r.latency_ms:g} | {r.tls_connections:,} | "
-              f"{r.blocked_connections:,} | {seen} |")
+        print(
+            f"| {r.contender} | {r.symbols:,} | {r.latency_ms:g} | {r.tls_connections:,} | "
+            f"{r.blocked_connections:,} | {seen} |"
+        )
 
 
 def report_ours(results: list[Measurement], work: Path, startup_s: dict[str, float]) -> None:
     """The bars that concern the job alone: floor, CPU per symbol, flat memory, and where its wall time goes."""
     print(WALL_SPLIT_SOURCES)
-    print(f"  for scale, the median of {STARTUP_REPEATS} fresh processes: "
-          + "; ".join(f"{label} {seconds:.2f} s" for label, seconds in startup_s.items()) + "\n")
+    print(
+        f"  for scale, the median of {STARTUP_REPEATS} fresh processes: "
+        + "; ".join(f"{label} {seconds:.2f} s" for label, seconds in startup_s.items())
+        + "\n"
+    )
     for r in results:
         if r.contender != "ours":
             continue
         lake_dir = work / f"ours-{r.symbols}-{r.latency_ms:g}"
         con = summary.connect_lake(lake_dir)
         figures = summary.run_summary(con, None, cost_per_call=0.001, full_scale=r.symbols)
-        line = f"ours {r.symbols:,} symbols at {r.latency_ms:g} ms: processing {figures['processing_s']:.2f} s"
+        line = (
+            f"ours {r.symbols:,} symbols at {r.latency_ms:g} ms: processing {figures['processing_s']:.2f} s"
+        )
         if r.latency_ms:
             floor_s = r.api_calls * r.latency_ms / 1000 / DEFAULT_CONCURRENCY
-            line += (f", floor R*L/C = {r.api_calls}*{r.latency_ms / 1000:g}/{DEFAULT_CONCURRENCY} = {floor_s:.2f} s,"
-                     f" processing/floor {figures['processing_s'] / floor_s:.2f}, wall/floor {r.wall_s / floor_s:.2f}")
+            line += (
+                f", floor R*L/C = {r.api_calls}*{r.latency_ms / 1000:g}/{DEFAULT_CONCURRENCY} = {floor_s:.2f} s,"
+                f" processing/floor {figures['processing_s'] / floor_s:.2f}, wall/floor {r.wall_s / floor_s:.2f}"
+            )
         else:
             line += f", {1000 * figures['processing_s'] / r.symbols:.2f} ms a symbol ({1000 * r.wall_s / r.symbols:.2f} with start-up)"
         print(line + "; " + flatness(con))
@@ -138,28 +179,34 @@ def report_ours(results: list[Measurement], work: Path, startup_s: dict[str, flo
 
 def flatness(con: duckdb.DuckDBPyConnection) -> str:
     (row,) = summary.fetch_dicts(con, summary.load_sql("memory_flatness"))
-    return (f"RSS after batch {row['tenth_batch']}: {row['rss_mb_at_tenth']:.0f} MB, after the last: "
-            f"{row['rss_mb_at_last']:.0f} MB ({100 * row['growth_ratio']:+.1f}%), peak {row['peak_rss_mb']:.0f} MB")
+    return (
+        f"RSS after batch {row['tenth_batch']}: {row['rss_mb_at_tenth']:.0f} MB, after the last: "
+        f"{row['rss_mb_at_last']:.0f} MB ({100 * row['growth_ratio']:+.1f}%), peak {row['peak_rss_mb']:.0f} MB"
+    )
 
 
 def split_wall(r: Measurement, con: duckdb.DuckDBPyConnection, lake_dir: Path) -> str:
     """The run's wall time as start-up, processing, publishing and exit, read as WALL_SPLIT_SOURCES says."""
     (phases,) = summary.fetch_dicts(con, summary.load_sql("run_phases"))
-    published_at = dt.datetime.fromtimestamp((lake_dir / "runs").stat().st_mtime, dt.timezone.utc)
+    published_at = dt.datetime.fromtimestamp((lake_dir / "runs").stat().st_mtime, dt.UTC)
     ended_at = r.launched_at + dt.timedelta(seconds=r.wall_s)
     startup_s = (phases["started_at"] - r.launched_at).total_seconds()
     publishing_s = (published_at - phases["finished_at"]).total_seconds()
-    return (f"wall {r.wall_s:.2f} = start-up {startup_s:.2f} + processing {phases['processing_s']:.2f} "
-            f"(before the first batch {phases['before_first_batch_s']:.2f}, fetching {phases['fetching_s']:.2f}, "
-            f"after the last answer {phases['after_last_answer_s']:.2f}; {phases['n_batches']} batches: fetch_s "
-            f"summed {phases['fetch_s_summed']:.2f}, write_s summed {phases['write_s_summed']:.2f}) "
-            f"+ publishing {publishing_s:.2f} + exit {(ended_at - published_at).total_seconds():.2f}")
+    return (
+        f"wall {r.wall_s:.2f} = start-up {startup_s:.2f} + processing {phases['processing_s']:.2f} "
+        f"(before the first batch {phases['before_first_batch_s']:.2f}, fetching {phases['fetching_s']:.2f}, "
+        f"after the last answer {phases['after_last_answer_s']:.2f}; {phases['n_batches']} batches: fetch_s "
+        f"summed {phases['fetch_s_summed']:.2f}, write_s summed {phases['write_s_summed']:.2f}) "
+        f"+ publishing {publishing_s:.2f} + exit {(ended_at - published_at).total_seconds():.2f}"
+    )
 
 
 def time_startup(env: dict) -> dict[str, float]:
     """Each of STARTUP_COMMANDS' median wall seconds, started through the launcher like every contender."""
-    return {label: median_wall_s([sys.executable, *args], env, STARTUP_REPEATS)
-            for label, args in STARTUP_COMMANDS.items()}
+    return {
+        label: median_wall_s([sys.executable, *args], env, STARTUP_REPEATS)
+        for label, args in STARTUP_COMMANDS.items()
+    }
 
 
 def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: int) -> None:
@@ -168,16 +215,27 @@ def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: 
     universe, _ = make_universe(20, work)
     # Full runs, as before incremental ones: a lake as large as daily runs could make, and no state read per run.
     for _ in range(n_runs):
-        pipeline.collect(Settings(universe_path=universe, lake_dir=lake, proxy=emulator.proxy_url,
-                                  ca_bundle=emulator.ca_path, full_refresh=True))
+        pipeline.collect(
+            Settings(
+                universe_path=universe,
+                lake_dir=lake,
+                proxy=emulator.proxy_url,
+                ca_bundle=emulator.ca_path,
+                full_refresh=True,
+            )
+        )
     for state in ("as the runs left it", "after compact"):
         if state == "after compact":
             compact_lake(lake, COMPACTABLE, keep_minutes=0, row_group_rows=ROW_GROUP_ROWS)
-            compact_lake(lake, COMPACTABLE, keep_minutes=0, row_group_rows=ROW_GROUP_ROWS)  # the replaced files go
+            compact_lake(
+                lake, COMPACTABLE, keep_minutes=0, row_group_rows=ROW_GROUP_ROWS
+            )  # the replaced files go
         started = time.perf_counter()
         summary.run_summary(summary.connect_lake(lake), None, cost_per_call=0.001, full_scale=5000)
-        print(f"summary over a lake of {n_runs} runs, {state}: {time.perf_counter() - started:.3f} s "
-              f"(connect, views, query; {len(list(lake.rglob('*.parquet')))} files)")
+        print(
+            f"summary over a lake of {n_runs} runs, {state}: {time.perf_counter() - started:.3f} s "
+            f"(connect, views, query; {len(list(lake.rglob('*.parquet')))} files)"
+        )
 
 
 def main() -> None:
@@ -188,7 +246,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="etl-bench-"))
     env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache")}
     results = []
-    for latency_ms, plan in ((args.latency_ms, QUICK_PLAN if args.quick else FULL_PLAN), (0.0, [(257, ("ours",))])):
+    for latency_ms, plan in (
+        (args.latency_ms, QUICK_PLAN if args.quick else FULL_PLAN),
+        (0.0, [(257, ("ours",))]),
+    ):
         emulator = EmulatorProcess(latency_ms, work)
         try:
             for size, contenders in plan:
@@ -201,7 +262,9 @@ def main() -> None:
         if not args.quick:
             results.append(run_contender("ours", 10_000, emulator, 0.0, work, env))
         startup_s = time_startup(env)
-        print(f"\nmachine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB")
+        print(
+            f"\nmachine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+        )
         print(SKIPPED)
         print_table(results)
         print()

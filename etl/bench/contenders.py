@@ -45,15 +45,24 @@ def batched_gc(symbols: list[str], period: str, out_path: Path) -> None:
                 continue
             name, cap = info.get("longName"), info.get("marketCap")
             for day, close, volume in zip(history.index, history["Close"], history["Volume"]):
-                rows.append({"symbol": symbol, "date": day.date(), "close": close, "volume": volume,
-                             "name": name, "market_cap": cap})
+                rows.append(
+                    {
+                        "symbol": symbol,
+                        "date": day.date(),
+                        "close": close,
+                        "volume": volume,
+                        "name": name,
+                        "market_cap": cap,
+                    }
+                )
         gc.collect()
     pd.DataFrame(rows).to_parquet(out_path)
 
 
 def yf_download(symbols: list[str], period: str, out_path: Path) -> None:
-    frame = yf.download(symbols, period=period, threads=True, group_by="ticker", auto_adjust=False,
-                        progress=False)
+    frame = yf.download(
+        symbols, period=period, threads=True, group_by="ticker", auto_adjust=False, progress=False
+    )
     long = frame.stack(level=0, future_stack=True).rename_axis(["date", "symbol"]).reset_index()
     long = long.dropna(subset=["Close"])
     pq.write_table(pa.Table.from_pandas(long, preserve_index=False), out_path)

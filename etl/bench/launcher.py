@@ -14,4 +14,6 @@ import time
 launched_epoch_s, started = time.time(), time.perf_counter()
 child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 _, status, usage = os.wait4(child.pid, 0)
-print(time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), launched_epoch_s)
+print(
+    time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), launched_epoch_s
+)

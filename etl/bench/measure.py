@@ -55,9 +55,21 @@ class EmulatorProcess:
         self.proxy_url = f"http://127.0.0.1:{self.port}"
         self.ca_path = work_dir / f"emulator-{self.port}-ca.pem"
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "etl", "emulator", "--port", str(self.port), "--latency-ms", str(latency_ms),
-             "--ca-path", str(self.ca_path), *(["--as-of", as_of] if as_of else [])],
-            cwd=REPO_DIR, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "etl",
+                "emulator",
+                "--port",
+                str(self.port),
+                "--latency-ms",
+                str(latency_ms),
+                "--ca-path",
+                str(self.ca_path),
+                *(["--as-of", as_of] if as_of else []),
+            ],
+            cwd=REPO_DIR,
+            stderr=subprocess.DEVNULL,
         )
         for _ in range(100):
             try:
@@ -68,8 +80,9 @@ class EmulatorProcess:
         raise RuntimeError(f"the emulator did not start on {self.proxy_url}")
 
     def reset(self) -> None:
-        urllib.request.urlopen(urllib.request.Request(f"{self.proxy_url}/__emulator/reset", method="POST"),
-                               timeout=5).read()
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.proxy_url}/__emulator/reset", method="POST"), timeout=5
+        ).read()
 
     def _stats(self) -> dict:
         with urllib.request.urlopen(f"{self.proxy_url}/__emulator/stats", timeout=5) as answer:
@@ -95,11 +108,21 @@ class EmulatorProcess:
 def run_child(command: list[str], env: dict) -> tuple[float, float, int, dt.datetime]:
     """Run a command through the launcher: its wall seconds, its own peak RSS in MiB (wait4), exit code, start time."""
     launcher = Path(__file__).with_name("launcher.py")
-    answer = subprocess.run([sys.executable, "-S", str(launcher), *command], cwd=REPO_DIR, env=env,
-                            capture_output=True, text=True, check=True)
+    answer = subprocess.run(
+        [sys.executable, "-S", str(launcher), *command],
+        cwd=REPO_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     wall_s, peak_mb, code, launched_epoch_s = answer.stdout.split()
-    return (float(wall_s), float(peak_mb), int(code),
-            dt.datetime.fromtimestamp(float(launched_epoch_s), dt.timezone.utc))
+    return (
+        float(wall_s),
+        float(peak_mb),
+        int(code),
+        dt.datetime.fromtimestamp(float(launched_epoch_s), dt.UTC),
+    )
 
 
 def median_wall_s(command: list[str], env: dict, repeats: int) -> float:
@@ -116,13 +139,32 @@ def count_output(paths: list[Path], symbols: list[str]) -> tuple[int, int]:
     return rows, len(set(symbols) - seen)
 
 
-def measure(contender: str, command: list[str], outputs, symbols: list[str], emulator: EmulatorProcess,
-            latency_ms: float, env: dict) -> Measurement:
+def measure(
+    contender: str,
+    command: list[str],
+    outputs,
+    symbols: list[str],
+    emulator: EmulatorProcess,
+    latency_ms: float,
+    env: dict,
+) -> Measurement:
     """Run one contender against a freshly counted emulator and read back what it wrote."""
     emulator.reset()
     wall_s, peak_mb, code, launched_at = run_child(command, env)
     rows, missing = count_output(outputs(), symbols)
     tls = emulator.tls_stats()
-    return Measurement(contender, len(symbols), latency_ms, wall_s, emulator.total_requests(), peak_mb, rows,
-                       missing, code, launched_at, tls["connections"], tls["blocked_connections"],
-                       tls["fingerprints"])
+    return Measurement(
+        contender,
+        len(symbols),
+        latency_ms,
+        wall_s,
+        emulator.total_requests(),
+        peak_mb,
+        rows,
+        missing,
+        code,
+        launched_at,
+        tls["connections"],
+        tls["blocked_connections"],
+        tls["fingerprints"],
+    )

@@ -3,7 +3,7 @@
 import datetime as dt
 import zlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -82,9 +82,14 @@ def _observed(day: dt.date) -> dt.date:
 def nyse_holidays(year: int) -> list[dt.date]:
     """NYSE's full-day holidays by today's rules (one-off closures left out)."""
     days = [
-        _nth_weekday(year, 1, _MONDAY, 3), _nth_weekday(year, 2, _MONDAY, 3), _easter(year) - dt.timedelta(days=2),
-        _nth_weekday(year, 5, _MONDAY, -1), _observed(dt.date(year, 7, 4)), _nth_weekday(year, 9, _MONDAY, 1),
-        _nth_weekday(year, 11, _THURSDAY, 4), _observed(dt.date(year, 12, 25)),
+        _nth_weekday(year, 1, _MONDAY, 3),
+        _nth_weekday(year, 2, _MONDAY, 3),
+        _easter(year) - dt.timedelta(days=2),
+        _nth_weekday(year, 5, _MONDAY, -1),
+        _observed(dt.date(year, 7, 4)),
+        _nth_weekday(year, 9, _MONDAY, 1),
+        _nth_weekday(year, 11, _THURSDAY, 4),
+        _observed(dt.date(year, 12, 25)),
     ]
     # A New Year's Day on a Saturday is not made up on the Friday before: that Friday closes a year.
     if dt.date(year, 1, 1).weekday() != 5:
@@ -94,7 +99,7 @@ def nyse_holidays(year: int) -> list[dt.date]:
     return sorted(days)
 
 
-@lru_cache(maxsize=None)
+@cache
 def sessions(year: int) -> tuple[np.ndarray, np.ndarray]:
     """The year's trading days (datetime64[D]) and the epoch seconds of their 09:30 New York opens."""
     days = np.arange(np.datetime64(f"{year}-01-01"), np.datetime64(f"{year + 1}-01-01"))
@@ -128,7 +133,9 @@ def _year_anchors(seed: int, symbol: str) -> np.ndarray:
     """The walk's close on the eve of each year from FIRST_DAY's to _LAST_YEAR's: a level of 10..500 in 2025."""
     rng = np.random.default_rng(stable_seed(seed, symbol))
     log_level = np.log(rng.uniform(10, 500))
-    steps = np.concatenate([[0.0], rng.normal(0.05, _DAILY_SD * np.sqrt(252), _LAST_YEAR - FIRST_DAY.year + 1)])
+    steps = np.concatenate(
+        [[0.0], rng.normal(0.05, _DAILY_SD * np.sqrt(252), _LAST_YEAR - FIRST_DAY.year + 1)]
+    )
     walk = np.cumsum(steps)
     return np.exp(log_level + walk - walk[_ANCHOR_YEAR - FIRST_DAY.year])
 
@@ -207,9 +214,19 @@ def latest(seed: int, symbol: str, now: dt.datetime) -> Latest:
     closed = now >= dt.datetime.combine(day, CLOSE_TIME, NEW_YORK)
     # Quotes move by the minute, so that a chart and a quote asked for together agree on the time.
     market_time = epoch(day, CLOSE_TIME) if closed else int(now.timestamp()) // 60 * 60
-    year = bars[np.searchsorted(bars.timestamps, epoch(day - dt.timedelta(days=365), OPEN_TIME)):]
-    return Latest(day, market_time, float(bars.open[-1]), float(bars.high[-1]), float(bars.low[-1]),
-                  float(bars.close[-1]), float(bars.close[-2]), int(bars.volume[-1]), year, closed)
+    year = bars[np.searchsorted(bars.timestamps, epoch(day - dt.timedelta(days=365), OPEN_TIME)) :]
+    return Latest(
+        day,
+        market_time,
+        float(bars.open[-1]),
+        float(bars.high[-1]),
+        float(bars.low[-1]),
+        float(bars.close[-1]),
+        float(bars.close[-2]),
+        int(bars.volume[-1]),
+        year,
+        closed,
+    )
 
 
 @dataclass(frozen=True)
@@ -235,8 +252,12 @@ def company(seed: int, symbol: str) -> Company:
     gross = rng.uniform(0.2, 0.7)
     operating = gross * rng.uniform(0.3, 0.7)
     return Company(
-        shares=int(rng.uniform(1e8, 1e10)), eps=eps, eps_forward=round(eps * rng.uniform(0.9, 1.3), 2),
-        book_value=round(level / rng.uniform(1, 15), 3), revenue_per_share=round(eps / (operating * 0.8), 3),
+        shares=int(rng.uniform(1e8, 1e10)),
+        eps=eps,
+        eps_forward=round(eps * rng.uniform(0.9, 1.3), 2),
+        book_value=round(level / rng.uniform(1, 15), 3),
+        revenue_per_share=round(eps / (operating * 0.8), 3),
         margins=(round(gross, 5), round(operating, 5), round(operating * 0.8, 5)),
-        beta=round(rng.uniform(0.5, 1.8), 2), employees=int(rng.uniform(200, 200_000)),
+        beta=round(rng.uniform(0.5, 1.8), 2),
+        employees=int(rng.uniform(200, 200_000)),
     )

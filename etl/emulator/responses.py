@@ -38,24 +38,38 @@ def check_chart_params(params: dict) -> None:
     """Refuse what Yahoo refuses, in Yahoo's words, and the intraday intervals that only the emulator lacks."""
     interval = params.get("interval", "1d")
     if interval in _YAHOO_INTERVALS.split(", ") and interval not in DAILY_INTERVALS:
-        raise BadRequest(400, "Bad Request", f"Invalid input - interval={interval} is not supported by the "
-                                             f"Yahoo emulator: it serves daily data only {DAILY_INTERVALS}")
+        raise BadRequest(
+            400,
+            "Bad Request",
+            f"Invalid input - interval={interval} is not supported by the "
+            f"Yahoo emulator: it serves daily data only {DAILY_INTERVALS}",
+        )
     if interval not in DAILY_INTERVALS:
-        raise BadRequest(400, "Bad Request", f"Invalid input - interval={interval} is not supported. "
-                                             f"Valid intervals: [{_YAHOO_INTERVALS}]")
+        raise BadRequest(
+            400,
+            "Bad Request",
+            f"Invalid input - interval={interval} is not supported. Valid intervals: [{_YAHOO_INTERVALS}]",
+        )
     if "range" in params and params["range"] not in VALID_RANGES:
-        raise BadRequest(422, "Unprocessable Entity", f"{interval} data not available for range={params['range']}")
+        raise BadRequest(
+            422, "Unprocessable Entity", f"{interval} data not available for range={params['range']}"
+        )
     start, end = _period(params)
     if start > end:
-        raise BadRequest(400, "Bad Request", "Invalid input - start date cannot be after end date. "
-                                             f"startDate = {start}, endDate = {end}")
+        raise BadRequest(
+            400,
+            "Bad Request",
+            f"Invalid input - start date cannot be after end date. startDate = {start}, endDate = {end}",
+        )
 
 
 def _period(params: dict) -> tuple[int, int]:
     try:
         return int(float(params.get("period1", 0))), int(float(params.get("period2", 2**31)))
     except ValueError:
-        raise BadRequest(400, "Bad Request", "Invalid input - period1 and period2 must be epoch seconds") from None
+        raise BadRequest(
+            400, "Bad Request", "Invalid input - period1 and period2 must be epoch seconds"
+        ) from None
 
 
 def chart_body(seed: int, symbol: str, null_fraction: float, params: dict, now: dt.datetime) -> dict:
@@ -83,12 +97,16 @@ def chart_body(seed: int, symbol: str, null_fraction: float, params: dict, now: 
     return {"chart": {"result": [result], "error": None}}
 
 
-def _window(seed: int, symbol: str, null_fraction: float, params: dict, last_day: dt.date) -> tuple[Bars, float]:
+def _window(
+    seed: int, symbol: str, null_fraction: float, params: dict, last_day: dt.date
+) -> tuple[Bars, float]:
     """The bars asked for (a `range`, or `period1` <= open < `period2`) and the close before the first."""
     if "period1" in params or "period2" in params:
         start, end = _period(params)
         first = _day_of(start)
-        bars = market.bars_between(seed, symbol, null_fraction, first - _LOOKBACK, min(_day_of(end), last_day))
+        bars = market.bars_between(
+            seed, symbol, null_fraction, first - _LOOKBACK, min(_day_of(end), last_day)
+        )
         lo, hi = np.searchsorted(bars.timestamps, [start, end])
     else:
         first = _range_start(params.get("range", "1d"), last_day)
@@ -101,7 +119,7 @@ def _window(seed: int, symbol: str, null_fraction: float, params: dict, last_day
 
 
 def _day_of(epoch_s: int) -> dt.date:
-    moment = dt.datetime.fromtimestamp(min(max(epoch_s, -2**31), 2**32), NEW_YORK)
+    moment = dt.datetime.fromtimestamp(min(max(epoch_s, -(2**31)), 2**32), NEW_YORK)
     return min(max(moment.date(), FIRST_DAY - _LOOKBACK), dt.date(2100, 12, 31))
 
 
@@ -136,8 +154,11 @@ def _grouped(bars: Bars, interval: str) -> Bars:
     last = valid[np.maximum(np.searchsorted(valid, ends) - 1, 0)]
     volume = np.add.reduceat(np.nan_to_num(bars.volume), starts)
     return Bars(
-        bars.timestamps[starts], np.where(empty, np.nan, bars.open[first]), np.fmax.reduceat(bars.high, starts),
-        np.fmin.reduceat(bars.low, starts), np.where(empty, np.nan, bars.close[last]),
+        bars.timestamps[starts],
+        np.where(empty, np.nan, bars.open[first]),
+        np.fmax.reduceat(bars.high, starts),
+        np.fmin.reduceat(bars.low, starts),
+        np.where(empty, np.nan, bars.close[last]),
         np.where(empty, np.nan, volume),
     )
 
@@ -167,8 +188,12 @@ def _trading_period(now: dt.datetime) -> dict:
     zone, offset = _zone(dt.datetime.combine(day, OPEN_TIME, NEW_YORK))
 
     def part(start: tuple[int, int], end: tuple[int, int]) -> dict:
-        return {"timezone": zone, "start": market.epoch(day, dt.time(*start)),
-                "end": market.epoch(day, dt.time(*end)), "gmtoffset": offset}
+        return {
+            "timezone": zone,
+            "start": market.epoch(day, dt.time(*start)),
+            "end": market.epoch(day, dt.time(*end)),
+            "gmtoffset": offset,
+        }
 
     return {"pre": part((4, 0), (9, 30)), "regular": part((9, 30), (16, 0)), "post": part((16, 0), (20, 0))}
 
@@ -176,15 +201,29 @@ def _trading_period(now: dt.datetime) -> dict:
 def _chart_meta(symbol: str, latest: Latest, previous_close: float, params: dict, now: dt.datetime) -> dict:
     zone, offset = _zone(now)
     return {
-        "currency": "USD", "symbol": symbol, "exchangeName": "NMS", "fullExchangeName": "NasdaqGS",
-        "instrumentType": "EQUITY", "firstTradeDate": FIRST_TRADE, "regularMarketTime": latest.time,
-        "hasPrePostMarketData": True, "gmtoffset": offset, "timezone": zone,
-        "exchangeTimezoneName": "America/New_York", "regularMarketPrice": latest.price,
-        "fiftyTwoWeekHigh": float(np.max(latest.year.high)), "fiftyTwoWeekLow": float(np.min(latest.year.low)),
-        "regularMarketDayHigh": latest.high, "regularMarketDayLow": latest.low,
-        "regularMarketVolume": latest.volume, **names(symbol), "chartPreviousClose": previous_close,
-        "priceHint": 2, "currentTradingPeriod": _trading_period(now),
-        "dataGranularity": params.get("interval", "1d"), "range": params.get("range", ""),
+        "currency": "USD",
+        "symbol": symbol,
+        "exchangeName": "NMS",
+        "fullExchangeName": "NasdaqGS",
+        "instrumentType": "EQUITY",
+        "firstTradeDate": FIRST_TRADE,
+        "regularMarketTime": latest.time,
+        "hasPrePostMarketData": True,
+        "gmtoffset": offset,
+        "timezone": zone,
+        "exchangeTimezoneName": "America/New_York",
+        "regularMarketPrice": latest.price,
+        "fiftyTwoWeekHigh": float(np.max(latest.year.high)),
+        "fiftyTwoWeekLow": float(np.min(latest.year.low)),
+        "regularMarketDayHigh": latest.high,
+        "regularMarketDayLow": latest.low,
+        "regularMarketVolume": latest.volume,
+        **names(symbol),
+        "chartPreviousClose": previous_close,
+        "priceHint": 2,
+        "currentTradingPeriod": _trading_period(now),
+        "dataGranularity": params.get("interval", "1d"),
+        "range": params.get("range", ""),
         "validRanges": VALID_RANGES,
     }
 
@@ -193,30 +232,59 @@ def quote_object(seed: int, symbol: str, latest: Latest, now: dt.datetime) -> di
     """One entry of `/v7/finance/quote`'s result: the last session of the very bars the chart serves."""
     zone, offset = _zone(now)
     return {
-        "language": "en-US", "region": "US", "quoteType": "EQUITY", "typeDisp": "Equity",
-        "quoteSourceName": "Synthetic Real Time Price", "triggerable": True, "customPriceAlertConfidence": "HIGH",
-        "currency": "USD", "exchange": "NMS", "fullExchangeName": "NasdaqGS", "financialCurrency": "USD",
-        "market": "us_market", "messageBoardId": f"finmb_{market.stable_seed(symbol)}", "esgPopulated": False,
-        "exchangeTimezoneName": "America/New_York", "exchangeTimezoneShortName": zone,
-        "gmtOffSetMilliseconds": offset * 1000, "marketState": market.market_state(now),
-        "hasPrePostMarketData": True, "firstTradeDateMilliseconds": FIRST_TRADE * 1000, "priceHint": 2,
-        "sourceInterval": 15, "exchangeDataDelayedBy": 0, "tradeable": False, "cryptoTradeable": False,
-        "corporateActions": [], **names(symbol), "displayName": f"{symbol} Synthetic",
-        **_regular_market(latest), **_extended_hours(seed, symbol, latest, now), **_trailing(latest),
-        **_per_share(seed, symbol, latest), "symbol": symbol,
+        "language": "en-US",
+        "region": "US",
+        "quoteType": "EQUITY",
+        "typeDisp": "Equity",
+        "quoteSourceName": "Synthetic Real Time Price",
+        "triggerable": True,
+        "customPriceAlertConfidence": "HIGH",
+        "currency": "USD",
+        "exchange": "NMS",
+        "fullExchangeName": "NasdaqGS",
+        "financialCurrency": "USD",
+        "market": "us_market",
+        "messageBoardId": f"finmb_{market.stable_seed(symbol)}",
+        "esgPopulated": False,
+        "exchangeTimezoneName": "America/New_York",
+        "exchangeTimezoneShortName": zone,
+        "gmtOffSetMilliseconds": offset * 1000,
+        "marketState": market.market_state(now),
+        "hasPrePostMarketData": True,
+        "firstTradeDateMilliseconds": FIRST_TRADE * 1000,
+        "priceHint": 2,
+        "sourceInterval": 15,
+        "exchangeDataDelayedBy": 0,
+        "tradeable": False,
+        "cryptoTradeable": False,
+        "corporateActions": [],
+        **names(symbol),
+        "displayName": f"{symbol} Synthetic",
+        **_regular_market(latest),
+        **_extended_hours(seed, symbol, latest, now),
+        **_trailing(latest),
+        **_per_share(seed, symbol, latest),
+        "symbol": symbol,
     }
 
 
 def _regular_market(latest: Latest) -> dict:
     price, previous = latest.price, latest.previous_close
     return {
-        "regularMarketPrice": price, "regularMarketTime": latest.time,
+        "regularMarketPrice": price,
+        "regularMarketTime": latest.time,
         "regularMarketChange": round(price - previous, 6),
-        "regularMarketChangePercent": round(100 * (price / previous - 1), 6), "regularMarketOpen": latest.open,
-        "regularMarketDayHigh": latest.high, "regularMarketDayLow": latest.low,
-        "regularMarketDayRange": f"{latest.low} - {latest.high}", "regularMarketVolume": latest.volume,
-        "regularMarketPreviousClose": previous, "bid": round(price * 0.999, 2), "ask": round(price * 1.001, 2),
-        "bidSize": 1, "askSize": 1,
+        "regularMarketChangePercent": round(100 * (price / previous - 1), 6),
+        "regularMarketOpen": latest.open,
+        "regularMarketDayHigh": latest.high,
+        "regularMarketDayLow": latest.low,
+        "regularMarketDayRange": f"{latest.low} - {latest.high}",
+        "regularMarketVolume": latest.volume,
+        "regularMarketPreviousClose": previous,
+        "bid": round(price * 0.999, 2),
+        "ask": round(price * 1.001, 2),
+        "bidSize": 1,
+        "askSize": 1,
     }
 
 
@@ -225,13 +293,19 @@ def _extended_hours(seed: int, symbol: str, latest: Latest, now: dt.datetime) ->
     rng = np.random.default_rng([market.stable_seed(seed, symbol, "extended"), latest.day.toordinal()])
     fields = {}
     is_pre = market.market_state(now) == "PRE"
-    for prefix, end, quoted in (("postMarket", dt.time(20, 0), latest.closed), ("preMarket", OPEN_TIME, is_pre)):
+    for prefix, end, quoted in (
+        ("postMarket", dt.time(20, 0), latest.closed),
+        ("preMarket", OPEN_TIME, is_pre),
+    ):
         if quoted:
             price = round(latest.price * (1 + rng.normal(0, 0.003)), 2)
             end_s = market.epoch(now.date() if prefix == "preMarket" else latest.day, end)
-            fields |= {f"{prefix}ChangePercent": round(100 * (price / latest.price - 1), 6),
-                       f"{prefix}Price": price, f"{prefix}Change": round(price - latest.price, 6),
-                       f"{prefix}Time": min(int(now.timestamp()), end_s)}
+            fields |= {
+                f"{prefix}ChangePercent": round(100 * (price / latest.price - 1), 6),
+                f"{prefix}Price": price,
+                f"{prefix}Change": round(price - latest.price, 6),
+                f"{prefix}Time": min(int(now.timestamp()), end_s),
+            }
     return fields
 
 
@@ -240,15 +314,21 @@ def _trailing(latest: Latest) -> dict:
     year, price = latest.year, latest.price
     high, low = float(year.high.max()), float(year.low.min())
     fields = {
-        "fiftyTwoWeekHigh": high, "fiftyTwoWeekLow": low, "fiftyTwoWeekRange": f"{low} - {high}",
+        "fiftyTwoWeekHigh": high,
+        "fiftyTwoWeekLow": low,
+        "fiftyTwoWeekRange": f"{low} - {high}",
         "fiftyTwoWeekChangePercent": round(100 * (price / float(year.close[0]) - 1), 6),
         "averageDailyVolume10Day": int(year.volume[-10:].mean()),
         "averageDailyVolume3Month": int(year.volume[-63:].mean()),
         "fiftyDayAverage": round(float(year.close[-50:].mean()), 4),
         "twoHundredDayAverage": round(float(year.close[-200:].mean()), 4),
     }
-    for name, level in (("fiftyTwoWeekHigh", high), ("fiftyTwoWeekLow", low), ("fiftyDayAverage",
-                        fields["fiftyDayAverage"]), ("twoHundredDayAverage", fields["twoHundredDayAverage"])):
+    for name, level in (
+        ("fiftyTwoWeekHigh", high),
+        ("fiftyTwoWeekLow", low),
+        ("fiftyDayAverage", fields["fiftyDayAverage"]),
+        ("twoHundredDayAverage", fields["twoHundredDayAverage"]),
+    ):
         fields[f"{name}Change"] = round(price - level, 6)
         fields[f"{name}ChangePercent"] = round(price / level - 1, 6)
     return fields
@@ -260,13 +340,23 @@ def _per_share(seed: int, symbol: str, latest: Latest) -> dict:
     eps_year = round((company.eps + company.eps_forward) / 2, 4)
     earnings = market.epoch(latest.day + dt.timedelta(days=7 + company.shares % 80), dt.time(16, 30))
     return {
-        "sharesOutstanding": company.shares, "marketCap": int(price * company.shares),
-        "epsTrailingTwelveMonths": company.eps, "epsForward": company.eps_forward, "epsCurrentYear": eps_year,
-        "priceEpsCurrentYear": round(price / eps_year, 6), "trailingPE": round(price / company.eps, 6),
-        "forwardPE": round(price / company.eps_forward, 6), "bookValue": company.book_value,
-        "priceToBook": round(price / company.book_value, 6), "trailingAnnualDividendRate": 0.0,
-        "trailingAnnualDividendYield": 0.0, "averageAnalystRating": "2.0 - Buy",
-        "earningsTimestamp": earnings, "earningsTimestampStart": earnings, "earningsTimestampEnd": earnings,
-        "earningsCallTimestampStart": earnings + 1800, "earningsCallTimestampEnd": earnings + 1800,
+        "sharesOutstanding": company.shares,
+        "marketCap": int(price * company.shares),
+        "epsTrailingTwelveMonths": company.eps,
+        "epsForward": company.eps_forward,
+        "epsCurrentYear": eps_year,
+        "priceEpsCurrentYear": round(price / eps_year, 6),
+        "trailingPE": round(price / company.eps, 6),
+        "forwardPE": round(price / company.eps_forward, 6),
+        "bookValue": company.book_value,
+        "priceToBook": round(price / company.book_value, 6),
+        "trailingAnnualDividendRate": 0.0,
+        "trailingAnnualDividendYield": 0.0,
+        "averageAnalystRating": "2.0 - Buy",
+        "earningsTimestamp": earnings,
+        "earningsTimestampStart": earnings,
+        "earningsTimestampEnd": earnings,
+        "earningsCallTimestampStart": earnings + 1800,
+        "earningsCallTimestampEnd": earnings + 1800,
         "isEarningsDateEstimate": True,
     }

@@ -133,10 +133,16 @@ class _State:
                 self.faults.clear()
                 self.fingerprints.clear()
                 self.blocked_connections = 0
-            return {"total": sum(self.counts.values()), "by_endpoint": dict(self.counts), "faults": dict(self.faults),
-                    "tls": {"connections": sum(self.fingerprints.values()),
-                            "blocked_connections": self.blocked_connections,
-                            "fingerprints": dict(self.fingerprints)}}
+            return {
+                "total": sum(self.counts.values()),
+                "by_endpoint": dict(self.counts),
+                "faults": dict(self.faults),
+                "tls": {
+                    "connections": sum(self.fingerprints.values()),
+                    "blocked_connections": self.blocked_connections,
+                    "fingerprints": dict(self.fingerprints),
+                },
+            }
 
 
 def issue_cookie() -> str:
@@ -172,7 +178,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def do_CONNECT(self) -> None:
         if not _YAHOO_TARGET.fullmatch(self.path.lower()):
             self.close_connection = True
-            return self.send_error(403, f"this proxy tunnels to Yahoo's hosts on port 443 only, not {self.path}")
+            return self.send_error(
+                403, f"this proxy tunnels to Yahoo's hosts on port 443 only, not {self.path}"
+            )
         self.send_response(200, "Connection established")
         self.end_headers()
         self.close_connection = True  # whatever happens in the tunnel, the proxy's part ends with it
@@ -250,20 +258,28 @@ class _Handler(BaseHTTPRequestHandler):
         if fault in ("429", "blocked"):
             return self._send(429, TOO_MANY_REQUESTS, "text/plain;charset=utf-8")
         if fault == "500":
-            return self._json(500, responses.error_body(_ENVELOPES[endpoint], "Internal Server Error",
-                                                        "Internal Server Error (emulated fault)"))
+            return self._json(
+                500,
+                responses.error_body(
+                    _ENVELOPES[endpoint], "Internal Server Error", "Internal Server Error (emulated fault)"
+                ),
+            )
         getattr(self, f"_{endpoint}")(match, params)
 
     def _now(self) -> dt.datetime:
-        return (self.server.state.config.as_of or dt.datetime.now(dt.timezone.utc)).astimezone(market.NEW_YORK)
+        return (self.server.state.config.as_of or dt.datetime.now(dt.UTC)).astimezone(market.NEW_YORK)
 
     def _cookie(self, match, params) -> None:
-        expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=COOKIE_MAX_AGE_S)
-        attributes = (f"Expires={format_datetime(expiry, usegmt=True)}; Max-Age={COOKIE_MAX_AGE_S}; "
-                      "Domain=.yahoo.com; Path=/; SameSite=None; Secure")
+        expiry = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=COOKIE_MAX_AGE_S)
+        attributes = (
+            f"Expires={format_datetime(expiry, usegmt=True)}; Max-Age={COOKIE_MAX_AGE_S}; "
+            "Domain=.yahoo.com; Path=/; SameSite=None; Secure"
+        )
         value = issue_cookie()
-        cookies = [("Set-Cookie", f"{name}={value}; {attributes}{'' if name == 'A1S' else '; HttpOnly'}")
-                   for name in ("A1", "A3", "A1S")]
+        cookies = [
+            ("Set-Cookie", f"{name}={value}; {attributes}{'' if name == 'A1S' else '; HttpOnly'}")
+            for name in ("A1", "A3", "A1S")
+        ]
         self._send(404, b"<html><body>Not Found (Yahoo emulator)</body></html>", "text/html", cookies)
 
     def _getcrumb(self, match, params) -> None:
@@ -279,8 +295,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(refusal.status, refusal.body)
         symbol = self._known(match["symbol"])
         if symbol is None:
-            return self._json(404, responses.error_body("chart", "Not Found",
-                                                        "No data found, symbol may be delisted"))
+            return self._json(
+                404, responses.error_body("chart", "Not Found", "No data found, symbol may be delisted")
+            )
         config = self.server.state.config
         self._json(200, responses.chart_body(config.seed, symbol, config.null_fraction, params, self._now()))
 
@@ -297,8 +314,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(401, responses.error_body("finance", "Unauthorized", "Invalid Crumb"))
         symbol = self._known(match["symbol"])
         if symbol is None:
-            return self._json(404, responses.error_body(
-                "quoteSummary", "Not Found", f"Quote not found for ticker symbol: {match['symbol']}"))
+            return self._json(
+                404,
+                responses.error_body(
+                    "quoteSummary", "Not Found", f"Quote not found for ticker symbol: {match['symbol']}"
+                ),
+            )
         seed, now = self.server.state.config.seed, self._now()
         quote = responses.quote_object(seed, symbol, market.latest(seed, symbol, now), now)
         modules = [m for m in params.get("modules", "").split(",") if m]
@@ -317,7 +338,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(404, b"<html><body>No consent needed (Yahoo emulator)</body></html>", "text/html")
 
     def _other(self, match, params) -> None:
-        log.warning("Yahoo emulator: no route for %s %s (host %s)", self.command, self.path, self.headers.get("Host"))
+        log.warning(
+            "Yahoo emulator: no route for %s %s (host %s)", self.command, self.path, self.headers.get("Host")
+        )
         self._send(404, b"Not Found", "text/plain")
 
     def _known(self, symbol: str) -> str | None:
@@ -387,8 +410,9 @@ class Emulator:
         self._own_dir = None if config.ca_path else Path(tempfile.mkdtemp(prefix="etl-emulator-"))
         self.ca_path = authority.write_ca(config.ca_path or self._own_dir / "yahoo-emulator-ca.pem")
         self._server = _Server(config, authority.server_context())
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="yahoo-emulator",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="yahoo-emulator", daemon=True
+        )
 
     @property
     def proxy_url(self) -> str:
@@ -427,8 +451,12 @@ class Emulator:
 def serve(host: str = "127.0.0.1", port: int = 8765, config: EmulatorConfig = EmulatorConfig()) -> None:
     """Serve in the foreground until interrupted (Ctrl-C)."""
     with Emulator(dataclasses.replace(config, host=host, port=port)) as emulator:
-        print(f"Yahoo emulator (synthetic data): collect with --proxy {emulator.proxy_url} "
-              f"--ca-bundle {emulator.ca_path}", file=sys.stderr, flush=True)
+        print(
+            f"Yahoo emulator (synthetic data): collect with --proxy {emulator.proxy_url} "
+            f"--ca-bundle {emulator.ca_path}",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

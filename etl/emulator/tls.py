@@ -39,7 +39,9 @@ class ClientHello:
     @property
     def is_browser(self) -> bool:
         """GREASE in both the cipher suites and the extensions, and `h2` offered: what Yahoo lets through."""
-        return any(map(is_grease, self.ciphers)) and any(map(is_grease, self.extensions)) and "h2" in self.alpn
+        return (
+            any(map(is_grease, self.ciphers)) and any(map(is_grease, self.extensions)) and "h2" in self.alpn
+        )
 
     @property
     def fingerprint(self) -> str:

@@ -18,8 +18,14 @@ from pathlib import Path
 
 from curl_cffi import CurlOpt
 from curl_cffi.requests import Response, Session
-from curl_cffi.requests.exceptions import (CertificateVerifyError, ConnectionError, ProxyError, RequestException,
-                                           SSLError, Timeout)
+from curl_cffi.requests.exceptions import (
+    CertificateVerifyError,
+    ConnectionError,
+    ProxyError,
+    RequestException,
+    SSLError,
+    Timeout,
+)
 
 from etl.config import to_redacted_url
 from etl.source.rate import AdaptiveRate
@@ -31,8 +37,9 @@ _HEADER_OUT = 2  # curl_infotype CURLINFO_HEADER_OUT: a request's headers, as wr
 _REQUEST_LINE = re.compile(rb"(?!CONNECT )[A-Z]+ \S+ HTTP/")
 
 # curl's reason inside curl_cffi's message, without the pointer to libcurl's documentation.
-_CURL_REASON = re.compile(r"curl: \((?P<code>\d+)\) (?P<reason>.*?)(?:\. See https://\S+ first for more details\.)?$",
-                          re.DOTALL)
+_CURL_REASON = re.compile(
+    r"curl: \((?P<code>\d+)\) (?P<reason>.*?)(?:\. See https://\S+ first for more details\.)?$", re.DOTALL
+)
 
 # The batch a request is made for; set by the fetching code, read when the request is counted.
 current_batch: contextvars.ContextVar[int | None] = contextvars.ContextVar("current_batch", default=None)
@@ -84,13 +91,20 @@ class YahooSession(Session):
     Each thread gets its own curl handle (curl_cffi's default), so connections are reused per thread.
     """
 
-    def __init__(self, counter: RequestCounter, *, proxy: str | None, ca_bundle: Path | None,
-                 retry: RetryPolicy) -> None:
+    def __init__(
+        self, counter: RequestCounter, *, proxy: str | None, ca_bundle: Path | None, retry: RetryPolicy
+    ) -> None:
         options = {CurlOpt.VERBOSE: 1, CurlOpt.DEBUGFUNCTION: self._on_debug}
         if proxy:
-            options[CurlOpt.NOPROXY] = ""  # an explicit proxy carries every Yahoo request, whatever NO_PROXY says
-        super().__init__(impersonate=IMPERSONATE, proxy=proxy, verify=str(ca_bundle) if ca_bundle else True,
-                         curl_options=options)
+            options[CurlOpt.NOPROXY] = (
+                ""  # an explicit proxy carries every Yahoo request, whatever NO_PROXY says
+            )
+        super().__init__(
+            impersonate=IMPERSONATE,
+            proxy=proxy,
+            verify=str(ca_bundle) if ca_bundle else True,
+            curl_options=options,
+        )
         self.counter = counter
         self.retry_policy = retry  # not `retry`: curl_cffi.Session has its own, left at 0
         self.rate = AdaptiveRate()
@@ -132,8 +146,9 @@ class YahooSession(Session):
         return status in RETRY_STATUSES
 
 
-def new_session(*, proxy: str | None = None, ca_bundle: Path | None = None,
-                retry: RetryPolicy = RetryPolicy()) -> tuple[YahooSession, RequestCounter]:
+def new_session(
+    *, proxy: str | None = None, ca_bundle: Path | None = None, retry: RetryPolicy = RetryPolicy()
+) -> tuple[YahooSession, RequestCounter]:
     """A session for yfinance that retries and counts every request, through `proxy` if given."""
     counter = RequestCounter()
     return YahooSession(counter, proxy=proxy, ca_bundle=ca_bundle, retry=retry), counter
@@ -145,8 +160,10 @@ def describe_failure(exc: RequestException, proxy: str | None) -> str:
     reason = f"curl {match['code']}: {match['reason']}" if match else str(exc)
     route = f"the proxy {to_redacted_url(proxy)}" if proxy else "HTTPS_PROXY / ALL_PROXY, if set"
     if isinstance(exc, CertificateVerifyError):
-        return (f"Yahoo's TLS certificate is not trusted ({reason}); behind a TLS-inspecting proxy, "
-                f"pass its CA with --ca-bundle")
+        return (
+            f"Yahoo's TLS certificate is not trusted ({reason}); behind a TLS-inspecting proxy, "
+            f"pass its CA with --ca-bundle"
+        )
     if isinstance(exc, SSLError):
         return f"the TLS handshake with Yahoo failed ({reason}); check {route} and --ca-bundle"
     if isinstance(exc, (ProxyError, ConnectionError)):

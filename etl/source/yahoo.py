@@ -45,8 +45,15 @@ class Answer:
 class YahooSource:
     """Fetches quotes and daily bars from Yahoo through yfinance's session machinery."""
 
-    def __init__(self, *, proxy: str | None, ca_bundle: Path | None, history: str, timeout_s: float,
-                 since: dict[str, dt.date] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        proxy: str | None,
+        ca_bundle: Path | None,
+        history: str,
+        timeout_s: float,
+        since: dict[str, dt.date] | None = None,
+    ) -> None:
         # yfinance reuses its cookie through its on-disk cache (without one it fetches a cookie before every
         # request). The run keeps its own, so it never sends one of another route (the emulator's, the user's).
         self._cache_dir = tempfile.TemporaryDirectory(prefix="etl-yfinance-")
@@ -84,7 +91,7 @@ class YahooSource:
         if since is None:
             return {"range": self._history}
         # Midnight UTC of the first day: before any exchange's session of that day opens, Tokyo's at 00:00 UTC.
-        start = dt.datetime.combine(since, dt.time(), dt.timezone.utc)
+        start = dt.datetime.combine(since, dt.time(), dt.UTC)
         return {"period1": int(start.timestamp()), "period2": int(time.time())}
 
     def fetch_quotes(self, batch_no: int, symbols: tuple[str, ...]) -> Answer:
