@@ -9,7 +9,8 @@ os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 
 def _limit_malloc_arenas() -> None:
-    """glibc gives each fetch thread a malloc arena of its own, each keeping its freed pages; two are plenty."""
+    """glibc gives each fetch thread a malloc arena of its own, each keeping its freed pages; two are
+    plenty."""
     import ctypes
 
     try:

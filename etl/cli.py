@@ -105,7 +105,8 @@ def app() -> None:
 @click.option(
     "--ca-bundle",
     type=click.Path(path_type=Path),
-    help="PEM file of the CAs to trust for Yahoo's TLS, e.g. a TLS-inspecting proxy's (default: the usual store).",
+    help="PEM file of the CAs to trust for Yahoo's TLS, e.g. a TLS-inspecting proxy's"
+    " (default: the usual store).",
 )
 @click.option(
     "--memory-limit-mb", default=2048.0, show_default=True, help="Stop cleanly above this RSS after gc."
@@ -193,7 +194,8 @@ def collect(
 @format_option
 @config_option
 def demo(latency_ms, lake, universe, output_format) -> None:
-    """Run the collect job offline against the built-in Yahoo emulator (synthetic data), then print its summary.
+    """Run the collect job offline against the built-in Yahoo emulator (synthetic data), then print its
+    summary.
 
     Example: python -m etl demo --latency-ms 100
     """
@@ -309,7 +311,8 @@ def shell(lake) -> None:
 )
 @config_option
 def compact(lake, tables, keep_minutes) -> None:
-    """Rewrite each partition's small files as one with full row groups; readers never see a row twice or miss one.
+    """Rewrite each partition's small files as one with full row groups; readers never see a row twice or miss
+    one.
 
     Example: python -m etl compact --lake data/lake --table bars
     """
@@ -397,7 +400,8 @@ def emulator(
 
 def _describe_tls(stats: dict) -> str:
     return (
-        f"{stats['connections']} TLS connections, {stats['blocked_connections']} refused for their ClientHello, "
+        f"{stats['connections']} TLS connections,"
+        f" {stats['blocked_connections']} refused for their ClientHello, "
         f"{len(stats['fingerprints'])} distinct fingerprint(s)"
     )
 
@@ -442,7 +446,8 @@ def _print_summary(
 
 
 def _duckdb_shell_path() -> Path:
-    """The duckdb-cli package's binary, run directly: its Python launcher quits the shell when Ctrl-C stops a query."""
+    """The duckdb-cli package's binary, run directly: its Python launcher quits the shell when Ctrl-C stops a
+    query."""
     spec = importlib.util.find_spec("duckdb_cli")
     binary = Path(spec.origin).with_name("duckdb") if spec and spec.origin else None
     if binary is None or not binary.is_file():
@@ -451,7 +456,8 @@ def _duckdb_shell_path() -> Path:
 
 
 def _shell_init_sql(variables: dict) -> str:
-    """sql/set_lake.sql, sql/set_compactions.sql, sql/views.sql; the shell binds no parameters, so values go in as literals."""
+    """sql/set_lake.sql, sql/set_compactions.sql, sql/views.sql; the shell binds no parameters, so values go
+    in as literals."""
     from etl.summary import load_sql
 
     literals = {name: _sql_literal(value) for name, value in variables.items()}
@@ -543,13 +549,15 @@ def _setting_names() -> set[str]:
 
 
 def _configurable(command: click.Command) -> list[click.Parameter]:
-    """A command's options that settings set; not demo's --lake, so its synthetic data stays out of a real lake."""
+    """A command's options that settings set; not demo's --lake, so its synthetic data stays out of a real
+    lake."""
     names = _setting_names()
     return [p for p in command.params if p.name in names and (command.name, p.name) != ("demo", "lake")]
 
 
 def _read_settings(ctx: click.Context, config_path: Path | None) -> None:
-    """Hand the settings file to click as the defaults it falls back on after flags and ETL_<NAME> (default_map)."""
+    """Hand the settings file to click as the defaults it falls back on after flags and ETL_<NAME>
+    (default_map)."""
     with _errors_to_exit():
         settings_file = load_settings_file(config_path, _setting_names())
     if settings_file is not None:
@@ -633,8 +641,11 @@ def _render_rows(rows: list[dict], output_format: str) -> str:
     header = list(rows[0])
     cells = [[_cell(row[k]) for k in header] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
-    lines = [[h.ljust(w) for h, w in zip(header, widths)], ["-" * w for w in widths]]
-    lines += [[c.rjust(w) if _is_number(c) else c.ljust(w) for c, w in zip(row, widths)] for row in cells]
+    lines = [[h.ljust(w) for h, w in zip(header, widths, strict=True)], ["-" * w for w in widths]]
+    lines += [
+        [c.rjust(w) if _is_number(c) else c.ljust(w) for c, w in zip(row, widths, strict=True)]
+        for row in cells
+    ]
     if output_format == "markdown":
         return "\n".join("| " + " | ".join(line) + " |" for line in lines)
     return "\n".join("  ".join(line).rstrip() for line in lines)

@@ -78,7 +78,8 @@ def _folders_to_compact(lake_dir: Path, table_names: tuple[str, ...], records: p
 def _compact_folder(
     lake_dir: Path, table: Table, live: list[Path], work_dir: Path, compaction_id: str, row_group_rows: int
 ) -> tuple[Compacted, list[dict]]:
-    """One folder's files as one compacted file in the lake (not yet read by the views), and its record rows."""
+    """One folder's files as one compacted file in the lake (not yet read by the views), and its record
+    rows."""
     relative = live[0].parent.relative_to(lake_dir)
     staged = work_dir / relative / f"{COMPACTED_PREFIX}{compaction_id}.parquet"
     write_merged(table, live, staged, row_group_rows)

@@ -48,7 +48,8 @@ class Settings:
     lake_dir: Path = DEFAULT_LAKE_DIR
     batch_size: int = 10
     history: str = "1y"
-    # Tunnel every Yahoo request through this proxy; None: HTTPS_PROXY / ALL_PROXY / NO_PROXY apply, as for curl.
+    # Tunnel every Yahoo request through this proxy; None: HTTPS_PROXY / ALL_PROXY / NO_PROXY apply, as for
+    # curl.
     proxy: str | None = None
     # Trust these CAs for Yahoo's TLS (a TLS-inspecting proxy, the emulator); None: the usual trust store.
     ca_bundle: Path | None = None

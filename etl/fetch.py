@@ -45,7 +45,9 @@ class BatchFetcher:
     def fetch_all(self, batches: Iterable[Batch]) -> Iterator[FetchedBatch]:
         """Yield every batch fetched, in plan order."""
         upcoming = iter(batches)
-        in_flight = deque(self._submit(batch) for _, batch in zip(range(self._window), upcoming))
+        in_flight = deque(
+            self._submit(batch) for _, batch in zip(range(self._window), upcoming, strict=False)
+        )
         while in_flight:
             pending = in_flight.popleft()
             next_batch = next(upcoming, None)
@@ -73,21 +75,22 @@ def _collect(
     outcomes = _distrust_waves(
         [
             _outcome(symbol, chart, quotes_by_symbol.get(symbol), quote_answer)
-            for symbol, chart in zip(batch.symbols, chart_answers)
+            for symbol, chart in zip(batch.symbols, chart_answers, strict=True)
         ]
     )
     return FetchedBatch(
         batch=batch,
         started_at=started_at,
         fetch_s=fetch_s,
-        charts=[(s, a.payload) for s, a in zip(batch.symbols, chart_answers) if not a.is_error],
+        charts=[(s, a.payload) for s, a in zip(batch.symbols, chart_answers, strict=True) if not a.is_error],
         quotes=[quotes_by_symbol[s] for s in batch.symbols if s in quotes_by_symbol],
         outcomes=outcomes,
     )
 
 
 def _outcome(symbol: str, chart: Answer, quote: dict | None, quote_answer: Answer) -> Outcome:
-    """ok needs both bars and a quote; no_data is Yahoo knowing nothing of the symbol; anything else is an error."""
+    """ok needs both bars and a quote; no_data is Yahoo knowing nothing of the symbol; anything else is an
+    error."""
     if not chart.is_error and quote is not None:
         return Outcome(symbol, "ok")
     if chart.error_type == "NoData" and quote is None and not quote_answer.is_error:
@@ -110,7 +113,10 @@ def _distrust_waves(outcomes: list[Outcome]) -> list[Outcome]:
     no_data = [o for o in outcomes if o.outcome == "no_data"]
     if len(no_data) < max(WAVE_MIN_SYMBOLS, len(outcomes) / 2):
         return outcomes
-    message = f"{len(no_data)} of {len(outcomes)} symbols of this batch answered 'not found' at once; not trusted as delisted"
+    message = (
+        f"{len(no_data)} of {len(outcomes)} symbols of this batch answered 'not found' at once;"
+        " not trusted as delisted"
+    )
     return [
         Outcome(o.symbol, "error", "NoDataWave", f"{message} ({o.message})") if o.outcome == "no_data" else o
         for o in outcomes

@@ -26,7 +26,8 @@ def sample_memory() -> MemorySample:
 
 @dataclass(frozen=True)
 class MemoryCheck:
-    """The outcome of a check after a batch: the reading kept, whether gc ran, whether the limit still holds."""
+    """The outcome of a check after a batch: the reading kept, whether gc ran, whether the limit still
+    holds."""
 
     sample: MemorySample
     gc_ran: bool

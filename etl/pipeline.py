@@ -1,4 +1,5 @@
-"""The collect job in one screen: universe → plan → source → transform → staging → lake, memory checked between batches."""
+"""The collect job in one screen: universe → plan → source → transform → staging → lake, memory checked
+between batches."""
 
 import datetime as dt
 import time
@@ -64,7 +65,8 @@ def collect(
 
 
 def _since(settings: Settings, symbols: list[str]) -> dict[str, dt.date]:
-    """Where each symbol's bars start: after what the lake holds, less the revision window; new ones get --history."""
+    """Where each symbol's bars start: after what the lake holds, less the revision window; new ones get
+    --history."""
     if settings.full_refresh:
         return {}
     held = read_refetch_from(settings.lake_dir, settings.revision_days)
@@ -125,7 +127,8 @@ def _write_batches(
 
 
 def _refused_outright(outcomes: list[Outcome]) -> bool:
-    """Not one symbol of the batch answered, not even 'not found': Yahoo refuses the client, or cannot be reached."""
+    """Not one symbol of the batch answered, not even 'not found': Yahoo refuses the client, or cannot be
+    reached."""
     return bool(outcomes) and all(o.outcome == "error" for o in outcomes)
 
 
@@ -135,14 +138,16 @@ def _describe_refusal(outcomes: list[Outcome]) -> str:
     if any(o.error_type in ("HTTP429", "YFRateLimitError") for o in outcomes):
         return (
             f"source outage: Yahoo is refusing this client, every symbol of the first batch was answered "
-            f"429 Too Many Requests ({first.symbol}: {first.message}); check the route (--proxy, HTTPS_PROXY), "
+            f"429 Too Many Requests ({first.symbol}: {first.message}); "
+            f"check the route (--proxy, HTTPS_PROXY), "
             f"the TLS fingerprint (curl_cffi impersonating Chrome) and the rate (--concurrency)"
         )
     return f"source outage: no symbol of the first batch could be fetched ({first.symbol}: {first.message})"
 
 
 def _judge(settings: Settings, batches: pa.Table, failures: pa.Table) -> tuple[str, str | None]:
-    """A finished run's status: an outage when nothing came or Yahoo was blocking, short of --min-success, or fine."""
+    """A finished run's status: an outage when nothing came or Yahoo was blocking, short of --min-success, or
+    fine."""
     n_done, n_ok = (pc.sum(batches.column(name)).as_py() or 0 for name in ("n_symbols", "n_ok"))
     errors = [
         Outcome(**row)

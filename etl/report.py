@@ -1,4 +1,5 @@
-"""The run report: one self-contained HTML page with a run's per-batch charts, its summary and a comparison."""
+"""The run report: one self-contained HTML page with a run's per-batch charts, its summary and a
+comparison."""
 
 import html
 import os
@@ -49,7 +50,8 @@ $summary_table
 
 
 def write_report(lake_dir: Path, run_id: str | None, compare_run: str | None, out_path: Path | None) -> Path:
-    """Write the report of run_id (None: the latest) against compare_run (None: the run before) to out_path."""
+    """Write the report of run_id (None: the latest) against compare_run (None: the run before) to
+    out_path."""
     con = summary.connect_lake(lake_dir)
     figures = summary.run_summary(con, run_id, cost_per_call=COST_PER_CALL, full_scale=FULL_SCALE)
     run_id = figures["run_id"]

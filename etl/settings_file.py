@@ -21,7 +21,8 @@ class SettingsFile:
 
 
 def load_settings_file(config_path: Path | None, known: Collection[str]) -> SettingsFile | None:
-    """The settings of --config FILE, else ./etl.toml, else ./pyproject.toml's [tool.etl]; None if there are none."""
+    """The settings of --config FILE, else ./etl.toml, else ./pyproject.toml's [tool.etl]; None if there are
+    none."""
     if config_path is not None:
         return _to_settings_file(str(config_path), _read_toml(config_path), known)
     if SETTINGS_FILE.exists():
@@ -49,7 +50,8 @@ def _read_toml(path: Path) -> dict:
 
 
 def _to_settings_file(label: str, table: object, known: Collection[str]) -> SettingsFile:
-    """Refuses a key that is no setting and a value that is a table or a list; the option's type checks the rest."""
+    """Refuses a key that is no setting and a value that is a table or a list; the option's type checks the
+    rest."""
     if not isinstance(table, dict):
         raise ConfigError(f"{label}: {table!r} is not a table of settings like batch_size = 20")
     for key, value in table.items():
@@ -63,5 +65,6 @@ def _to_settings_file(label: str, table: object, known: Collection[str]) -> Sett
             raise ConfigError(
                 f"{label}: {key} = {value!r} is not one value; give a string, a number or true/false"
             )
-    # Strings, as typed after a flag: click's own types then refuse 2.5 for a whole number, where int() would cut it.
+    # Strings, as typed after a flag: click's own types then refuse 2.5 for a whole number, where int() would
+    # cut it.
     return SettingsFile(label, {key: str(value) for key, value in table.items()})

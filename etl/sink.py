@@ -41,7 +41,8 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 @contextlib.contextmanager
 def lake_lock(lake_dir: Path) -> Iterator[int]:
-    """Hold the lake's single-writer lock (its descriptor): a kernel flock, freed by the OS when its holders die."""
+    """Hold the lake's single-writer lock (its descriptor): a kernel flock, freed by the OS when its holders
+    die."""
     lock_path = lake_dir.parent / f".{lake_dir.name}.lock"
     try:
         lake_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +127,8 @@ def _merge(staging: RunStaging, folder: Path, parts: list[Path], row_group_rows:
 
 def write_merged(table: Table, sources: list[Path], path: Path, row_group_rows: int) -> None:
     """Rewrite Parquet files of one table, in order, as one file of full row groups: whole once it exists."""
-    import pyarrow.parquet as pq  # only the publishing child and compact write Parquet: 9 MB the collector never pays
+    # Only the publishing child and compact write Parquet: 9 MB the collector never pays
+    import pyarrow.parquet as pq
 
     pending = path.with_name(path.name + ".tmp")
     with disk_errors(pending):

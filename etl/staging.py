@@ -3,7 +3,8 @@
     .<lake>.staging/<run_id>/
         plan.json                                   what the run collects (symbols, settings, where each
                                                     symbol's bars start); the same plan again resumes it
-        batches/000007/bars/year=2026/part.arrow    a committed batch, one part (Arrow IPC) a table and partition
+        batches/000007/bars/year=2026/part.arrow    a committed batch, one part (Arrow IPC) a table and
+                                                    partition
         batches/000008.tmp/...                      a batch being written: never read, removed on resume
         merged/bars/year=2026/<run_id>.parquet      the lake's files, merged from the parts when publishing
 
@@ -34,7 +35,8 @@ PART_NAME = "part.arrow"
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What a run collects: a rerun with an equal plan continues the unfinished run instead of starting one."""
+    """What a run collects: a rerun with an equal plan continues the unfinished run instead of starting
+    one."""
 
     symbols: tuple[str, ...]
     batch_size: int
@@ -62,8 +64,8 @@ def file_schema(table: Table) -> pa.Schema:
 def read_part(path: Path, table: Table) -> pa.Table:
     """A staged part's (Arrow IPC) or a lake file's (Parquet) rows, in the table's schema."""
     if path.suffix == ".parquet":
-        # Imported here: the collector reads and writes only Arrow IPC, and pyarrow.parquet costs it 9 MB of RSS.
-        # ParquetFile rather than read_table, which loads pyarrow.dataset (7 MB).
+        # Imported here: the collector reads and writes only Arrow IPC, and pyarrow.parquet costs it 9 MB of
+        # RSS. ParquetFile rather than read_table, which loads pyarrow.dataset (7 MB).
         import pyarrow.parquet as pq
 
         return pq.ParquetFile(path).read().cast(table.schema)
@@ -121,7 +123,8 @@ class RunStaging:
             raise
 
     def commit_manifest(self, runs_record: pa.RecordBatch) -> None:
-        """Stage the run's `runs` row as batch 0; one staged before a kill is kept, as publishing may have begun."""
+        """Stage the run's `runs` row as batch 0; one staged before a kill is kept, as publishing may have
+        begun."""
         if 0 not in self.committed():
             with self.batch(0) as manifest:
                 manifest.write(RUNS, runs_record)
@@ -163,7 +166,8 @@ class BatchParts:
             path = self.folder / lake_folder(table, partition) / PART_NAME
             with disk_errors(path):
                 path.parent.mkdir(parents=True, exist_ok=True)
-                # Cast to the canonical schema: a column of another type fails here, never drifts into the lake.
+                # Cast to the canonical schema: a column of another type fails here, never drifts into the
+                # lake.
                 rows_table = pa.Table.from_batches([rows]).cast(table.schema)
                 # Arrow IPC, not Parquet: parts are read once, by the merge, and Parquet's encoders would
                 # cost the collector 3 MB of RSS and CPU for nothing.
@@ -192,7 +196,8 @@ class BatchParts:
 
 
 def default_partition(table: Table, run_date: dt.date) -> str | None:
-    """Quotes are filed under the day they were collected, bars under their year (the run's for an empty run)."""
+    """Quotes are filed under the day they were collected, bars under their year (the run's for an empty
+    run)."""
     if table.partition_key == "date":
         return run_date.isoformat()
     if table.partition_key == "year":
@@ -224,7 +229,8 @@ def load_run(folder: Path) -> tuple[RunStaging, dict]:
 
 
 def _leftovers(lake_dir: Path) -> list[tuple[RunStaging, dict]]:
-    """Every run folder left in the staging folder with its plan, oldest first; one without a readable plan goes."""
+    """Every run folder left in the staging folder with its plan, oldest first; one without a readable plan
+    goes."""
     runs = []
     root = staging_dir_for(lake_dir)
     for folder in sorted(root.iterdir()) if root.is_dir() else []:

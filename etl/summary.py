@@ -55,7 +55,7 @@ def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = 
     except duckdb.Error as exc:
         raise LakeError(f"query failed: {exc}".splitlines()[0]) from exc
     names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def run_summary(

@@ -1,4 +1,5 @@
-"""The universe: the symbols to collect, read from a CSV with a `symbol` column or a file of one symbol a line."""
+"""The universe: the symbols to collect, read from a CSV with a `symbol` column or a file of one symbol a
+line."""
 
 import csv
 import io
@@ -7,7 +8,8 @@ from pathlib import Path
 
 from etl.errors import UniverseError
 
-# Starts with a letter, a digit or ^ (an index): "." or "-" alone would be a dot-segment or nothing in a URL path.
+# Starts with a letter, a digit or ^ (an index): "." or "-" alone would be a dot-segment or nothing in a URL
+# path.
 _TICKER = re.compile(r"[A-Z0-9^][A-Z0-9.\-^=]{0,14}", re.ASCII)
 # A US class share spelled with a dot (BRK.B, BF.B, HEI.A): Yahoo wants a dash and silently returns
 # nothing for the dot. Only classes A to C are taken as shares: Yahoo's market suffixes (VOD.L, RY.TO,
@@ -74,7 +76,7 @@ def _csv_values(path: Path, lines: list[str]) -> list[tuple[int, str]]:
     header = [name.strip().lower() for name in next(reader)]
     column = header.index("symbol")
     values = []
-    for (line_no, _), row in zip(body[1:], reader):
+    for (line_no, _), row in zip(body[1:], reader, strict=False):
         if len(row) <= column:
             raise UniverseError(
                 f"{path} line {line_no}: no value in the `symbol` column; fix or remove that line"

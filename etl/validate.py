@@ -1,4 +1,5 @@
-"""Data checks between transform and sink: rows that break a bar's or a quote's invariants go to quarantine."""
+"""Data checks between transform and sink: rows that break a bar's or a quote's invariants go to
+quarantine."""
 
 import json
 
@@ -32,7 +33,8 @@ _QUOTE_CHECKS = (
 
 
 def split_bars(bars: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.RecordBatch]:
-    """The bars that hold (one a symbol and date, in order, prices positive and within high-low) and the rest."""
+    """The bars that hold (one a symbol and date, in order, prices positive and within high-low) and the
+    rest."""
     return _split(bars, "bars", _BAR_CHECKS)
 
 
@@ -65,7 +67,7 @@ def _to_quarantine(rows: pa.RecordBatch, reasons: pa.Array, table_name: str) -> 
                 "reason": reason,
                 "row_json": json.dumps(r, default=str),
             }
-            for r, reason in zip(records, reasons.to_pylist())
+            for r, reason in zip(records, reasons.to_pylist(), strict=True)
         ],
         schema=QUARANTINE.schema,
     )

@@ -1,4 +1,5 @@
-"""Shared fixtures: isolated caches and temp folder, the Yahoo emulator as an HTTPS proxy, the CLI as a subprocess."""
+"""Shared fixtures: isolated caches and temp folder, the Yahoo emulator as an HTTPS proxy, the CLI as a
+subprocess."""
 
 import os
 import subprocess
@@ -81,7 +82,8 @@ def write_universe(path: Path, symbols: list[str]) -> Path:
 def run_cli(
     *args: str, env: dict | None = None, timeout: float = 300, cwd: Path = REPO_DIR
 ) -> subprocess.CompletedProcess:
-    """`python -m etl ARGS` as a user would run it, in `cwd` (where it looks for etl.toml), with the isolated cache."""
+    """`python -m etl ARGS` as a user would run it, in `cwd` (where it looks for etl.toml), with the isolated
+    cache."""
     # The caller's own ETL_ settings must not leak into a test.
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | (env or {})
     return subprocess.run(

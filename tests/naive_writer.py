@@ -1,4 +1,5 @@
-"""`python tests/naive_writer.py collect ...`: collect with a deliberately naive writer, for the crash test to catch.
+"""`python tests/naive_writer.py collect ...`: collect with a deliberately naive writer, for the crash test to
+catch.
 
 It streams every batch straight into the run's final files in the lake and closes them at the end,
 as a first version of this job did: no staging, no commit, a file without a footer while it runs.

@@ -1,4 +1,5 @@
-"""Every bad input to `collect`: one line naming the value, exit 2, no request sent, not a byte of the lake changed."""
+"""Every bad input to `collect`: one line naming the value, exit 2, no request sent, not a byte of the lake
+changed."""
 
 import pytest
 
@@ -95,7 +96,8 @@ def lake(tmp_path_factory):
 
 
 def snapshot(lake_dir):
-    """Every file under the lake and in its staging folder (the lock file beside it records its last holder)."""
+    """Every file under the lake and in its staging folder (the lock file beside it records its last
+    holder)."""
     files = [p for p in lake_dir.parent.rglob("*") if p.is_file() and p.name != ".lake.lock"]
     return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
 

@@ -176,7 +176,8 @@ def test_memory_limit_stops_cleanly_and_keeps_what_was_collected(emulator, tmp_p
     assert result.returncode == 1
     assert "--memory-limit-mb" in result.stderr.strip().splitlines()[-1]
     status, batches = duckdb.execute(
-        f"select status, (select count(*) from {lake_sql(lake_dir, 'batches')}) from {lake_sql(lake_dir, 'runs')}"
+        f"select status, (select count(*) from {lake_sql(lake_dir, 'batches')})"
+        f" from {lake_sql(lake_dir, 'runs')}"
     ).fetchone()
     assert (status, batches) == ("memory_limit", 1)
     (gc_ran,) = duckdb.execute(f"select gc_ran from {lake_sql(lake_dir, 'batches')}").fetchone()

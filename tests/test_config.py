@@ -1,4 +1,5 @@
-"""Settings from flags, ETL_<NAME>, etl.toml or [tool.etl] in pyproject.toml, then defaults; progress and --quiet."""
+"""Settings from flags, ETL_<NAME>, etl.toml or [tool.etl] in pyproject.toml, then defaults; progress and
+--quiet."""
 
 import json
 import os

@@ -41,7 +41,8 @@ QUOTES_COLUMNS = (
 
 @dataclass
 class Readers:
-    """Queries the lake in a loop with DuckDB, polars and pyarrow, as a newsroom's jobs would, counting failures."""
+    """Queries the lake in a loop with DuckDB, polars and pyarrow, as a newsroom's jobs would, counting
+    failures."""
 
     lake_dir: Path
     queries: int = 0

@@ -1,5 +1,5 @@
-"""The Yahoo emulator: Yahoo's recorded structure, unmodified yfinance against it, deterministic data, fault knobs,
-and its TLS edge: an HTTPS proxy for Yahoo's hosts that reads each ClientHello as Yahoo does."""
+"""The Yahoo emulator: Yahoo's recorded structure, unmodified yfinance against it, deterministic data, fault
+knobs, and its TLS edge: an HTTPS proxy for Yahoo's hosts that reads each ClientHello as Yahoo does."""
 
 import datetime as dt
 import json
@@ -85,7 +85,8 @@ def emu():
 
 @pytest.fixture
 def fresh_yfinance(tmp_path, monkeypatch):
-    """yfinance as a new process finds it: empty cookie and time-zone caches of its own, no YfData singleton."""
+    """yfinance as a new process finds it: empty cookie and time-zone caches of its own, no YfData
+    singleton."""
     original = yf.cache._TzDBManager.get_location()
     # yfinance read XDG_CACHE_HOME once, at import: this covers subprocesses, forget_yfinance this one.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -96,7 +97,8 @@ def fresh_yfinance(tmp_path, monkeypatch):
 
 
 def forget_yfinance(cache_dir: Path) -> None:
-    """Point yfinance's sqlite caches at `cache_dir` and drop every cookie, crumb and cache it holds in memory."""
+    """Point yfinance's sqlite caches at `cache_dir` and drop every cookie, crumb and cache it holds in
+    memory."""
     yf.set_tz_cache_location(str(cache_dir))
     yf.cache._TzCacheManager._tz_cache = None
     yf.cache._CookieCacheManager._Cookie_cache = None
@@ -282,7 +284,8 @@ def test_yf_download_of_good_and_delisted_symbols_keeps_the_good_ones(emu, fresh
 
 
 def test_yfinance_falls_back_to_basic_cookies_when_there_is_no_consent_form(emu, fresh_yfinance):
-    # Without a cookie cache, yfinance's csrf strategy (tried after any HTTP error) must visit the consent page.
+    # Without a cookie cache, yfinance's csrf strategy (tried after any HTTP error) must visit the consent
+    # page.
     yf.cache._CookieCacheManager._Cookie_cache = yf.cache._CookieCacheDummy()
     session = job_session(emu)
     frame = yf.download(
@@ -516,7 +519,8 @@ def test_the_proxy_tunnels_to_yahoos_hosts_on_443_only(emu):
 
 @contextmanager
 def accepted(connect) -> Iterator[socket.socket]:
-    """The server's end of a loopback connection that `connect(port)` opens in a thread, hung up on at the end."""
+    """The server's end of a loopback connection that `connect(port)` opens in a thread, hung up on at the
+    end."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.settimeout(10)
         client = threading.Thread(target=connect, args=(listener.getsockname()[1],), daemon=True)

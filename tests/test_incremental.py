@@ -1,4 +1,5 @@
-"""Daily incremental runs: the next day fetches each symbol's new bars and a revision window, not its whole history."""
+"""Daily incremental runs: the next day fetches each symbol's new bars and a revision window, not its whole
+history."""
 
 import datetime as dt
 
@@ -27,7 +28,8 @@ def latest_run_bars(lake_dir) -> dict[str, list[dt.date]]:
     rows = (
         connect_lake(lake_dir)
         .execute(
-            "select symbol, list(date order by date) from bars_all where run_id = (select max(run_id) from runs) group by 1"
+            "select symbol, list(date order by date) from bars_all"
+            " where run_id = (select max(run_id) from runs) group by 1"
         )
         .fetchall()
     )

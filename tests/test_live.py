@@ -1,7 +1,8 @@
 """The live smoke test: five symbols from the real Yahoo Finance, as `make collect` would fetch them.
 
 Deselected by default (no machine of the project's CI has internet); on a machine that has it:
-`make test ARGS="-m network"`. A corporate proxy comes from HTTPS_PROXY or ETL_PROXY, its CA from ETL_CA_BUNDLE.
+`make test ARGS="-m network"`. A corporate proxy comes from HTTPS_PROXY or ETL_PROXY, its CA from
+ETL_CA_BUNDLE.
 """
 
 import duckdb
@@ -22,7 +23,8 @@ def test_five_symbols_from_the_real_yahoo(tmp_path, lake_dir):
     rows = duckdb.execute(
         f"select (select count(distinct symbol) from read_parquet('{lake_dir}/quotes/**/*.parquet')), "
         f"(select count(distinct symbol) from read_parquet('{lake_dir}/bars/**/*.parquet')), "
-        f"(select min(n) from (select count(*) as n from read_parquet('{lake_dir}/bars/**/*.parquet') group by symbol)), "
+        f"(select min(n) from (select count(*) as n from read_parquet('{lake_dir}/bars/**/*.parquet')"
+        " group by symbol)), "
         f"(select api_calls from read_parquet('{lake_dir}/runs/*.parquet'))"
     ).fetchone()
     quotes, bar_symbols, fewest_bars, api_calls = rows

@@ -1,4 +1,5 @@
-"""`python -m etl report`: two real runs against the emulator, then the HTML page read as a user would get it."""
+"""`python -m etl report`: two real runs against the emulator, then the HTML page read as a user would get
+it."""
 
 import re
 import subprocess
@@ -50,7 +51,7 @@ def runs(lake) -> list[dict]:
     cursor = duckdb.execute(
         f"select run_id, api_calls, settings from read_parquet('{lake}/runs/*.parquet') order by 1"
     )
-    return [dict(zip(("run_id", "api_calls", "settings"), row)) for row in cursor.fetchall()]
+    return [dict(zip(("run_id", "api_calls", "settings"), row, strict=True)) for row in cursor.fetchall()]
 
 
 @pytest.fixture(scope="module")

@@ -110,7 +110,8 @@ def test_files_read_back_with_duckdb_and_the_canonical_schema(lake_dir):
     publish(staging, lake_dir)
     glob = str(lake_dir / "bars" / "**" / "*.parquet")
     rows = duckdb.execute(
-        f"select symbol, count(*), any_value(year) from read_parquet('{glob}', hive_partitioning=true) group by 1 order by 1"
+        f"select symbol, count(*), any_value(year) from read_parquet('{glob}', hive_partitioning=true)"
+        " group by 1 order by 1"
     ).fetchall()
     assert rows == [("AAPL", 3, 2026), ("MSFT", 3, 2026)]
     file = pq.ParquetFile(lake_dir / "bars" / "year=2026" / "r1.parquet")

@@ -1,4 +1,5 @@
-"""Data checks: a bar or quote that breaks an invariant is quarantined with its reason, never dropped silently."""
+"""Data checks: a bar or quote that breaks an invariant is quarantined with its reason, never dropped
+silently."""
 
 import datetime as dt
 import json

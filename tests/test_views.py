@@ -18,7 +18,8 @@ GONE = "GONE"  # delisted, in the first run only
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
-    """Two runs in 4-symbol batches; the second re-collects half the symbols. The folder's name needs SQL quoting."""
+    """Two runs in 4-symbol batches; the second re-collects half the symbols. The folder's name needs SQL
+    quoting."""
     folder = tmp_path_factory.mktemp("views")
     lake_dir = folder / "it's a lake"
     universes = [
@@ -84,7 +85,7 @@ def test_symbol_bars_are_the_current_bars_between_two_dates_in_order(lake, curre
     expected = current_bars.filter((pl.col("symbol") == "AAPL") & pl.col("date").is_between(first, last))
     assert len(rows) == expected.height == 21
     assert [(r["date"], r["close"], r["run_id"]) for r in rows] == list(
-        zip(expected["date"], expected["close"], expected["run_id"])
+        zip(expected["date"], expected["close"], expected["run_id"], strict=True)
     )
 
 

@@ -1,4 +1,5 @@
-"""The wheel: built from the checkout, installed into a fresh environment outside it, and the job run from there."""
+"""The wheel: built from the checkout, installed into a fresh environment outside it, and the job run from
+there."""
 
 import json
 import subprocess

@@ -25,10 +25,12 @@ FULL_PLAN = [
 ]
 SKIPPED = """skipped at 5,000 symbols, to finish within 15 minutes on 2 cores:
   naive, batched-gc: about 5 requests a symbol one after another, over 40 minutes at 100 ms
-  yf-download: 552 s when measured (2 requests a symbol on 4 threads, then pandas); ours is at 1/3.4 of it at 257
+  yf-download: 552 s when measured (2 requests a symbol on 4 threads, then pandas); ours is at 1/3.4 \
+of it at 257
 """
 QUICK_PLAN = [(30, ("naive", "batched-gc", "yf-download", "ours")), (257, ("yf-download", "ours"))]
-# A Monday and a Tuesday evening (UTC) after New York's close: the second run is the next day's incremental one.
+# A Monday and a Tuesday evening (UTC) after New York's close: the second run is the next day's incremental
+# one.
 DAYS = (("ours day 1", "2026-11-23T22:00"), ("ours day 2", "2026-11-24T22:00"))
 # Fresh processes that show what ours pays before its run starts, each timed as the median of STARTUP_REPEATS.
 STARTUP_COMMANDS = {
@@ -45,7 +47,8 @@ WALL_SPLIT_SOURCES = """How ours' wall time splits, in seconds:
     batches overlap, so their fetch_s sum is larger), after the last answer (the last write, the manifest)
   publishing: from runs.finished_at to the lake's runs/ folder taking the run's manifest, the folder's mtime
     (the publishing child, its own interpreter's start included)
-  exit: from then to the process's end as the launcher saw it (the publishing child's and the collector's teardown)"""
+  exit: from then to the process's end as the launcher saw it (the publishing child's and the \
+collector's teardown)"""
 
 
 def make_universe(size: int, folder: Path) -> tuple[Path, list[str]]:
@@ -104,7 +107,8 @@ def newest_run_files(lake_dir: Path) -> list[Path]:
 
 
 def run_two_days(size: int, latency_ms: float, work: Path, env: dict) -> list[Measurement]:
-    """The job one evening and again the next: the second run fetches new bars and the revision window only."""
+    """The job one evening and again the next: the second run fetches new bars and the revision window
+    only."""
     results = []
     for name, as_of in DAYS:
         emulator = EmulatorProcess(latency_ms, work, as_of=as_of)
@@ -118,7 +122,8 @@ def run_two_days(size: int, latency_ms: float, work: Path, env: dict) -> list[Me
 def print_table(results: list[Measurement]) -> None:
     ours = {(r.symbols, r.latency_ms): r.wall_s for r in results if r.contender == "ours"}
     print(
-        "| contender | symbols | latency ms | wall s | API calls | calls/symbol | peak RSS MB | rows | missing | wall vs ours |"
+        "| contender | symbols | latency ms | wall s | API calls | calls/symbol |"
+        " peak RSS MB | rows | missing | wall vs ours |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
@@ -135,7 +140,8 @@ def print_table(results: list[Measurement]) -> None:
 def print_tls(results: list[Measurement]) -> None:
     """What the emulator saw of each contender's TLS: all should pass its check, with one fingerprint."""
     print(
-        "TLS as the emulator saw each contender (refused: a ClientHello without GREASE or h2 ALPN, answered 429;"
+        "TLS as the emulator saw each contender (refused: a ClientHello without GREASE or h2 ALPN,"
+        " answered 429;"
         " a fingerprint is a digest of the hello's ciphers, extensions and ALPN):"
     )
     print("| contender | symbols | latency ms | TLS connections | refused | fingerprints (connections) |")
@@ -149,7 +155,8 @@ def print_tls(results: list[Measurement]) -> None:
 
 
 def report_ours(results: list[Measurement], work: Path, startup_s: dict[str, float]) -> None:
-    """The bars that concern the job alone: floor, CPU per symbol, flat memory, and where its wall time goes."""
+    """The bars that concern the job alone: floor, CPU per symbol, flat memory, and where its wall time
+    goes."""
     print(WALL_SPLIT_SOURCES)
     print(
         f"  for scale, the median of {STARTUP_REPEATS} fresh processes: "
@@ -168,11 +175,16 @@ def report_ours(results: list[Measurement], work: Path, startup_s: dict[str, flo
         if r.latency_ms:
             floor_s = r.api_calls * r.latency_ms / 1000 / DEFAULT_CONCURRENCY
             line += (
-                f", floor R*L/C = {r.api_calls}*{r.latency_ms / 1000:g}/{DEFAULT_CONCURRENCY} = {floor_s:.2f} s,"
-                f" processing/floor {figures['processing_s'] / floor_s:.2f}, wall/floor {r.wall_s / floor_s:.2f}"
+                f", floor R*L/C = {r.api_calls}*{r.latency_ms / 1000:g}/{DEFAULT_CONCURRENCY}"
+                f" = {floor_s:.2f} s,"
+                f" processing/floor {figures['processing_s'] / floor_s:.2f},"
+                f" wall/floor {r.wall_s / floor_s:.2f}"
             )
         else:
-            line += f", {1000 * figures['processing_s'] / r.symbols:.2f} ms a symbol ({1000 * r.wall_s / r.symbols:.2f} with start-up)"
+            line += (
+                f", {1000 * figures['processing_s'] / r.symbols:.2f} ms a symbol"
+                f" ({1000 * r.wall_s / r.symbols:.2f} with start-up)"
+            )
         print(line + "; " + flatness(con))
         print("  " + split_wall(r, con, lake_dir))
 
@@ -181,7 +193,8 @@ def flatness(con: duckdb.DuckDBPyConnection) -> str:
     (row,) = summary.fetch_dicts(con, summary.load_sql("memory_flatness"))
     return (
         f"RSS after batch {row['tenth_batch']}: {row['rss_mb_at_tenth']:.0f} MB, after the last: "
-        f"{row['rss_mb_at_last']:.0f} MB ({100 * row['growth_ratio']:+.1f}%), peak {row['peak_rss_mb']:.0f} MB"
+        f"{row['rss_mb_at_last']:.0f} MB ({100 * row['growth_ratio']:+.1f}%),"
+        f" peak {row['peak_rss_mb']:.0f} MB"
     )
 
 
@@ -210,10 +223,12 @@ def time_startup(env: dict) -> dict[str, float]:
 
 
 def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: int) -> None:
-    """A lake of n daily runs (small universes); the summary's time from connect to answer, before and after compact."""
+    """A lake of n daily runs (small universes); the summary's time from connect to answer, before and after
+    compact."""
     lake = work / "daily-runs"
     universe, _ = make_universe(20, work)
-    # Full runs, as before incremental ones: a lake as large as daily runs could make, and no state read per run.
+    # Full runs, as before incremental ones: a lake as large as daily runs could make, and no state read per
+    # run.
     for _ in range(n_runs):
         pipeline.collect(
             Settings(
@@ -263,7 +278,8 @@ def main() -> None:
             results.append(run_contender("ours", 10_000, emulator, 0.0, work, env))
         startup_s = time_startup(env)
         print(
-            f"\nmachine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+            f"\nmachine: {os.cpu_count()} cores,"
+            f" {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
         )
         print(SKIPPED)
         print_table(results)

@@ -44,7 +44,7 @@ def batched_gc(symbols: list[str], period: str, out_path: Path) -> None:
             except Exception:
                 continue
             name, cap = info.get("longName"), info.get("marketCap")
-            for day, close, volume in zip(history.index, history["Close"], history["Volume"]):
+            for day, close, volume in zip(history.index, history["Close"], history["Volume"], strict=True):
                 rows.append(
                     {
                         "symbol": symbol,

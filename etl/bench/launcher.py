@@ -1,4 +1,5 @@
-"""`python -S launcher.py COMMAND...`: run COMMAND; print its wall seconds, peak RSS (MiB), exit code, start (epoch s).
+"""`python -S launcher.py COMMAND...`: run COMMAND; print its wall seconds, peak RSS (MiB), exit code, start
+(epoch s).
 
 The benchmark starts every contender through this small process: Linux gives a process the peak RSS
 of the one it was forked from (the memory it held until exec), so a contender forked from the

@@ -96,7 +96,8 @@ class EmulatorProcess:
         return self._stats()["tls"]
 
     def to_routed_env(self, env: dict) -> dict:
-        """`env` for a client that takes its route from the environment, as yfinance's default session does."""
+        """`env` for a client that takes its route from the environment, as yfinance's default session
+        does."""
         kept = {name: value for name, value in env.items() if name not in _SHADOWING_ROUTE}
         return kept | {"HTTPS_PROXY": self.proxy_url, "CURL_CA_BUNDLE": str(self.ca_path)}
 
@@ -106,7 +107,8 @@ class EmulatorProcess:
 
 
 def run_child(command: list[str], env: dict) -> tuple[float, float, int, dt.datetime]:
-    """Run a command through the launcher: its wall seconds, its own peak RSS in MiB (wait4), exit code, start time."""
+    """Run a command through the launcher: its wall seconds, its own peak RSS in MiB (wait4), exit code, start
+    time."""
     launcher = Path(__file__).with_name("launcher.py")
     answer = subprocess.run(
         [sys.executable, "-S", str(launcher), *command],

@@ -1,4 +1,5 @@
-"""A Yahoo Finance emulator on loopback: Yahoo's wire format, synthetic deterministic data, injectable faults."""
+"""A Yahoo Finance emulator on loopback: Yahoo's wire format, synthetic deterministic data, injectable
+faults."""
 
 from etl.emulator.server import Emulator, EmulatorConfig, serve
 

@@ -188,7 +188,8 @@ def financial_data(quote: dict, company: market.Company) -> dict:
 
 
 def default_key_statistics(quote: dict, company: market.Company) -> dict:
-    """No split or dividend ever happened to a synthetic company: those keys are absent, as Yahoo leaves them."""
+    """No split or dividend ever happened to a synthetic company: those keys are absent, as Yahoo leaves
+    them."""
     books, shares = _books(company), company.shares
     enterprise = quote["marketCap"] + books["debt"] - books["cash"]
     year_end = dt.date(_day_of(quote["regularMarketTime"]).year - 1, 12, 31)
@@ -260,8 +261,10 @@ def asset_profile(quote: dict, company: market.Company) -> dict:
         "sector": "Synthetic",
         "sectorKey": "synthetic",
         "sectorDisp": "Synthetic",
-        "longBusinessSummary": f"{symbol} Synthetic Inc. is made up: the market-voices-etl emulator serves it "
-        "with deterministic synthetic prices. It is not a real company.",
+        "longBusinessSummary": (
+            f"{symbol} Synthetic Inc. is made up: the market-voices-etl emulator serves it "
+            "with deterministic synthetic prices. It is not a real company."
+        ),
         "fullTimeEmployees": company.employees,
         "companyOfficers": [officer],
         "auditRisk": 5,

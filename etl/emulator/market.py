@@ -1,4 +1,5 @@
-"""Deterministic synthetic market data on the NYSE calendar: a seeded random walk per symbol, not real prices."""
+"""Deterministic synthetic market data on the NYSE calendar: a seeded random walk per symbol, not real
+prices."""
 
 import datetime as dt
 import zlib
@@ -41,7 +42,7 @@ class Bars:
 
     @staticmethod
     def concat(parts: list["Bars"]) -> "Bars":
-        return Bars(*(np.concatenate(arrays) for arrays in zip(*(p._arrays() for p in parts))))
+        return Bars(*(np.concatenate(arrays) for arrays in zip(*(p._arrays() for p in parts), strict=True)))
 
 
 def stable_seed(*parts: object) -> int:
@@ -69,9 +70,9 @@ def _easter(year: int) -> dt.date:
     g = (b - (b + 8) // 25 + 1) // 3
     h = (19 * a + b - d - g + 15) % 30
     i, k = divmod(c, 4)
-    l = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * l) // 451
-    month, day = divmod(h + l - 7 * m + 114, 31)
+    to_sunday = (32 + 2 * e + 2 * i - h - k) % 7  # the algorithm's L: days from the full moon to Sunday
+    m = (a + 11 * h + 22 * to_sunday) // 451
+    month, day = divmod(h + to_sunday - 7 * m + 114, 31)
     return dt.date(year, month, day + 1)
 
 
@@ -130,7 +131,8 @@ def previous_session(day: dt.date, back: int) -> dt.date:
 
 @lru_cache(maxsize=4096)
 def _year_anchors(seed: int, symbol: str) -> np.ndarray:
-    """The walk's close on the eve of each year from FIRST_DAY's to _LAST_YEAR's: a level of 10..500 in 2025."""
+    """The walk's close on the eve of each year from FIRST_DAY's to _LAST_YEAR's: a level of 10..500 in
+    2025."""
     rng = np.random.default_rng(stable_seed(seed, symbol))
     log_level = np.log(rng.uniform(10, 500))
     steps = np.concatenate(
@@ -245,7 +247,8 @@ class Company:
 
 @lru_cache(maxsize=4096)
 def company(seed: int, symbol: str) -> Company:
-    """Earnings and book value in proportion to the 2025 price level, so that ratios look like a real stock's."""
+    """Earnings and book value in proportion to the 2025 price level, so that ratios look like a real
+    stock's."""
     rng = np.random.default_rng(stable_seed(seed, symbol, "company"))
     level = _year_anchors(seed, symbol)[_ANCHOR_YEAR - FIRST_DAY.year]
     eps = round(level / rng.uniform(12, 40), 2)

@@ -1,4 +1,5 @@
-"""Yahoo Finance's JSON bodies for the synthetic market: Yahoo's keys, nesting and JSON types, made-up values."""
+"""Yahoo Finance's JSON bodies for the synthetic market: Yahoo's keys, nesting and JSON types, made-up
+values."""
 
 import calendar
 import datetime as dt
@@ -35,7 +36,8 @@ def names(symbol: str) -> dict:
 
 
 def check_chart_params(params: dict) -> None:
-    """Refuse what Yahoo refuses, in Yahoo's words, and the intraday intervals that only the emulator lacks."""
+    """Refuse what Yahoo refuses, in Yahoo's words, and the intraday intervals that only the emulator
+    lacks."""
     interval = params.get("interval", "1d")
     if interval in _YAHOO_INTERVALS.split(", ") and interval not in DAILY_INTERVALS:
         raise BadRequest(
@@ -137,7 +139,8 @@ def _range_start(period: str, last_day: dt.date) -> dt.date:
 
 
 def _grouped(bars: Bars, interval: str) -> Bars:
-    """Daily bars merged into weeks, months, quarters or runs of 5 sessions, each stamped with its first open."""
+    """Daily bars merged into weeks, months, quarters or runs of 5 sessions, each stamped with its first
+    open."""
     days = (bars.timestamps // 86400).astype("datetime64[D]")
     if interval == "5d":
         keys = np.arange(len(days)) // 5
@@ -167,7 +170,7 @@ def _floats(values: np.ndarray) -> list:
     missing = np.isnan(values)
     if not missing.any():
         return values.tolist()
-    return [None if gap else v for v, gap in zip(values.tolist(), missing.tolist())]
+    return [None if gap else v for v, gap in zip(values.tolist(), missing.tolist(), strict=True)]
 
 
 def _ints(values: np.ndarray) -> list:
@@ -175,7 +178,7 @@ def _ints(values: np.ndarray) -> list:
     whole = np.where(missing, 0, values).astype(np.int64).tolist()
     if not missing.any():
         return whole
-    return [None if gap else v for v, gap in zip(whole, missing.tolist())]
+    return [None if gap else v for v, gap in zip(whole, missing.tolist(), strict=True)]
 
 
 def _zone(now: dt.datetime) -> tuple[str, int]:

@@ -3,7 +3,8 @@ routes, its cookie and crumb handshake, fault knobs and request counters inside 
 
 A client reaches it as it would reach Yahoo through a corporate proxy: `CONNECT query1.finance.yahoo.com:443`,
 then TLS with Yahoo's name (SNI), a certificate for Yahoo's names signed by the emulator's own CA, and
-HTTP/1.1 with Yahoo's Host header and `.yahoo.com` cookies. Plain HTTP serves only the `/__emulator/` control paths.
+HTTP/1.1 with Yahoo's Host header and `.yahoo.com` cookies.
+Plain HTTP serves only the `/__emulator/` control paths.
 """
 
 import base64
@@ -202,7 +203,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/__emulator/stats" or (path == "/__emulator/reset" and self.command == "POST"):
             return self._json(200, self.server.state.stats(reset=path.endswith("reset")))
-        body = b"This is Yahoo's emulator, a proxy: reach https://query1.finance.yahoo.com through it (CONNECT).\n"
+        body = (
+            b"This is Yahoo's emulator, a proxy: reach https://query1.finance.yahoo.com through it"
+            b" (CONNECT).\n"
+        )
         self.send_response(400)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
@@ -234,7 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        # A large answer leaves in several segments; with Nagle on, delayed ACKs would hold its last one 40 ms.
+        # A large answer leaves in several segments; with Nagle on, delayed ACKs would hold its last one 40
+        # ms.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args) -> None:

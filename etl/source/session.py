@@ -1,4 +1,5 @@
-"""The HTTP session yfinance talks through: curl_cffi impersonating Chrome, retrying, pacing and counting requests.
+"""The HTTP session yfinance talks through: curl_cffi impersonating Chrome, retrying, pacing and counting
+requests.
 
 Yahoo tells scripts from browsers by the TLS ClientHello and HTTP/2 settings, not the User-Agent, and
 answers scripts with 429s. So the session is yfinance's own default, `curl_cffi` impersonating Chrome,
@@ -86,7 +87,8 @@ class RetryPolicy:
 
 
 class YahooSession(Session):
-    """yfinance's default session, plus the job's retries, adaptive rate and request count, for every fetch thread.
+    """yfinance's default session, plus the job's retries, adaptive rate and request count, for every fetch
+    thread.
 
     Each thread gets its own curl handle (curl_cffi's default), so connections are reused per thread.
     """
@@ -108,8 +110,8 @@ class YahooSession(Session):
         self.counter = counter
         self.retry_policy = retry  # not `retry`: curl_cffi.Session has its own, left at 0
         self.rate = AdaptiveRate()
-        # Until Yahoo has answered anything but 429, a 429 means it refuses this client and a failed connection
-        # means it cannot be reached: retrying either only delays the one-line outage by minutes.
+        # Until Yahoo has answered anything but 429, a 429 means it refuses this client and a failed
+        # connection means it cannot be reached: retrying either only delays the one-line outage by minutes.
         self._answered = False
 
     def _on_debug(self, info_type: int, data: bytes) -> None:
@@ -117,14 +119,16 @@ class YahooSession(Session):
             self.counter.add(current_batch.get())
 
     def request(self, method, url, *args, **kwargs) -> Response:
-        """One of yfinance's requests, retried while Yahoo says "not now"; the last answer when retries run out."""
+        """One of yfinance's requests, retried while Yahoo says "not now"; the last answer when retries run
+        out."""
         attempt = 1
         while True:
             self.rate.acquire()
             try:
                 response = super().request(method, url, *args, **kwargs)
             except (ConnectionError, Timeout) as exc:
-                # A certificate or handshake refused stays refused; a dropped connection or a timeout may pass.
+                # A certificate or handshake refused stays refused; a dropped connection or a timeout may
+                # pass.
                 if isinstance(exc, SSLError) or not self._answered or attempt == self.retry_policy.attempts:
                     raise
                 wait_s = self.retry_policy.delay_s(attempt, None)

@@ -55,7 +55,8 @@ class YahooSource:
         since: dict[str, dt.date] | None = None,
     ) -> None:
         # yfinance reuses its cookie through its on-disk cache (without one it fetches a cookie before every
-        # request). The run keeps its own, so it never sends one of another route (the emulator's, the user's).
+        # request). The run keeps its own, so it never sends one of another route (the emulator's, the
+        # user's).
         self._cache_dir = tempfile.TemporaryDirectory(prefix="etl-yfinance-")
         _point_yfinance_caches_at(self._cache_dir.name)
         # Its warnings ("continuing without crumb") repeat what each Answer reports, once per request.
@@ -74,7 +75,8 @@ class YahooSource:
         self._cache_dir.cleanup()
 
     def fetch_chart(self, batch_no: int, symbol: str) -> Answer:
-        """Daily bars of `symbol` from its `since` date, else for the configured history: Yahoo's `chart.result[0]`."""
+        """Daily bars of `symbol` from its `since` date, else for the configured history: Yahoo's
+        `chart.result[0]`."""
         params = {**self._window(symbol), "interval": "1d", "includePrePost": "false", "events": "div,splits"}
         answer = self._get_json(batch_no, CHART_URL + url_quote(symbol, safe=""), params)
         if answer.is_error:
@@ -90,7 +92,8 @@ class YahooSource:
         since = self._since.get(symbol)
         if since is None:
             return {"range": self._history}
-        # Midnight UTC of the first day: before any exchange's session of that day opens, Tokyo's at 00:00 UTC.
+        # Midnight UTC of the first day: before any exchange's session of that day opens, Tokyo's at 00:00
+        # UTC.
         start = dt.datetime.combine(since, dt.time(), dt.UTC)
         return {"period1": int(start.timestamp()), "period2": int(time.time())}
 
