@@ -7,7 +7,7 @@ LAKE ?= data/lake
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo collect summary query test bench bench-quick clean
+.PHONY: help install demo collect summary query test lint bench bench-quick clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,11 @@ query: $(STAMP) ## Open the DuckDB shell on LAKE's views and macros; SQL="from r
 
 test: $(STAMP) ## Run the test suite (offline, against the emulator)
 	$(PY) -m pytest -q $(ARGS)
+
+lint: $(STAMP) ## ruff (lint and format check) and mypy on etl/
+	$(PY) -m ruff check etl tests
+	$(PY) -m ruff format --check etl tests
+	$(PY) -m mypy etl
 
 bench: $(STAMP) ## Every contender side by side at 100 ms latency: 30, 257, 5,000 and 10,000 symbols (~15 min)
 	$(PY) -m etl.bench $(ARGS)

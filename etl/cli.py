@@ -602,6 +602,7 @@ def _describe_click_error(exc: click.ClickException) -> str:
         return exc.format_message().rstrip(".")
     if origin.startswith("env "):
         return f"{origin}: {exc.message.rstrip('.')}; fix or unset it"
+    assert param is not None  # origin is "flag" when click names no parameter
     return f"{origin}: {param.name}: {exc.message.rstrip('.')}; fix or remove it"
 
 
@@ -668,7 +669,8 @@ def main() -> None:
         app.main(prog_name="python -m etl", standalone_mode=False)
     except click.ClickException as exc:
         # A malformed option is bad input like any other: one line, exit 2, not click's usage block.
-        command = exc.ctx.command_path if getattr(exc, "ctx", None) else "python -m etl"
+        ctx = getattr(exc, "ctx", None)  # a UsageError's, absent from other ClickExceptions
+        command = ctx.command_path if ctx else "python -m etl"
         click.echo(f"error: {_describe_click_error(exc)}; see `{command} --help`", err=True)
         sys.exit(exc.exit_code)
     except click.Abort:

@@ -6,6 +6,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import cast
 
 from etl.plan import Batch
 from etl.source.yahoo import Answer, YahooSource
@@ -71,7 +72,9 @@ def _collect(
     quote_answer: Answer = quotes.result()
     chart_answers: list[Answer] = [future.result() for future in charts]
     fetch_s = max(answer.done_at for answer in [quote_answer, *chart_answers]) - started
-    quotes_by_symbol = {} if quote_answer.is_error else {q.get("symbol"): q for q in quote_answer.payload}
+    quotes_by_symbol = (
+        {} if quote_answer.is_error else {q.get("symbol"): q for q in cast(list, quote_answer.payload)}
+    )
     outcomes = _distrust_waves(
         [
             _outcome(symbol, chart, quotes_by_symbol.get(symbol), quote_answer)
@@ -82,7 +85,11 @@ def _collect(
         batch=batch,
         started_at=started_at,
         fetch_s=fetch_s,
-        charts=[(s, a.payload) for s, a in zip(batch.symbols, chart_answers, strict=True) if not a.is_error],
+        charts=[
+            (s, cast(dict, a.payload))
+            for s, a in zip(batch.symbols, chart_answers, strict=True)
+            if not a.is_error
+        ],
         quotes=[quotes_by_symbol[s] for s in batch.symbols if s in quotes_by_symbol],
         outcomes=outcomes,
     )

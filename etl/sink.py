@@ -57,13 +57,13 @@ def lake_lock(lake_dir: Path) -> Iterator[int]:
             raise LakeError(
                 f"{lake_dir} is being written by another run ({holder}); wait for it to finish"
             ) from None
-        holder = {
+        record = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "since": dt.datetime.now(dt.UTC).isoformat(),
         }
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
         yield fd
     finally:
         os.close(fd)

@@ -33,9 +33,9 @@ def lake_variables(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> dict:
     records = sorted(str(path) for path in (lake_dir / "compactions").glob("*.parquet"))
     if not records:
         return {"lake": lake, "replaced": [], "written": []}
-    replaced, written = con.execute(
-        load_sql("compaction_files"), {"lake": lake, "records": records}
-    ).fetchone()
+    row = con.execute(load_sql("compaction_files"), {"lake": lake, "records": records}).fetchone()
+    assert row is not None, "an aggregate query returns one row"
+    replaced, written = row
     return {"lake": lake, "replaced": replaced, "written": written}
 
 

@@ -72,7 +72,7 @@ def _has_any_value(table: pa.Table) -> pa.ChunkedArray:
 
 def to_quotes(run_id: str, quotes: Sequence[dict]) -> pa.RecordBatch:
     """One row a symbol from Yahoo's quote objects, columns renamed to ours."""
-    columns = {
+    columns: dict[str, list] = {
         "run_id": [run_id] * len(quotes),
         "symbol": [q.get("symbol") for q in quotes],
         "name": [q.get("longName") or q.get("shortName") for q in quotes],

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from etl.emulator import market
 from etl.emulator.responses import FIRST_TRADE, names
@@ -24,7 +25,7 @@ def _pick(quote: dict, *keys: str) -> dict:
 
 def price(quote: dict, company: market.Company) -> dict:
     """Yahoo gives this module's percent changes as fractions, unlike the quote's percents."""
-    extended = {}
+    extended: dict[str, Any] = {}
     for prefix in ("preMarket", "postMarket"):
         if f"{prefix}Price" in quote:
             extended |= {

@@ -3,6 +3,7 @@ values."""
 
 import calendar
 import datetime as dt
+from typing import Any
 
 import numpy as np
 
@@ -181,9 +182,11 @@ def _ints(values: np.ndarray) -> list:
     return [None if gap else v for v, gap in zip(whole, missing.tolist(), strict=True)]
 
 
-def _zone(now: dt.datetime) -> tuple[str, int]:
+def _zone(now: dt.datetime) -> tuple[str | None, int]:
     """The exchange's time-zone abbreviation and UTC offset in seconds at `now`."""
-    return now.tzname(), int(now.utcoffset().total_seconds())
+    offset = now.utcoffset()
+    assert offset is not None, "`now` is in the exchange's time zone"
+    return now.tzname(), int(offset.total_seconds())
 
 
 def _trading_period(now: dt.datetime) -> dict:
@@ -294,7 +297,7 @@ def _regular_market(latest: Latest) -> dict:
 def _extended_hours(seed: int, symbol: str, latest: Latest, now: dt.datetime) -> dict:
     """Yahoo quotes the post market once the session has closed, and the pre market before the next opens."""
     rng = np.random.default_rng([market.stable_seed(seed, symbol, "extended"), latest.day.toordinal()])
-    fields = {}
+    fields: dict[str, Any] = {}
     is_pre = market.market_state(now) == "PRE"
     for prefix, end, quoted in (
         ("postMarket", dt.time(20, 0), latest.closed),
@@ -316,7 +319,7 @@ def _trailing(latest: Latest) -> dict:
     """52-week range and moving averages of the trailing year."""
     year, price = latest.year, latest.price
     high, low = float(year.high.max()), float(year.low.min())
-    fields = {
+    fields: dict[str, Any] = {
         "fiftyTwoWeekHigh": high,
         "fiftyTwoWeekLow": low,
         "fiftyTwoWeekRange": f"{low} - {high}",

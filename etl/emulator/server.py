@@ -25,10 +25,12 @@ import tempfile
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from etl.emulator import fundamentals, market, responses, tls
@@ -369,7 +371,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, body: dict) -> None:
         self._send(status, json.dumps(body, separators=(",", ":")).encode(), "application/json;charset=utf-8")
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: list[tuple[str, str]] = ()) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -412,8 +416,13 @@ class Emulator:
 
     def __init__(self, config: EmulatorConfig = EmulatorConfig()) -> None:
         authority = tls.Authority()
-        self._own_dir = None if config.ca_path else Path(tempfile.mkdtemp(prefix="etl-emulator-"))
-        self.ca_path = authority.write_ca(config.ca_path or self._own_dir / "yahoo-emulator-ca.pem")
+        self._own_dir: Path | None
+        if config.ca_path:
+            self._own_dir, ca_target = None, config.ca_path
+        else:
+            self._own_dir = Path(tempfile.mkdtemp(prefix="etl-emulator-"))
+            ca_target = self._own_dir / "yahoo-emulator-ca.pem"
+        self.ca_path = authority.write_ca(ca_target)
         self._server = _Server(config, authority.server_context())
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="yahoo-emulator", daemon=True
@@ -421,7 +430,8 @@ class Emulator:
 
     @property
     def proxy_url(self) -> str:
-        host, port = self._server.server_address[:2]
+        # A TCP server's address: (host, port), the host a str (typeshed allows bytes for other families).
+        host, port = cast(tuple[str, int], self._server.server_address[:2])
         return f"http://{host}:{port}"
 
     def counts(self) -> dict[str, int]:

@@ -104,7 +104,8 @@ class YahooSession(Session):
         super().__init__(
             impersonate=IMPERSONATE,
             proxy=proxy,
-            verify=str(ca_bundle) if ca_bundle else True,
+            # curl_cffi annotates verify as bool, yet takes a CA bundle's path too (set as CURLOPT_CAINFO).
+            verify=str(ca_bundle) if ca_bundle else True,  # type: ignore[arg-type]
             curl_options=options,
         )
         self.counter = counter

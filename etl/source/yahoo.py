@@ -14,6 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 from urllib.parse import quote as url_quote
 
 import yfinance
@@ -81,7 +82,7 @@ class YahooSource:
         answer = self._get_json(batch_no, CHART_URL + url_quote(symbol, safe=""), params)
         if answer.is_error:
             return answer
-        chart = answer.payload.get("chart") or {}
+        chart = cast(dict, answer.payload).get("chart") or {}
         results = chart.get("result") or []
         if not results:
             error = chart.get("error") or {}
@@ -103,7 +104,7 @@ class YahooSource:
         answer = self._get_json(batch_no, QUOTE_URL, params)
         if answer.is_error:
             return answer
-        results = (answer.payload.get("quoteResponse") or {}).get("result") or []
+        results = (cast(dict, answer.payload).get("quoteResponse") or {}).get("result") or []
         return Answer(results, done_at=answer.done_at)
 
     def _get_json(self, batch_no: int, url: str, params: dict) -> Answer:
