@@ -158,6 +158,12 @@ def crash_and_resume(cli: list[str], emulator: Emulator, universe: Path, lake_di
     }
 
 
+def collect_once(emulator: Emulator, universe: Path, lake_dir: Path) -> int:
+    """One whole collect into lake_dir, as the lake a crash test starts from: its exit code."""
+    command = collect_command(["-m", "etl"], emulator, universe, lake_dir)
+    return subprocess.run(command, cwd=REPO_DIR, capture_output=True, timeout=120).returncode
+
+
 def current_bars(lake_dir: Path) -> set[tuple]:
     return set(connect_lake(lake_dir).execute(f"select {BARS_COLUMNS} from bars").fetchall())
 
@@ -193,15 +199,7 @@ def test_killed_at_random_instants_readers_never_fail_and_resume_gives_the_refer
     universe, reference_lake = reference
     lake_dir = tmp_path / "lake"
     # Readers need a lake to read: it starts with one completed run, as any morning's lake does.
-    assert (
-        subprocess.run(
-            collect_command(["-m", "etl"], faulty_emulator, universe, lake_dir),
-            cwd=REPO_DIR,
-            capture_output=True,
-            timeout=120,
-        ).returncode
-        == 0
-    )
+    assert collect_once(faulty_emulator, universe, lake_dir) == 0
 
     outcome = crash_and_resume(["-m", "etl"], faulty_emulator, universe, lake_dir, KILL_POINTS)
 
@@ -223,15 +221,7 @@ def test_killed_at_random_instants_readers_never_fail_and_resume_gives_the_refer
 def test_the_crash_test_catches_a_writer_that_writes_in_place(faulty_emulator, reference, tmp_path):
     universe, _ = reference
     lake_dir = tmp_path / "lake"
-    assert (
-        subprocess.run(
-            collect_command(["-m", "etl"], faulty_emulator, universe, lake_dir),
-            cwd=REPO_DIR,
-            capture_output=True,
-            timeout=120,
-        ).returncode
-        == 0
-    )
+    assert collect_once(faulty_emulator, universe, lake_dir) == 0
 
     outcome = crash_and_resume(
         [str(Path(__file__).with_name("naive_writer.py"))], faulty_emulator, universe, lake_dir, kills=3
