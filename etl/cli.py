@@ -30,13 +30,18 @@ from etl.config import (
 from etl.errors import ConfigError, EtlError, MemoryLimitError, SourceError
 from etl.plan import plan_batches
 from etl.settings_file import load_settings_file
+from etl.status import RunStatus
 from etl.universe import load_universe
 
 if TYPE_CHECKING:  # etl.metrics loads pyarrow and, through etl.fetch, yfinance: too slow for --help
     from etl.metrics import BatchMetrics, RunRecord
 
 # A run that ended early still published what it collected; its status says why it is an error.
-_STOPPED = {"memory_limit": MemoryLimitError, "below_min_success": EtlError, "source_outage": SourceError}
+_STOPPED = {
+    RunStatus.MEMORY_LIMIT: MemoryLimitError,
+    RunStatus.BELOW_MIN_SUCCESS: EtlError,
+    RunStatus.SOURCE_OUTAGE: SourceError,
+}
 log = logging.getLogger("etl")
 # ctx.meta key: where the settings click fell back on (its default_map) were read.
 _SETTINGS_FILE_LABEL = "etl.settings_file"

@@ -4,6 +4,7 @@ EtlError                 anything the job reports to its user as a one-line erro
 ├── ConfigError          a setting is malformed or out of range        (exit 2)
 ├── UniverseError        the universe file or a symbol in it is bad    (exit 2)
 ├── SourceError          Yahoo (or the emulator) could not be used     (exit 3)
+├── SchemaError          Yahoo's answer does not fit a table's schema  (exit 3)
 ├── MemoryLimitError     the process stayed above --memory-limit-mb    (exit 1)
 └── LakeError            the lake cannot be read or written            (exit 1)
 """
@@ -29,6 +30,12 @@ class UniverseError(EtlError):
 
 class SourceError(EtlError):
     """The Yahoo source could not be reached or answered nonsense."""
+
+    exit_code = 3
+
+
+class SchemaError(EtlError):
+    """A value of Yahoo's answer does not fit its column's Arrow type: Yahoo changed its answer."""
 
     exit_code = 3
 

@@ -10,6 +10,7 @@ from typing import cast
 
 from etl.plan import Batch
 from etl.source.yahoo import Answer, YahooSource
+from etl.status import ErrorType, OutcomeKind
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class Outcome:
     """How one requested symbol ended: ok, no_data or error (with the type and message of the error)."""
 
     symbol: str
-    outcome: str
+    outcome: OutcomeKind
     error_type: str | None = None
     message: str | None = None
 
@@ -99,15 +100,18 @@ def _outcome(symbol: str, chart: Answer, quote: dict | None, quote_answer: Answe
     """ok needs both bars and a quote; no_data is Yahoo knowing nothing of the symbol; anything else is an
     error."""
     if not chart.is_error and quote is not None:
-        return Outcome(symbol, "ok")
-    if chart.error_type == "NoData" and quote is None and not quote_answer.is_error:
-        return Outcome(symbol, "no_data", "NoData", chart.message)
+        return Outcome(symbol, OutcomeKind.OK)
+    if chart.error_type == ErrorType.NO_DATA and quote is None and not quote_answer.is_error:
+        return Outcome(symbol, OutcomeKind.NO_DATA, ErrorType.NO_DATA, chart.message)
     if chart.is_error:
-        return Outcome(symbol, "error", chart.error_type, f"chart: {chart.message}")
+        return Outcome(symbol, OutcomeKind.ERROR, chart.error_type, f"chart: {chart.message}")
     if quote_answer.is_error:
-        return Outcome(symbol, "error", quote_answer.error_type, f"quote: {quote_answer.message}")
+        return Outcome(symbol, OutcomeKind.ERROR, quote_answer.error_type, f"quote: {quote_answer.message}")
     return Outcome(
-        symbol, "error", "QuoteMissing", "chart answered but the quote request did not include the symbol"
+        symbol,
+        OutcomeKind.ERROR,
+        ErrorType.QUOTE_MISSING,
+        "chart answered but the quote request did not include the symbol",
     )
 
 
@@ -117,7 +121,7 @@ WAVE_MIN_SYMBOLS = 3
 
 def _distrust_waves(outcomes: list[Outcome]) -> list[Outcome]:
     """Half a batch or more 'not found' at once is a blocking wave, an error, not a batch of delistings."""
-    no_data = [o for o in outcomes if o.outcome == "no_data"]
+    no_data = [o for o in outcomes if o.outcome is OutcomeKind.NO_DATA]
     if len(no_data) < max(WAVE_MIN_SYMBOLS, len(outcomes) / 2):
         return outcomes
     message = (
@@ -125,6 +129,8 @@ def _distrust_waves(outcomes: list[Outcome]) -> list[Outcome]:
         " not trusted as delisted"
     )
     return [
-        Outcome(o.symbol, "error", "NoDataWave", f"{message} ({o.message})") if o.outcome == "no_data" else o
+        Outcome(o.symbol, OutcomeKind.ERROR, ErrorType.NO_DATA_WAVE, f"{message} ({o.message})")
+        if o.outcome is OutcomeKind.NO_DATA
+        else o
         for o in outcomes
     ]

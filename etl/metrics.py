@@ -9,6 +9,7 @@ import pyarrow as pa
 from etl.fetch import FetchedBatch, Outcome
 from etl.memory import MemoryCheck, MemorySample
 from etl.schema import BATCHES, FAILURES, RUNS
+from etl.status import OutcomeKind, RunStatus
 
 
 def new_run_id(started_at: dt.datetime) -> str:
@@ -50,7 +51,7 @@ def to_batch_metrics(
     quote_rows: int,
 ) -> BatchMetrics:
     """The metrics of a fetched and written batch."""
-    n_ok = sum(o.outcome == "ok" for o in fetched.outcomes)
+    n_ok = sum(o.outcome is OutcomeKind.OK for o in fetched.outcomes)
     return BatchMetrics(
         run_id=run_id,
         batch_no=fetched.batch.batch_no,
@@ -77,7 +78,11 @@ def to_batches_record(metrics: BatchMetrics) -> pa.RecordBatch:
 
 def to_failures_record(run_id: str, batch_no: int, outcomes: list[Outcome]) -> pa.RecordBatch:
     """Every symbol of the batch that did not end ok."""
-    rows = [{"run_id": run_id, "batch_no": batch_no, **asdict(o)} for o in outcomes if o.outcome != "ok"]
+    rows = [
+        {"run_id": run_id, "batch_no": batch_no, **asdict(o)}
+        for o in outcomes
+        if o.outcome is not OutcomeKind.OK
+    ]
     return pa.RecordBatch.from_pylist(rows, schema=FAILURES.schema)
 
 
@@ -88,7 +93,7 @@ class RunRecord:
     run_id: str
     started_at: dt.datetime
     finished_at: dt.datetime
-    status: str
+    status: RunStatus
     message: str | None
     n_symbols: int
     n_batches: int

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from etl import metrics, transform, validate
 from etl.config import Settings
-from etl.errors import ConfigError
+from etl.errors import ConfigError, SchemaError
 from etl.fetch import BatchFetcher, FetchedBatch, Outcome
 from etl.memory import check_memory, sample_memory
 from etl.plan import Batch, plan_batches
@@ -19,6 +19,7 @@ from etl.sink import lake_lock, publish_in_child
 from etl.source.yahoo import YahooSource
 from etl.staging import RunPlan, RunStaging, open_run
 from etl.state import read_refetch_from
+from etl.status import ErrorType, OutcomeKind, RunStatus
 from etl.universe import load_universe
 
 LIVE_YAHOO_URL = "https://query1.finance.yahoo.com"
@@ -110,7 +111,7 @@ def _write_batches(
     staging: RunStaging,
     settings: Settings,
     on_batch: Callable[[metrics.BatchMetrics], None],
-) -> tuple[str, str | None]:
+) -> tuple[RunStatus, str | None]:
     """Fetch and commit every batch; the run's status, and why when it is not `succeeded`."""
     fetcher = BatchFetcher(source, settings.concurrency, settings.batch_size)
     try:
@@ -118,9 +119,9 @@ def _write_batches(
             batch_metrics, check = _write_batch(fetched, staging, source, settings)
             on_batch(batch_metrics)
             if check.over_limit:
-                return "memory_limit", check.describe()
+                return RunStatus.MEMORY_LIMIT, check.describe()
             if n_fetched == 1 and _refused_outright(fetched.outcomes):
-                return "source_outage", _describe_refusal(fetched.outcomes)
+                return RunStatus.SOURCE_OUTAGE, _describe_refusal(fetched.outcomes)
     finally:
         fetcher.close()
     return _judge(settings, staging.read(BATCHES), staging.read(FAILURES))
@@ -129,13 +130,13 @@ def _write_batches(
 def _refused_outright(outcomes: list[Outcome]) -> bool:
     """Not one symbol of the batch answered, not even 'not found': Yahoo refuses the client, or cannot be
     reached."""
-    return bool(outcomes) and all(o.outcome == "error" for o in outcomes)
+    return bool(outcomes) and all(o.outcome is OutcomeKind.ERROR for o in outcomes)
 
 
 def _describe_refusal(outcomes: list[Outcome]) -> str:
     """Why a run stops after its first batch, and what to check, in one line."""
     first = outcomes[0]
-    if any(o.error_type in ("HTTP429", "YFRateLimitError") for o in outcomes):
+    if any(o.error_type in (ErrorType.RATE_LIMITED, ErrorType.YF_RATE_LIMITED) for o in outcomes):
         return (
             f"source outage: Yahoo is refusing this client, every symbol of the first batch was answered "
             f"429 Too Many Requests ({first.symbol}: {first.message}); "
@@ -145,27 +146,27 @@ def _describe_refusal(outcomes: list[Outcome]) -> str:
     return f"source outage: no symbol of the first batch could be fetched ({first.symbol}: {first.message})"
 
 
-def _judge(settings: Settings, batches: pa.Table, failures: pa.Table) -> tuple[str, str | None]:
+def _judge(settings: Settings, batches: pa.Table, failures: pa.Table) -> tuple[RunStatus, str | None]:
     """A finished run's status: an outage when nothing came or Yahoo was blocking, short of --min-success, or
     fine."""
     n_done, n_ok = (pc.sum(batches.column(name)).as_py() or 0 for name in ("n_symbols", "n_ok"))
     errors = [
-        Outcome(**row)
+        Outcome(**row | {"outcome": OutcomeKind(row["outcome"])})
         for row in failures.drop_columns(["run_id", "batch_no"]).to_pylist()
-        if row["outcome"] == "error"
+        if row["outcome"] == OutcomeKind.ERROR
     ]
-    if errors and (n_ok == 0 or any(o.error_type == "NoDataWave" for o in errors)):
-        first = next((o for o in errors if o.error_type == "NoDataWave"), errors[0])
-        return "source_outage", (
+    if errors and (n_ok == 0 or any(o.error_type == ErrorType.NO_DATA_WAVE for o in errors)):
+        first = next((o for o in errors if o.error_type == ErrorType.NO_DATA_WAVE), errors[0])
+        return RunStatus.SOURCE_OUTAGE, (
             f"source outage at {LIVE_YAHOO_URL}: {n_ok} of {n_done} symbols collected "
             f"({first.error_type}: {first.message})"
         )
     if n_done and n_ok / n_done < settings.min_success:
-        return "below_min_success", (
+        return RunStatus.BELOW_MIN_SUCCESS, (
             f"success rate {n_ok / n_done:.3f} ({n_ok} of {n_done} symbols) is under --min-success "
             f"{settings.min_success}; the failures table says why each one failed"
         )
-    return "succeeded", None
+    return RunStatus.SUCCEEDED, None
 
 
 def _check_memory_limit(limit_mb: float) -> None:
@@ -183,8 +184,13 @@ def _write_batch(fetched: FetchedBatch, staging: RunStaging, source: YahooSource
     before = sample_memory()
     started = time.perf_counter()
     run_id, batch_no = staging.run_id, fetched.batch.batch_no
-    bars, bad_bars = validate.split_bars(transform.to_bars(run_id, fetched.charts))
-    quotes, bad_quotes = validate.split_quotes(transform.to_quotes(run_id, fetched.quotes))
+    try:
+        bars, bad_bars = validate.split_bars(transform.to_bars(run_id, fetched.charts))
+        quotes, bad_quotes = validate.split_quotes(transform.to_quotes(run_id, fetched.quotes))
+    except SchemaError as exc:
+        raise SchemaError(
+            f"batch {batch_no}: {exc}; the batches committed before it are kept for a rerun to resume"
+        ) from exc
     with staging.batch(batch_no) as parts:
         parts.write(BARS, bars)
         parts.write(QUOTES, quotes)

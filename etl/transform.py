@@ -1,10 +1,12 @@
 """Yahoo's JSON to narrow Arrow record batches, one per table per batch of symbols."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from etl.errors import SchemaError
 from etl.schema import BARS, QUOTES
 
 _BAR_PRICES = ("open", "high", "low", "close")
@@ -24,7 +26,10 @@ _QUOTE_FIELDS = {
 
 def to_bars(run_id: str, charts: Sequence[tuple[str, dict]]) -> pa.RecordBatch:
     """Daily bars of several symbols from their chart results; all-null bars are dropped."""
-    parts = [_chart_to_table(symbol, chart) for symbol, chart in charts]
+    parts = []
+    for symbol, chart in charts:
+        with _fitting("bars", symbol):
+            parts.append(_chart_to_table(symbol, chart))
     parts = [part for part in parts if part.num_rows]
     if not parts:
         return _empty(BARS.schema)
@@ -81,12 +86,37 @@ def to_quotes(run_id: str, quotes: Sequence[dict]) -> pa.RecordBatch:
     }
     for column, field in _QUOTE_FIELDS.items():
         columns[column] = [q.get(field) for q in quotes]
-    arrays = [_to_array(columns[f.name], f.type) for f in QUOTES.schema]
+    arrays = [_to_quote_array(columns[f.name], f, columns["symbol"]) for f in QUOTES.schema]
     return pa.RecordBatch.from_arrays(arrays, schema=QUOTES.schema)
 
 
 def _micros(epoch_s: int | float | None) -> int | None:
     return None if epoch_s is None else int(epoch_s * 1_000_000)
+
+
+def _to_quote_array(values: list, field: pa.Field, symbols: list) -> pa.Array:
+    """A quotes column; a value that does not fit it is a SchemaError naming its symbol."""
+    try:
+        return _to_array(values, field.type)
+    except _ARROW_ERRORS:
+        # Only on failure: the values one by one, to name the symbol whose value does not fit.
+        for symbol, value in zip(symbols, values, strict=True):
+            with _fitting(f"quotes.{field.name}", symbol):
+                _to_array([value], field.type)
+        raise
+
+
+# What pyarrow raises for a value its target type cannot hold.
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError)
+
+
+@contextmanager
+def _fitting(what: str, symbol: str) -> Iterator[None]:
+    try:
+        yield
+    except _ARROW_ERRORS as exc:
+        reason = str(exc).splitlines()[0]
+        raise SchemaError(f"{what} of {symbol} does not fit the lake's schema ({reason})") from exc
 
 
 def _to_array(values: list, type_: pa.DataType) -> pa.Array:

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import SHARED_DATA_DIR
 from etl import transform
+from etl.errors import SchemaError
 from etl.schema import BARS, QUOTES
 
 FIXTURES = SHARED_DATA_DIR / "yahoo-fixtures" / "yfinance-rs"
@@ -80,3 +81,24 @@ def test_quote_with_missing_fields_has_nulls():
     quotes = transform.to_quotes("r", [{"symbol": "X"}])
     row = quotes.to_pylist()[0]
     assert row["symbol"] == "X" and row["price"] is None and row["quote_time"] is None
+
+
+@pytest.mark.parametrize(
+    ("quote", "named"),
+    [
+        ({"symbol": "AAA", "regularMarketPrice": "N/A"}, ("quotes.price of AAA", "'N/A'")),
+        ({"symbol": "BBB", "marketCap": 1.5}, ("quotes.market_cap of BBB", "1.5")),
+    ],
+)
+def test_a_quote_value_that_does_not_fit_its_column_is_a_schema_error_naming_it(quote, named):
+    fine = {"symbol": "OK", "regularMarketPrice": 1.0, "marketCap": 2.0}
+    assert transform.to_quotes("r", [fine]).num_rows == 1  # the control: the same call with fitting values
+    with pytest.raises(SchemaError) as raised:
+        transform.to_quotes("r", [fine, quote])
+    assert all(text in str(raised.value) for text in named) and "\n" not in str(raised.value)
+
+
+def test_a_bar_value_that_does_not_fit_is_a_schema_error_naming_the_symbol():
+    bad = chart([1_700_000_000, 1_700_086_400], [1.0, "x"])
+    with pytest.raises(SchemaError, match=r"^bars of CCC does not fit the lake's schema \(.*'x'"):
+        transform.to_bars("r", [("OK", chart([1_700_000_000], [1.0])), ("CCC", bad)])

@@ -24,6 +24,7 @@ from yfinance.const import _BASE_URL_, _QUERY1_URL_
 from yfinance.data import YfData
 
 from etl.source.session import current_batch, describe_failure, new_session
+from etl.status import ErrorType
 
 CHART_URL = _BASE_URL_ + "/v8/finance/chart/"
 QUOTE_URL = _QUERY1_URL_ + "/v7/finance/quote"
@@ -86,7 +87,9 @@ class YahooSource:
         results = chart.get("result") or []
         if not results:
             error = chart.get("error") or {}
-            return Answer(None, "NoData", error.get("description", "no chart result"), answer.done_at)
+            return Answer(
+                None, ErrorType.NO_DATA, error.get("description", "no chart result"), answer.done_at
+            )
         return Answer(results[0], done_at=answer.done_at)
 
     def _window(self, symbol: str) -> dict:
@@ -117,13 +120,13 @@ class YahooSource:
             return Answer(None, type(exc).__name__, str(exc), time.perf_counter())
         done_at = time.perf_counter()
         if response.status_code == 404:
-            return Answer(None, "NoData", _error_description(response), done_at)
+            return Answer(None, ErrorType.NO_DATA, _error_description(response), done_at)
         if response.status_code >= 400:
             return Answer(None, f"HTTP{response.status_code}", _error_description(response), done_at)
         try:
             return Answer(response.json(), done_at=done_at)
         except ValueError as exc:
-            return Answer(None, "BadJson", f"unparseable answer from {url}: {exc}", done_at)
+            return Answer(None, ErrorType.BAD_JSON, f"unparseable answer from {url}: {exc}", done_at)
 
 
 def _point_yfinance_caches_at(folder: str) -> None:
