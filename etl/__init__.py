@@ -1,4 +1,4 @@
-"""market-voices-etl: Yahoo Finance → 10-symbol Arrow batches → streaming Parquet lake → DuckDB summary."""
+"""market-voices-etl: Yahoo Finance → 10-symbol Arrow batches, each staged whole → Parquet lake → DuckDB."""
 
 import os
 
