@@ -39,10 +39,25 @@ COMPACTABLE = ("quotes", "bars", "quarantine", "failures", "batches")
 # The proxy schemes curl tunnels HTTPS through.
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
+# The summary's estimates: what an API call would cost in USD, and the universe size to extrapolate to.
+DEFAULT_COST_PER_CALL = 0.001
+DEFAULT_FULL_SCALE = 5000
+
+# A real round trip to Yahoo, which the demo and the benchmark give each request to the emulator.
+YAHOO_LATENCY_MS = 100.0
+# Where `python -m etl emulator` listens by default.
+DEFAULT_EMULATOR_PORT = 8765
+
+# How long `compact` keeps the files it replaced, for readers that listed them before.
+DEFAULT_KEEP_MINUTES = 60.0
+
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a collect run needs to know, validated on construction."""
+    """Everything a collect run needs to know, validated on construction.
+
+    The defaults below are the CLI's too: its options read them as class attributes (`Settings.batch_size`).
+    """
 
     universe_path: Path = DEFAULT_UNIVERSE_PATH
     lake_dir: Path = DEFAULT_LAKE_DIR

@@ -13,11 +13,10 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from etl import summary
+from etl.config import DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE
 from etl.errors import LakeError
+from etl.render import to_cell_text
 
-# The same figures `python -m etl summary` prints with its defaults.
-COST_PER_CALL = 0.001
-FULL_SCALE = 5000
 MEMORY_LINES = (("rss_mb", "RSS"), ("uss_mb", "USS"), ("arrow_mb", "Arrow"))
 # Plotly's JS goes in once, inline, so the page opens offline; the logo would link out to plotly.com.
 CHART_CONFIG = {"displaylogo": False, "responsive": True}
@@ -53,7 +52,9 @@ def write_report(lake_dir: Path, run_id: str | None, compare_run: str | None, ou
     """Write the report of run_id (None: the latest) against compare_run (None: the run before) to
     out_path."""
     con = summary.connect_lake(lake_dir)
-    figures = summary.run_summary(con, run_id, cost_per_call=COST_PER_CALL, full_scale=FULL_SCALE)
+    figures = summary.run_summary(
+        con, run_id, cost_per_call=DEFAULT_COST_PER_CALL, full_scale=DEFAULT_FULL_SCALE
+    )
     run_id = figures["run_id"]
     batches = fetch_batches(con, run_id)
     charts = [chart_memory(batches), chart_time(batches), chart_calls(batches), chart_success(batches)]
@@ -70,7 +71,9 @@ def to_comparison(
     con: duckdb.DuckDBPyConnection, before: str, after: str, after_batches: dict[str, list]
 ) -> str:
     """Both runs' RSS in one chart beside the table of sql/compare.sql."""
-    rows = summary.compare_runs(con, before, after, cost_per_call=COST_PER_CALL, full_scale=FULL_SCALE)
+    rows = summary.compare_runs(
+        con, before, after, cost_per_call=DEFAULT_COST_PER_CALL, full_scale=DEFAULT_FULL_SCALE
+    )
     chart = chart_rss_compare(before, fetch_batches(con, before), after, after_batches)
     caption = f"<p>before <code>{html.escape(before)}</code>, after <code>{html.escape(after)}</code></p>"
     return f'<div class="charts"><div>{to_div(chart)}</div><div>{caption}{to_table(rows)}</div></div>'
@@ -210,16 +213,8 @@ def to_table(rows: list[dict]) -> str:
 
 def to_row(row: dict) -> str:
     """One table row: its first cell is a heading, the rest are figures."""
-    first, *rest = (to_text(value) for value in row.values())
+    first, *rest = (html.escape(to_cell_text(value)) for value in row.values())
     return f"<tr><th>{first}</th>{''.join(f'<td>{cell}</td>' for cell in rest)}</tr>"
-
-
-def to_text(value) -> str:
-    """A figure as the summary command prints it: floats to 4 significant digits, or 1 decimal from 100 up."""
-    if isinstance(value, float):
-        value += 0.0  # SQL's round() leaves -0.0, which would print as "-0"
-        value = f"{value:,.1f}" if abs(value) >= 100 else f"{value:.4g}"
-    return "" if value is None else html.escape(str(value))
 
 
 def write_atomically(out_path: Path, text: str) -> None:

@@ -186,9 +186,9 @@ def test_memory_limit_stops_cleanly_and_keeps_what_was_collected(emulator, tmp_p
 
 def test_summary_refuses_an_unknown_format_in_one_line(first_run, lake_dir):
     result = run_cli("summary", "--lake", str(lake_dir), "--format", "xml")
-    assert (
-        result.returncode == 2
-        and result.stderr == "error: --format 'xml' is not one of table, markdown, json\n"
+    assert result.returncode == 2 and result.stderr == (
+        "error: Invalid value for '--format': 'xml' is not one of 'table', 'markdown', 'json';"
+        " see `python -m etl summary --help`\n"
     )
 
 

@@ -14,7 +14,16 @@ import duckdb
 from etl import pipeline, summary
 from etl.bench.measure import EmulatorProcess, Measurement, measure, median_wall_s
 from etl.compact import compact_lake
-from etl.config import COMPACTABLE, DEFAULT_CONCURRENCY, DEFAULT_UNIVERSE_PATH, ROW_GROUP_ROWS, Settings
+from etl.config import (
+    COMPACTABLE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_COST_PER_CALL,
+    DEFAULT_FULL_SCALE,
+    DEFAULT_UNIVERSE_PATH,
+    ROW_GROUP_ROWS,
+    YAHOO_LATENCY_MS,
+    Settings,
+)
 from etl.universe import load_universe
 
 NAIVE = ("naive", "batched-gc")
@@ -168,7 +177,7 @@ def report_ours(results: list[Measurement], work: Path, startup_s: dict[str, flo
             continue
         lake_dir = work / f"ours-{r.symbols}-{r.latency_ms:g}"
         con = summary.connect_lake(lake_dir)
-        figures = summary.run_summary(con, None, cost_per_call=0.001, full_scale=r.symbols)
+        figures = summary.run_summary(con, None, cost_per_call=DEFAULT_COST_PER_CALL, full_scale=r.symbols)
         line = (
             f"ours {r.symbols:,} symbols at {r.latency_ms:g} ms: processing {figures['processing_s']:.2f} s"
         )
@@ -246,7 +255,12 @@ def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: 
                 lake, COMPACTABLE, keep_minutes=0, row_group_rows=ROW_GROUP_ROWS
             )  # the replaced files go
         started = time.perf_counter()
-        summary.run_summary(summary.connect_lake(lake), None, cost_per_call=0.001, full_scale=5000)
+        summary.run_summary(
+            summary.connect_lake(lake),
+            None,
+            cost_per_call=DEFAULT_COST_PER_CALL,
+            full_scale=DEFAULT_FULL_SCALE,
+        )
         print(
             f"summary over a lake of {n_runs} runs, {state}: {time.perf_counter() - started:.3f} s "
             f"(connect, views, query; {len(list(lake.rglob('*.parquet')))} files)"
@@ -256,7 +270,7 @@ def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="30 and 257 symbols only (about 2 minutes)")
-    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--latency-ms", type=float, default=YAHOO_LATENCY_MS)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="etl-bench-"))
     env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache")}

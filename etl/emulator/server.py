@@ -26,7 +26,6 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from etl.emulator import fundamentals, market, responses, tls
+from etl.emulator.config import EmulatorConfig
 
 log = logging.getLogger(__name__)
 
@@ -59,29 +59,7 @@ _ROUTES = [
 # The data endpoints, which error_rate fails, with the envelope of their error bodies.
 _ENVELOPES = {"chart": "chart", "quote": "finance", "quoteSummary": "quoteSummary", "timeseries": "finance"}
 _clock = time.monotonic  # the rate limiter's; tests stop it
-
-
-@dataclass(frozen=True)
-class EmulatorConfig:
-    """The emulator's knobs: seed of the synthetic data, the faults to inject, and where to listen."""
-
-    seed: int = 7
-    latency_ms: float = 0.0
-    error_rate: float = 0.0
-    rate_limit_rps: float | None = None
-    delisted: frozenset[str] = frozenset()
-    null_fraction: float = 0.0
-    # A share of data requests answered only after stall_s: a hung connection that the client must time out.
-    stall_rate: float = 0.0
-    stall_s: float = 5.0
-    # The market's clock (None: the real one); a fixed instant makes every answer repeatable.
-    as_of: dt.datetime | None = None
-    # Answer every connection with 429s, whatever its ClientHello: Yahoo refusing this client outright.
-    refuse_all: bool = False
-    host: str = "127.0.0.1"
-    port: int = 0
-    # Where to write the CA's PEM for clients' --ca-bundle (None: a temporary folder the emulator removes).
-    ca_path: Path | None = None
+_DEFAULT_CONFIG = EmulatorConfig()
 
 
 class _State:
@@ -414,7 +392,7 @@ class Emulator:
     Clients reach it as an HTTPS proxy (`proxy_url`) and trust its CA (`ca_path`).
     """
 
-    def __init__(self, config: EmulatorConfig = EmulatorConfig()) -> None:
+    def __init__(self, config: EmulatorConfig = _DEFAULT_CONFIG) -> None:
         authority = tls.Authority()
         self._own_dir: Path | None
         if config.ca_path:
@@ -449,6 +427,15 @@ class Emulator:
         """Tunnels opened, how many were refused for their ClientHello, and connections by fingerprint."""
         return self._server.state.stats()["tls"]
 
+    def describe_tls(self) -> str:
+        """tls_stats() in a line, for people."""
+        stats = self.tls_stats()
+        return (
+            f"{stats['connections']} TLS connections,"
+            f" {stats['blocked_connections']} refused for their ClientHello, "
+            f"{len(stats['fingerprints'])} distinct fingerprint(s)"
+        )
+
     def reset_counts(self) -> None:
         self._server.state.stats(reset=True)
 
@@ -463,7 +450,7 @@ class Emulator:
             shutil.rmtree(self._own_dir, ignore_errors=True)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8765, config: EmulatorConfig = EmulatorConfig()) -> None:
+def serve(host: str, port: int, config: EmulatorConfig = _DEFAULT_CONFIG) -> None:
     """Serve in the foreground until interrupted (Ctrl-C)."""
     with Emulator(dataclasses.replace(config, host=host, port=port)) as emulator:
         print(

@@ -1,0 +1,186 @@
+"""The command line's options that several commands share, and collect's; each default is read from
+etl/config.py."""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from etl.config import (
+    COMPACTABLE,
+    DEFAULT_COST_PER_CALL,
+    DEFAULT_FULL_SCALE,
+    DEFAULT_KEEP_MINUTES,
+    DEFAULT_LAKE_DIR,
+    DEFAULT_UNIVERSE_PATH,
+    DEMO_LAKE_DIR,
+    YAHOO_LATENCY_MS,
+    Settings,
+)
+from etl.setting_origin import read_settings
+
+F = TypeVar("F", bound=Callable)
+
+FORMATS = ("table", "markdown", "json")
+
+universe_option = click.option(
+    "--universe",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_UNIVERSE_PATH,
+    show_default=True,
+    help="CSV with a `symbol` column, or one symbol a line.",
+)
+format_option = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="How to print the result.",
+)
+cost_option = click.option(
+    "--cost-per-call",
+    default=DEFAULT_COST_PER_CALL,
+    show_default=True,
+    help="Estimated USD per API call, for the summary.",
+)
+full_scale_option = click.option(
+    "--full-scale",
+    default=DEFAULT_FULL_SCALE,
+    show_default=True,
+    help="Universe size for the summary's full-scale estimate.",
+)
+run_option = click.option("--run", "run_id", help="Run id (default: the latest run).")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Same as --format json, for scripts (wins over --format)."
+)
+report_out_option = click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HTML file to write (default: <lake>-report.html beside the lake).",
+)
+demo_latency_option = click.option(
+    "--latency-ms", default=YAHOO_LATENCY_MS, show_default=True, help="The emulator's delay per request."
+)
+show_config_option = click.option(
+    "--show-config",
+    is_flag=True,
+    help="Print each setting, its value and where it came from; collect nothing.",
+)
+# Eager, so the file is read before any other option falls back on it.
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    envvar="ETL_CONFIG",
+    is_eager=True,
+    expose_value=False,
+    callback=lambda ctx, _, path: read_settings(ctx, path),
+    help="TOML file of settings (default: ./etl.toml, else [tool.etl] in ./pyproject.toml).",
+)
+
+
+def _lake_option(default: Path) -> Callable[[F], F]:
+    return click.option(
+        "--lake",
+        type=click.Path(path_type=Path),
+        default=default,
+        show_default=True,
+        help="The lake's folder.",
+    )
+
+
+lake_option = _lake_option(DEFAULT_LAKE_DIR)
+# The demo's synthetic data goes to a lake of its own.
+demo_lake_option = _lake_option(DEMO_LAKE_DIR)
+compact_table_option = click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    type=click.Choice(COMPACTABLE),
+    help="A table to compact (default: all but runs); repeat for more.",
+)
+keep_minutes_option = click.option(
+    "--keep-minutes",
+    default=DEFAULT_KEEP_MINUTES,
+    show_default=True,
+    help="Keep replaced files this long for readers that listed them; a later compact removes them.",
+)
+
+
+def with_options(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    """One decorator for a list of options; the first listed is the first in --help."""
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+_COLLECT_OPTIONS = [
+    click.option(
+        "--batch-size",
+        default=Settings.batch_size,
+        show_default=True,
+        help="Symbols per batch: the unit of fetching and writing.",
+    ),
+    click.option(
+        "--history",
+        default=Settings.history,
+        show_default=True,
+        help="Daily bars for this Yahoo period (1mo, 1y, 5y, max…).",
+    ),
+    click.option(
+        "--proxy",
+        help="Tunnel every Yahoo request through this HTTP(S) or SOCKS proxy "
+        "(default: HTTPS_PROXY / ALL_PROXY / NO_PROXY, as for curl).",
+    ),
+    click.option(
+        "--ca-bundle",
+        type=click.Path(path_type=Path),
+        help="PEM file of the CAs to trust for Yahoo's TLS, e.g. a TLS-inspecting proxy's"
+        " (default: the usual store).",
+    ),
+    click.option(
+        "--memory-limit-mb",
+        default=Settings.memory_limit_mb,
+        show_default=True,
+        help="Stop cleanly above this RSS after gc.",
+    ),
+    click.option(
+        "--concurrency", default=Settings.concurrency, show_default=True, help="Requests in flight at once."
+    ),
+    click.option(
+        "--min-success",
+        default=Settings.min_success,
+        show_default=True,
+        help="Exit 1 when fewer symbols than this share end ok.",
+    ),
+    click.option(
+        "--timeout-s",
+        default=Settings.timeout_s,
+        show_default=True,
+        help="Give up on a request after this long (then retry).",
+    ),
+    click.option(
+        "--resume", is_flag=True, help="Continue the unfinished run of this plan; fail if there is none."
+    ),
+    click.option(
+        "--revision-days",
+        default=Settings.revision_days,
+        show_default=True,
+        help="Refetch a symbol's latest N trading days in the lake (Yahoo revises them); newer bars always.",
+    ),
+    click.option(
+        "--full-refresh", is_flag=True, help="Ignore what the lake holds: fetch --history for every symbol."
+    ),
+    click.option(
+        "--quiet", is_flag=True, help="No progress bar or per-batch lines; errors and the result still print."
+    ),
+]
+# collect's own options, which are also the settings ETL_<NAME> and etl.toml may give (but --quiet).
+collect_options = with_options(_COLLECT_OPTIONS)

@@ -1,0 +1,44 @@
+"""The DuckDB shell on a lake: where its binary is, and the SQL that opens the lake's views in it."""
+
+import importlib.util
+from pathlib import Path
+
+from etl.errors import ConfigError
+
+
+def find_duckdb_shell() -> Path:
+    """The duckdb-cli package's binary, run directly: its Python launcher quits the shell when Ctrl-C stops a
+    query."""
+    spec = importlib.util.find_spec("duckdb_cli")
+    binary = Path(spec.origin).with_name("duckdb") if spec and spec.origin else None
+    if binary is None or not binary.is_file():
+        raise ConfigError("the DuckDB shell (package duckdb-cli) is not installed; run `make install`")
+    return binary
+
+
+def to_init_sql(variables: dict) -> str:
+    """sql/set_lake.sql, sql/set_compactions.sql, sql/views.sql; the shell binds no parameters, so values go
+    in as literals."""
+    from etl.summary import load_sql  # DuckDB is loaded by the commands that read, never by --help
+
+    literals = {name: to_sql_literal(value) for name, value in variables.items()}
+    statements = [load_sql("set_lake"), load_sql("set_compactions")]
+    for name, literal in literals.items():
+        statements = [statement.replace(f"${name}", literal) for statement in statements]
+    return "".join(statement.rstrip() + ";\n" for statement in statements) + load_sql("views")
+
+
+def check_shell_path(lake_dir: Path) -> None:
+    """Refuses a lake path that the shell's command line cannot carry."""
+    path = str(lake_dir.resolve())
+    if "\0" in path or "\n" in path:
+        raise ConfigError(
+            f"--lake {path!r}: a path with a NUL or a newline cannot be handed to the DuckDB shell"
+        )
+
+
+def to_sql_literal(value: str | list[str]) -> str:
+    """A string, or a list of strings, as a DuckDB literal with its quotes doubled."""
+    if isinstance(value, list):
+        return "[" + ", ".join(map(to_sql_literal, value)) + "]"
+    return "'" + value.replace("'", "''") + "'"

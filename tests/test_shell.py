@@ -1,0 +1,29 @@
+"""What `python -m etl shell` hands the DuckDB shell: literals it cannot misread, and no path it cannot
+carry."""
+
+import pytest
+
+from etl.errors import ConfigError
+from etl.shell import check_shell_path, to_sql_literal
+
+
+@pytest.mark.parametrize(
+    ("value", "literal"),
+    [
+        ("data/lake", "'data/lake'"),
+        ("it's", "'it''s'"),
+        (["a", "b'c"], "['a', 'b''c']"),
+        ([], "[]"),
+    ],
+)
+def test_values_become_quoted_literals(value, literal):
+    assert to_sql_literal(value) == literal
+
+
+def test_a_path_the_command_line_cannot_carry_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be handed to the DuckDB shell"):
+        check_shell_path(tmp_path / "new\nline")
+
+
+def test_an_ordinary_path_passes(tmp_path):
+    check_shell_path(tmp_path / "lake")
