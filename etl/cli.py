@@ -316,11 +316,11 @@ def compact(lake, tables, keep_minutes) -> None:
 
     Example: python -m etl compact --lake data/lake --table bars
     """
-    from etl import summary  # DuckDB is loaded by the commands that read, never by collect
-    from etl.compact import compact_lake
+    from etl.lake.compact import compact_lake
+    from etl.lake.holdings import require_completed_run
 
     with _errors_to_exit():
-        summary.require_completed_run(lake)
+        require_completed_run(lake)
         done = compact_lake(
             lake, tables or COMPACTABLE, keep_minutes=keep_minutes, row_group_rows=ROW_GROUP_ROWS
         )

@@ -6,6 +6,7 @@ import duckdb
 
 from etl.config import SQL_DIR
 from etl.errors import LakeError
+from etl.lake.holdings import compaction_record_paths, require_completed_run
 
 
 def load_sql(name: str) -> str:
@@ -30,22 +31,13 @@ def lake_variables(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> dict:
     """What sql/set_lake.sql and sql/set_compactions.sql bind: the lake's path, and its compactions' files."""
     lake = str(lake_dir.resolve())
     # Read once, now: a compaction published later stays unseen by this connection, which is consistent.
-    records = sorted(str(path) for path in (lake_dir / "compactions").glob("*.parquet"))
+    records = [str(path) for path in compaction_record_paths(lake_dir)]
     if not records:
         return {"lake": lake, "replaced": [], "written": []}
     row = con.execute(load_sql("compaction_files"), {"lake": lake, "records": records}).fetchone()
     assert row is not None, "an aggregate query returns one row"
     replaced, written = row
     return {"lake": lake, "replaced": replaced, "written": written}
-
-
-def require_completed_run(lake_dir: Path) -> None:
-    """Refuse, in one line, a lake that holds no completed run."""
-    # A run killed while publishing can leave `runs/` made but empty: that lake has no completed run either.
-    if not any((lake_dir / "runs").glob("*.parquet")):
-        raise LakeError(
-            f"the lake at {lake_dir} holds no completed run yet; run `make demo` or `make collect` first"
-        )
 
 
 def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[dict]:

@@ -13,8 +13,8 @@ import duckdb
 
 from etl import pipeline, summary
 from etl.bench.measure import EmulatorProcess, Measurement, measure, median_wall_s
-from etl.compact import compact_lake
 from etl.config import COMPACTABLE, DEFAULT_CONCURRENCY, DEFAULT_UNIVERSE_PATH, ROW_GROUP_ROWS, Settings
+from etl.lake.compact import compact_lake
 from etl.universe import load_universe
 
 NAIVE = ("naive", "batched-gc")

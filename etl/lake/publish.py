@@ -1,21 +1,12 @@
-"""Publishing into the Parquet lake: one writer at a time, whole files only, the `runs` manifest last.
+"""Publishing a staged run into the lake: its parts merged per table and partition, linked in, `runs` last.
 
-Layout: `<lake>/<table>/[<key>=<value>/]<run_id>.parquet`. When a run ends, the parts of its
-committed batches (etl/staging.py) are merged per table and partition into a file with large row
-groups, staged beside the lake (so no `**/*.parquet` glob over the lake can see it), fsynced, then
-linked into the lake (os.link refuses to replace anything) and the folder fsynced. The run's `runs`
-row is published last: readers trust a run once that row exists. Publishing again after a kill
-picks up where it stopped: a merged file is kept once complete, a file already linked is skipped.
+The commit protocol this follows: etl/lake/__init__.py. `python -m etl.lake.publish` is the child process
+the collector publishes through.
 """
 
-import contextlib
 import ctypes
-import datetime as dt
-import fcntl
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,49 +15,13 @@ from pathlib import Path
 import pyarrow as pa
 
 from etl.errors import EtlError, LakeError
+from etl.lake.files import disk_errors, fsync_path, link_into_lake
+from etl.lake.formats import file_schema, read_part
+from etl.lake.paths import default_partition, lake_folder
+from etl.lake.staging import RunStaging, load_run
 from etl.schema import TABLES, Table
-from etl.staging import (
-    RunStaging,
-    default_partition,
-    disk_errors,
-    file_schema,
-    fsync_path,
-    lake_folder,
-    load_run,
-    read_part,
-)
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-@contextlib.contextmanager
-def lake_lock(lake_dir: Path) -> Iterator[int]:
-    """Hold the lake's single-writer lock (its descriptor): a kernel flock, freed by the OS when its holders
-    die."""
-    lock_path = lake_dir.parent / f".{lake_dir.name}.lock"
-    try:
-        lake_dir.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise LakeError(f"cannot create the lake's lock file {lock_path}: {exc.strerror}") from exc
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
-            raise LakeError(
-                f"{lake_dir} is being written by another run ({holder}); wait for it to finish"
-            ) from None
-        record = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "since": dt.datetime.now(dt.UTC).isoformat(),
-        }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode(), 0)
-        yield fd
-    finally:
-        os.close(fd)
 
 
 def publish_in_child(staging: RunStaging, lake_dir: Path, *, row_group_rows: int, lock_fd: int) -> None:
@@ -79,7 +34,7 @@ def publish_in_child(staging: RunStaging, lake_dir: Path, *, row_group_rows: int
         [
             sys.executable,
             "-m",
-            "etl.sink",
+            "etl.lake.publish",
             str(staging.folder),
             str(lake_dir),
             str(row_group_rows),
@@ -126,7 +81,8 @@ def _merge(staging: RunStaging, folder: Path, parts: list[Path], row_group_rows:
 
 
 def write_merged(table: Table, sources: list[Path], path: Path, row_group_rows: int) -> None:
-    """Rewrite Parquet files of one table, in order, as one file of full row groups: whole once it exists."""
+    """Merge a table's Arrow IPC parts or Parquet files, in order, into one Parquet file of full row groups:
+    whole once it exists."""
     # Only the publishing child and compact write Parquet: 9 MB the collector never pays
     import pyarrow.parquet as pq
 
@@ -154,31 +110,8 @@ def _row_groups(table: Table, parts: list[Path], row_group_rows: int) -> Iterato
         yield buffered
 
 
-def link_into_lake(staged: Path, final: Path) -> Path:
-    """Publish a finished file under its lake path, never replacing one (a file linked before is skipped)."""
-    with disk_errors(final):
-        _make_dirs(final.parent)
-        try:
-            os.link(staged, final)
-        except FileExistsError as exc:
-            if not os.path.samefile(staged, final):  # linked before this run was cut off: already published
-                raise LakeError(f"{final} already exists; a published file is never replaced") from exc
-        fsync_path(final.parent)
-    return final
-
-
-def _make_dirs(folder: Path) -> None:
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for new_folder in reversed(missing):
-        new_folder.mkdir(exist_ok=True)
-        fsync_path(new_folder.parent)
-
-
 def main() -> None:
-    """`python -m etl.sink STAGING_FOLDER LAKE ROW_GROUP_ROWS COLLECTOR_PID`: publish a staged run."""
+    """`python -m etl.lake.publish STAGING_FOLDER LAKE ROW_GROUP_ROWS COLLECTOR_PID`: publish a staged run."""
     folder, lake_dir, row_group_rows = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     _die_with(int(sys.argv[4]))
     try:
