@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.lake.files import link_into_lake
+from etl.lake.files import link_into_lake, write_atomically
 from etl.lake.formats import read_part
 from etl.lake.holdings import compaction_record_paths, completed_run_ids
 from etl.lake.lock import lake_lock
@@ -108,7 +108,8 @@ def _publish_record(
         [{"compaction_id": compaction_id, "compacted_at": started_at, **row} for row in rows],
         schema=COMPACTIONS.schema,
     )
-    pq.write_table(record, staged)
+    with write_atomically(staged) as pending:
+        pq.write_table(record, pending)
     link_into_lake(staged, lake_dir / COMPACTIONS.name / staged.name)
 
 

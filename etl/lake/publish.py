@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from etl.errors import EtlError, LakeError
-from etl.lake.files import disk_errors, fsync_path, link_into_lake
+from etl.lake.files import disk_errors, link_into_lake, pending_path, write_atomically
 from etl.lake.formats import file_schema, read_part
 from etl.lake.paths import default_partition, lake_folder
 from etl.lake.staging import RunStaging, load_run
@@ -86,16 +86,14 @@ def write_merged(table: Table, sources: list[Path], path: Path, row_group_rows: 
     # Only the publishing child and compact write Parquet: 9 MB the collector never pays
     import pyarrow.parquet as pq
 
-    pending = path.with_name(path.name + ".tmp")
-    with disk_errors(pending):
-        pending.parent.mkdir(parents=True, exist_ok=True)
-        with pq.ParquetWriter(
-            pending, file_schema(table), compression="zstd", write_statistics=True
-        ) as writer:
-            for group in _row_groups(table, sources, row_group_rows):
-                writer.write_table(group, row_group_size=row_group_rows)
-        fsync_path(pending)
-        os.rename(pending, path)
+    with disk_errors(pending_path(path)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with write_atomically(path) as pending:
+            with pq.ParquetWriter(
+                pending, file_schema(table), compression="zstd", write_statistics=True
+            ) as writer:
+                for group in _row_groups(table, sources, row_group_rows):
+                    writer.write_table(group, row_group_size=row_group_rows)
 
 
 def _row_groups(table: Table, parts: list[Path], row_group_rows: int) -> Iterator[pa.Table]:

@@ -7,7 +7,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -17,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl.errors import ConfigError, LakeError
-from etl.lake.files import disk_errors, fsync_path
+from etl.lake.files import disk_errors, pending_path, write_atomically
 from etl.lake.formats import PART_NAME, file_schema, read_part
 from etl.lake.paths import default_partition, lake_folder, run_manifest_path, staging_dir_for
 from etl.schema import RUNS, Table
@@ -54,18 +53,8 @@ class RunStaging:
     def batch(self, batch_no: int) -> Iterator["BatchParts"]:
         """Write one batch's parts; they are committed, all at once, when the block ends without error."""
         final = self.folder / "batches" / f"{batch_no:06d}"
-        pending = final.with_name(final.name + ".tmp")
-        shutil.rmtree(pending, ignore_errors=True)
-        parts = BatchParts(pending, self.started_at.date())
-        try:
-            yield parts
-            with disk_errors(pending):
-                parts.sync()
-                os.rename(pending, final)
-                fsync_path(final.parent)
-        except BaseException:
-            shutil.rmtree(pending, ignore_errors=True)
-            raise
+        with disk_errors(pending_path(final)), write_atomically(final) as pending:
+            yield BatchParts(pending, self.started_at.date())
 
     def commit_manifest(self, runs_record: pa.RecordBatch) -> None:
         """Stage the run's `runs` row as batch 0; one staged before a kill is kept, as publishing may have
@@ -103,7 +92,6 @@ class BatchParts:
     def __init__(self, folder: Path, run_date: dt.date) -> None:
         self.folder = folder
         self.run_date = run_date
-        self._written: list[Path] = []
 
     def write(self, table: Table, batch: pa.RecordBatch) -> None:
         """Write a batch's rows of a table; bars may span several years, so several partitions."""
@@ -118,16 +106,6 @@ class BatchParts:
                 # cost the collector 3 MB of RSS and CPU for nothing.
                 with pa.ipc.new_file(str(path), file_schema(table)) as part_file:
                     part_file.write_table(rows_table)
-            self._written.append(path)
-
-    def sync(self) -> None:
-        """Make every part and folder durable before the batch is committed by its rename."""
-        folders = {self.folder}
-        for path in self._written:
-            fsync_path(path)
-            folders.update(p for p in path.parents if self.folder in p.parents)
-        for folder in folders:
-            fsync_path(folder)
 
     def _split(self, table: Table, batch: pa.RecordBatch) -> Iterator[tuple[str | None, pa.RecordBatch]]:
         if not batch.num_rows:
@@ -196,11 +174,8 @@ def _create(lake_dir: Path, plan: RunPlan, run_id: str, started_at: dt.datetime)
     saved = {"run_id": run_id, "started_at": started_at.isoformat(), "plan": _to_json(plan)}
     try:
         (folder / "batches").mkdir(parents=True)
-        pending = folder / "plan.json.tmp"
-        pending.write_text(json.dumps(saved))
-        fsync_path(pending)
-        os.rename(pending, folder / "plan.json")
-        fsync_path(folder)
+        with write_atomically(folder / "plan.json") as pending:
+            pending.write_text(json.dumps(saved))
     except OSError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise LakeError(
