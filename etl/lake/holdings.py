@@ -7,11 +7,11 @@ sits in the collector's memory: `python -m etl.lake.holdings LAKE REVISION_DAYS`
 
 import datetime as dt
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 from etl.errors import LakeError
+from etl.lake.child import errors_to_one_line, run_child
 from etl.lake.paths import COMPACTIONS_DIR_NAME, RUNS_DIR_NAME
 
 
@@ -43,26 +43,24 @@ def read_refetch_from(lake_dir: Path, revision_days: int) -> dict[str, dt.date]:
     """Per symbol in the lake's completed runs, the first date to fetch again; empty for a new lake."""
     if not has_completed_run(lake_dir):
         return {}
-    child = subprocess.run(
-        [sys.executable, "-m", "etl.lake.holdings", str(lake_dir), str(revision_days)],
-        capture_output=True,
-        text=True,
-    )
-    if child.returncode:
-        reason = (child.stderr.strip().splitlines() or ["no output"])[-1]
+    try:
+        output = run_child("etl.lake.holdings", str(lake_dir), str(revision_days))
+    except LakeError as exc:
         raise LakeError(
-            f"cannot read what the lake at {lake_dir} holds ({reason}); --full-refresh ignores it"
-        )
-    return {symbol: dt.date.fromisoformat(day) for symbol, day in json.loads(child.stdout).items()}
+            f"cannot read what the lake at {lake_dir} holds ({exc}); --full-refresh ignores it"
+        ) from exc
+    return {symbol: dt.date.fromisoformat(day) for symbol, day in json.loads(output).items()}
 
 
 def main() -> None:
-    from etl import summary
+    """`python -m etl.lake.holdings LAKE REVISION_DAYS`: print `{symbol: first date to fetch}` as JSON."""
+    from etl import summary  # DuckDB, in this child only
 
     lake_dir, revision_days = Path(sys.argv[1]), int(sys.argv[2])
-    rows = summary.fetch_dicts(
-        summary.connect_lake(lake_dir), summary.load_sql("refetch_from"), {"revision_days": revision_days}
-    )
+    with errors_to_one_line():
+        rows = summary.fetch_dicts(
+            summary.connect_lake(lake_dir), summary.load_sql("refetch_from"), {"revision_days": revision_days}
+        )
     print(json.dumps({row["symbol"]: row["refetch_from"].isoformat() for row in rows}))
 
 

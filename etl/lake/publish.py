@@ -7,14 +7,13 @@ the collector publishes through.
 import ctypes
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 
-from etl.errors import EtlError, LakeError
+from etl.lake.child import errors_to_one_line, run_child
 from etl.lake.files import disk_errors, link_into_lake, pending_path, write_atomically
 from etl.lake.formats import file_schema, read_part
 from etl.lake.paths import default_partition, lake_folder
@@ -30,23 +29,14 @@ def publish_in_child(staging: RunStaging, lake_dir: Path, *, row_group_rows: int
     The child shares the lake's lock (its descriptor) and dies with the collector, so it never
     publishes alone; a publish cut off either way completes on the next run.
     """
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "etl.lake.publish",
-            str(staging.folder),
-            str(lake_dir),
-            str(row_group_rows),
-            str(os.getpid()),
-        ],
-        capture_output=True,
-        text=True,
+    run_child(
+        "etl.lake.publish",
+        str(staging.folder),
+        str(lake_dir),
+        str(row_group_rows),
+        str(os.getpid()),
         pass_fds=(lock_fd,),
     )
-    if child.returncode:
-        last_line = (child.stderr.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
-        raise LakeError(last_line.removeprefix("error: "))
 
 
 def _die_with(parent_pid: int) -> None:
@@ -112,11 +102,8 @@ def main() -> None:
     """`python -m etl.lake.publish STAGING_FOLDER LAKE ROW_GROUP_ROWS COLLECTOR_PID`: publish a staged run."""
     folder, lake_dir, row_group_rows = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     _die_with(int(sys.argv[4]))
-    try:
+    with errors_to_one_line():
         publish_run(load_run(folder)[0], lake_dir, row_group_rows=row_group_rows)
-    except EtlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":
