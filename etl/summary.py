@@ -18,12 +18,15 @@ def connect_lake(lake_dir: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake's views and macros in place."""
     require_completed_run(lake_dir)
     con = duckdb.connect()
-    variables = lake_variables(con, lake_dir)
-    con.execute(load_sql("set_lake"), {"lake": variables["lake"]})
-    con.execute(
-        load_sql("set_compactions"), {"replaced": variables["replaced"], "written": variables["written"]}
-    )
-    con.execute(load_sql("views"))
+    try:
+        variables = lake_variables(con, lake_dir)
+        con.execute(load_sql("set_lake"), {"lake": variables["lake"]})
+        con.execute(
+            load_sql("set_compactions"), {"replaced": variables["replaced"], "written": variables["written"]}
+        )
+        con.execute(load_sql("views"))
+    except duckdb.Error as exc:  # a file of the lake that is not Parquet, or not of this job's schema
+        raise LakeError(f"cannot read the lake at {lake_dir}: {exc}".splitlines()[0]) from exc
     return con
 
 
@@ -35,8 +38,7 @@ def lake_variables(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> dict:
     if not records:
         return {"lake": lake, "replaced": [], "written": []}
     row = con.execute(load_sql("compaction_files"), {"lake": lake, "records": records}).fetchone()
-    assert row is not None, "an aggregate query returns one row"
-    replaced, written = row
+    replaced, written = row if row is not None else ([], [])  # an aggregate query: always one row
     return {"lake": lake, "replaced": replaced, "written": written}
 
 
