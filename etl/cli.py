@@ -6,10 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
@@ -164,14 +162,11 @@ def compact(lake, tables, keep_minutes) -> None:
 
     Example: python -m etl compact --lake data/lake --table bars
     """
-    from etl import summary  # DuckDB is loaded by the commands that read, never by collect
-    from etl.compact import compact_lake
+    from etl.lake.compact import compact_lake
+    from etl.lake.holdings import require_completed_run
 
-    with _errors_to_exit():
-        summary.require_completed_run(lake)
-        done = compact_lake(
-            lake, tables or COMPACTABLE, keep_minutes=keep_minutes, row_group_rows=ROW_GROUP_ROWS
-        )
+    require_completed_run(lake)
+    done = compact_lake(lake, tables or COMPACTABLE, keep_minutes=keep_minutes, row_group_rows=ROW_GROUP_ROWS)
     for folder in done:
         click.echo(f"{folder.folder}: {folder.files} files into 1, {folder.rows:,} rows")
     click.echo(f"compacted {len(done)} folders" if done else "nothing to compact: no folder holds two files")
@@ -214,28 +209,14 @@ def _print_summary(
         click.echo(render_summary(figures, output_format))
 
 
-@contextmanager
-def _errors_to_exit() -> Iterator[None]:
-    """Turns an EtlError into one `error: ...` line on stderr and the error's exit code, as main() does for
-    any command."""
-    try:
-        yield
-    except EtlError as exc:
-        _exit_with(exc)
-
-
-def _exit_with(exc: EtlError) -> NoReturn:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(exc.exit_code)
-
-
 def main() -> None:
     """Console entry point: logs to stderr, results to stdout."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         app.main(prog_name="python -m etl", standalone_mode=False)
     except EtlError as exc:  # every command's, and a settings file's that click read for the options
-        _exit_with(exc)
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         # A malformed option is bad input like any other: one line, exit 2, not click's usage block.
         ctx = getattr(exc, "ctx", None)  # a UsageError's, absent from other ClickExceptions

@@ -12,13 +12,14 @@ from etl import metrics, transform, validate
 from etl.config import Settings
 from etl.errors import ConfigError, SchemaError
 from etl.fetch import BatchFetcher, FetchedBatch, Outcome
+from etl.lake.holdings import read_refetch_from
+from etl.lake.lock import lake_lock
+from etl.lake.publish import publish_in_child
+from etl.lake.staging import RunPlan, RunStaging, open_run
 from etl.memory import check_memory, sample_memory
 from etl.plan import Batch, plan_batches
 from etl.schema import BARS, BATCHES, FAILURES, QUARANTINE, QUOTES
-from etl.sink import lake_lock, publish_in_child
 from etl.source.yahoo import YahooSource
-from etl.staging import RunPlan, RunStaging, open_run
-from etl.state import read_refetch_from
 from etl.status import ErrorType, OutcomeKind, RunStatus
 from etl.universe import load_universe
 

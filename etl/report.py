@@ -3,7 +3,6 @@ comparison."""
 
 import html
 import os
-from contextlib import suppress
 from pathlib import Path
 from string import Template
 
@@ -15,6 +14,7 @@ from plotly.offline import get_plotlyjs
 from etl import summary
 from etl.config import DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE
 from etl.errors import LakeError
+from etl.lake.files import write_atomically
 from etl.render import to_cell_text
 
 MEMORY_LINES = (("rss_mb", "RSS"), ("uss_mb", "USS"), ("arrow_mb", "Arrow"))
@@ -63,7 +63,7 @@ def write_report(lake_dir: Path, run_id: str | None, compare_run: str | None, ou
         to_comparison(con, before, run_id, batches) if before else "<p>No earlier run to compare with.</p>"
     )
     out_path = out_path or default_report_path(lake_dir)
-    write_atomically(out_path, to_page(figures, batches, charts, comparison))
+    write_page(out_path, to_page(figures, batches, charts, comparison))
     return out_path
 
 
@@ -217,14 +217,12 @@ def to_row(row: dict) -> str:
     return f"<tr><th>{first}</th>{''.join(f'<td>{cell}</td>' for cell in rest)}</tr>"
 
 
-def write_atomically(out_path: Path, text: str) -> None:
-    """Write through a temp file in the same folder, so a reader never sees half a page."""
-    tmp_path = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+def write_page(out_path: Path, text: str) -> None:
+    """Write the page whole (etl/lake/files.py), so a reader never sees half a page."""
+    pending = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path.write_text(text, encoding="utf-8")
-        os.replace(tmp_path, out_path)
+        with write_atomically(out_path, pending=pending) as page_path:
+            page_path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        with suppress(OSError):
-            tmp_path.unlink()
         raise LakeError(f"cannot write the report to {out_path}: {exc.strerror or exc}") from exc

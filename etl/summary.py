@@ -6,6 +6,7 @@ import duckdb
 
 from etl.config import SQL_DIR
 from etl.errors import LakeError
+from etl.lake.holdings import compaction_record_paths, require_completed_run
 
 
 def load_sql(name: str) -> str:
@@ -17,12 +18,15 @@ def connect_lake(lake_dir: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake's views and macros in place."""
     require_completed_run(lake_dir)
     con = duckdb.connect()
-    variables = lake_variables(con, lake_dir)
-    con.execute(load_sql("set_lake"), {"lake": variables["lake"]})
-    con.execute(
-        load_sql("set_compactions"), {"replaced": variables["replaced"], "written": variables["written"]}
-    )
-    con.execute(load_sql("views"))
+    try:
+        variables = lake_variables(con, lake_dir)
+        con.execute(load_sql("set_lake"), {"lake": variables["lake"]})
+        con.execute(
+            load_sql("set_compactions"), {"replaced": variables["replaced"], "written": variables["written"]}
+        )
+        con.execute(load_sql("views"))
+    except duckdb.Error as exc:  # a file of the lake that is not Parquet, or not of this job's schema
+        raise LakeError(f"cannot read the lake at {lake_dir}: {exc}".splitlines()[0]) from exc
     return con
 
 
@@ -30,22 +34,12 @@ def lake_variables(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> dict:
     """What sql/set_lake.sql and sql/set_compactions.sql bind: the lake's path, and its compactions' files."""
     lake = str(lake_dir.resolve())
     # Read once, now: a compaction published later stays unseen by this connection, which is consistent.
-    records = sorted(str(path) for path in (lake_dir / "compactions").glob("*.parquet"))
+    records = [str(path) for path in compaction_record_paths(lake_dir)]
     if not records:
         return {"lake": lake, "replaced": [], "written": []}
     row = con.execute(load_sql("compaction_files"), {"lake": lake, "records": records}).fetchone()
-    assert row is not None, "an aggregate query returns one row"
-    replaced, written = row
+    replaced, written = row if row is not None else ([], [])  # an aggregate query: always one row
     return {"lake": lake, "replaced": replaced, "written": written}
-
-
-def require_completed_run(lake_dir: Path) -> None:
-    """Refuse, in one line, a lake that holds no completed run."""
-    # A run killed while publishing can leave `runs/` made but empty: that lake has no completed run either.
-    if not any((lake_dir / "runs").glob("*.parquet")):
-        raise LakeError(
-            f"the lake at {lake_dir} holds no completed run yet; run `make demo` or `make collect` first"
-        )
 
 
 def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[dict]:

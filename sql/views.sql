@@ -4,7 +4,7 @@
 
 -- Every table is read through lake_table(name): all its Parquet files but those a published
 -- compaction replaced (left on disk a while for readers that listed them before) and the compacted
--- files of a compaction not yet published (etl/compact.py; the lists come from set_compactions.sql).
+-- files of a compaction not yet published (etl/lake/compact.py; the lists come from set_compactions.sql).
 create or replace macro lake_table(name) as table
 select * exclude (filename)
 from read_parquet(

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from etl import cli, pipeline, staging
+from etl import cli, pipeline
+from etl.lake import staging
+from etl.lake.formats import file_schema
+from etl.lake.paths import lake_folder
 
 LAKE_DIR = Path(sys.argv[sys.argv.index("--lake") + 1])
 _open_files: dict[Path, pq.ParquetWriter] = {}
@@ -24,10 +27,10 @@ class InPlaceParts(staging.BatchParts):
 
     def write(self, table, batch) -> None:
         for partition, rows in self._split(table, batch):
-            path = LAKE_DIR / staging.lake_folder(table, partition) / f"{self.run_id}.parquet"
+            path = LAKE_DIR / lake_folder(table, partition) / f"{self.run_id}.parquet"
             if path not in _open_files:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                _open_files[path] = pq.ParquetWriter(path, staging.file_schema(table))
+                _open_files[path] = pq.ParquetWriter(path, file_schema(table))
             _open_files[path].write_batch(rows)
 
 

@@ -193,7 +193,7 @@ def test_summary_refuses_an_unknown_format_in_one_line(first_run, lake_dir):
 
 
 def test_a_second_writer_is_refused_at_once_naming_the_holder(emulator, tmp_path, lake_dir):
-    from etl.sink import lake_lock
+    from etl.lake.lock import lake_lock
 
     universe = write_universe(tmp_path / "u.txt", ["AAPL"])
     with lake_lock(lake_dir):
@@ -209,7 +209,7 @@ def test_the_lock_dies_with_its_holder(emulator, tmp_path, lake_dir):
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from etl.sink import lake_lock\n"
+            "import sys, time; from pathlib import Path; from etl.lake.lock import lake_lock\n"
             f"with lake_lock(Path({str(lake_dir)!r})):\n    print('locked', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,

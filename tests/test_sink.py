@@ -9,9 +9,10 @@ import pytest
 
 from etl import metrics
 from etl.errors import ConfigError, LakeError
+from etl.lake.paths import staging_dir_for
+from etl.lake.publish import publish_run
+from etl.lake.staging import RunPlan, RunStaging, open_run
 from etl.schema import BARS, QUOTES, SCHEMA_VERSION, TABLES
-from etl.sink import publish_run
-from etl.staging import RunPlan, RunStaging, open_run, staging_dir_for
 
 STARTED_AT = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
 PLAN = RunPlan(("AAPL", "MSFT"), 10, "1y", "http://127.0.0.1:1")

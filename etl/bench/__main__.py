@@ -13,7 +13,6 @@ import duckdb
 
 from etl import pipeline, summary
 from etl.bench.measure import EmulatorProcess, Measurement, measure, median_wall_s
-from etl.compact import compact_lake
 from etl.config import (
     COMPACTABLE,
     DEFAULT_CONCURRENCY,
@@ -24,6 +23,7 @@ from etl.config import (
     YAHOO_LATENCY_MS,
     Settings,
 )
+from etl.lake.compact import compact_lake
 from etl.universe import load_universe
 
 NAIVE = ("naive", "batched-gc")

@@ -16,10 +16,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from etl.lake.files import link_into_lake, write_atomically
+from etl.lake.formats import read_part
+from etl.lake.holdings import compaction_record_paths, completed_run_ids
+from etl.lake.lock import lake_lock
+from etl.lake.paths import staging_dir_for
+from etl.lake.publish import write_merged
 from etl.metrics import new_run_id
-from etl.schema import COMPACTIONS, RUNS, TABLES, Table
-from etl.sink import lake_lock, link_into_lake, write_merged
-from etl.staging import read_part, staging_dir_for
+from etl.schema import COMPACTIONS, TABLES, Table
 
 COMPACTED_PREFIX = "compacted-"
 
@@ -62,7 +66,7 @@ def _folders_to_compact(lake_dir: Path, table_names: tuple[str, ...], records: p
     """(table, the files a reader of the views reads in a folder) wherever there are two or more."""
     replaced = set(records.column("replaced_file").to_pylist())
     written = set(records.column("compacted_file").to_pylist())
-    completed = {path.stem for path in (lake_dir / RUNS.name).glob("*.parquet")}
+    completed = completed_run_ids(lake_dir)
     for table in (TABLES[name] for name in table_names):
         for folder in sorted({path.parent for path in (lake_dir / table.name).rglob("*.parquet")}):
             relative = {path: str(path.relative_to(lake_dir)) for path in sorted(folder.glob("*.parquet"))}
@@ -104,14 +108,15 @@ def _publish_record(
         [{"compaction_id": compaction_id, "compacted_at": started_at, **row} for row in rows],
         schema=COMPACTIONS.schema,
     )
-    pq.write_table(record, staged)
+    with write_atomically(staged) as pending:
+        pq.write_table(record, pending)
     link_into_lake(staged, lake_dir / COMPACTIONS.name / staged.name)
 
 
 def _read_records(lake_dir: Path) -> pa.Table:
-    paths = sorted((lake_dir / COMPACTIONS.name).glob("*.parquet"))
     return pa.concat_tables(
-        [read_part(path, COMPACTIONS) for path in paths] or [COMPACTIONS.schema.empty_table()]
+        [read_part(path, COMPACTIONS) for path in compaction_record_paths(lake_dir)]
+        or [COMPACTIONS.schema.empty_table()]
     )
 
 

@@ -1,22 +1,12 @@
-"""A run's staging folder beside the lake: its plan, and every batch committed whole as Arrow parts.
+"""A run's staging folder beside the lake: its plan, and every batch committed whole as Arrow IPC parts.
 
-    .<lake>.staging/<run_id>/
-        plan.json                                   what the run collects (symbols, settings, where each
-                                                    symbol's bars start); the same plan again resumes it
-        batches/000007/bars/year=2026/part.arrow    a committed batch, one part (Arrow IPC) a table and
-                                                    partition
-        batches/000008.tmp/...                      a batch being written: never read, removed on resume
-        merged/bars/year=2026/<run_id>.parquet      the lake's files, merged from the parts when publishing
-
-A batch's parts are written in `<batch>.tmp`, fsynced, then the folder is renamed: a kill at any
-instant leaves a batch whole or absent, so a resumed run re-fetches only the batches in flight.
+The layout and why a kill at any instant leaves a batch whole or absent: etl/lake/__init__.py.
 """
 
 import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,11 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl.errors import ConfigError, LakeError
-from etl.schema import RUNS, SCHEMA_VERSION, Table
+from etl.lake.files import disk_errors, pending_path, write_atomically
+from etl.lake.formats import PART_NAME, file_schema, read_part
+from etl.lake.paths import default_partition, lake_folder, run_manifest_path, staging_dir_for
+from etl.schema import RUNS, Table
 
 log = logging.getLogger(__name__)
-
-PART_NAME = "part.arrow"
 
 
 @dataclass(frozen=True)
@@ -42,55 +33,8 @@ class RunPlan:
     batch_size: int
     history: str
     source_url: str
-    # Per symbol the lake already holds, the ISO date its bars are fetched from (see etl/state.py).
+    # Per symbol the lake already holds, the ISO date its bars are fetched from (see etl/lake/holdings.py).
     since: dict[str, str] = field(default_factory=dict)
-
-
-def staging_dir_for(lake_dir: Path) -> Path:
-    """Where a lake's files are written before they are published: beside the lake, never inside."""
-    return lake_dir.parent / f".{lake_dir.name}.staging"
-
-
-def lake_folder(table: Table, partition: str | None) -> Path:
-    """A table's (partition's) folder, relative to the lake: `bars/year=2026`."""
-    return Path(table.name) if partition is None else Path(table.name, f"{table.partition_key}={partition}")
-
-
-def file_schema(table: Table) -> pa.Schema:
-    """The table's schema as written to every file: the schema version travels in the Parquet metadata."""
-    return table.schema.with_metadata({"etl.schema_version": SCHEMA_VERSION, "etl.table": table.name})
-
-
-def read_part(path: Path, table: Table) -> pa.Table:
-    """A staged part's (Arrow IPC) or a lake file's (Parquet) rows, in the table's schema."""
-    if path.suffix == ".parquet":
-        # Imported here: the collector reads and writes only Arrow IPC, and pyarrow.parquet costs it 9 MB of
-        # RSS. ParquetFile rather than read_table, which loads pyarrow.dataset (7 MB).
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(path).read().cast(table.schema)
-    with pa.OSFile(str(path)) as source:
-        return pa.ipc.open_file(source).read_all().cast(table.schema)
-
-
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def disk_errors(path: Path) -> Iterator[None]:
-    """A full disk or a failing device, as one line naming the file."""
-    try:
-        yield
-    except OSError as exc:
-        raise LakeError(
-            f"writing {path} failed ({exc.strerror or exc}); nothing of this run is published, earlier runs "
-            "are untouched, and a rerun resumes after this run's last committed batch"
-        ) from exc
 
 
 class RunStaging:
@@ -109,18 +53,8 @@ class RunStaging:
     def batch(self, batch_no: int) -> Iterator["BatchParts"]:
         """Write one batch's parts; they are committed, all at once, when the block ends without error."""
         final = self.folder / "batches" / f"{batch_no:06d}"
-        pending = final.with_name(final.name + ".tmp")
-        shutil.rmtree(pending, ignore_errors=True)
-        parts = BatchParts(pending, self.started_at.date())
-        try:
-            yield parts
-            with disk_errors(pending):
-                parts.sync()
-                os.rename(pending, final)
-                fsync_path(final.parent)
-        except BaseException:
-            shutil.rmtree(pending, ignore_errors=True)
-            raise
+        with disk_errors(pending_path(final)), write_atomically(final) as pending:
+            yield BatchParts(pending, self.started_at.date())
 
     def commit_manifest(self, runs_record: pa.RecordBatch) -> None:
         """Stage the run's `runs` row as batch 0; one staged before a kill is kept, as publishing may have
@@ -153,12 +87,11 @@ class RunStaging:
 
 
 class BatchParts:
-    """The parts of one batch being written: a Parquet file per table and partition, each written once."""
+    """The parts of one batch being written: an Arrow IPC file per table and partition, each written once."""
 
     def __init__(self, folder: Path, run_date: dt.date) -> None:
         self.folder = folder
         self.run_date = run_date
-        self._written: list[Path] = []
 
     def write(self, table: Table, batch: pa.RecordBatch) -> None:
         """Write a batch's rows of a table; bars may span several years, so several partitions."""
@@ -173,16 +106,6 @@ class BatchParts:
                 # cost the collector 3 MB of RSS and CPU for nothing.
                 with pa.ipc.new_file(str(path), file_schema(table)) as part_file:
                     part_file.write_table(rows_table)
-            self._written.append(path)
-
-    def sync(self) -> None:
-        """Make every part and folder durable before the batch is committed by its rename."""
-        folders = {self.folder}
-        for path in self._written:
-            fsync_path(path)
-            folders.update(p for p in path.parents if self.folder in p.parents)
-        for folder in folders:
-            fsync_path(folder)
 
     def _split(self, table: Table, batch: pa.RecordBatch) -> Iterator[tuple[str | None, pa.RecordBatch]]:
         if not batch.num_rows:
@@ -193,16 +116,6 @@ class BatchParts:
         years = pc.year(batch.column("date"))
         for year in pc.unique(years).to_pylist():
             yield str(year), batch.filter(pc.equal(years, year))
-
-
-def default_partition(table: Table, run_date: dt.date) -> str | None:
-    """Quotes are filed under the day they were collected, bars under their year (the run's for an empty
-    run)."""
-    if table.partition_key == "date":
-        return run_date.isoformat()
-    if table.partition_key == "year":
-        return str(run_date.year)
-    return None
 
 
 def open_run(
@@ -243,7 +156,7 @@ def _leftovers(lake_dir: Path) -> list[tuple[RunStaging, dict]]:
 
 def _settle(lake_dir: Path, run: RunStaging, saved: dict, plan: RunPlan) -> bool:
     """Whether a leftover run is this plan's unfinished one; otherwise its folder is removed."""
-    finished = (lake_dir / "runs" / f"{run.run_id}.parquet").exists()
+    finished = run_manifest_path(lake_dir, run.run_id).exists()
     if not finished and saved == _to_json(plan):
         for pending in (run.folder / "batches").glob("*.tmp"):
             shutil.rmtree(pending)
@@ -261,11 +174,8 @@ def _create(lake_dir: Path, plan: RunPlan, run_id: str, started_at: dt.datetime)
     saved = {"run_id": run_id, "started_at": started_at.isoformat(), "plan": _to_json(plan)}
     try:
         (folder / "batches").mkdir(parents=True)
-        pending = folder / "plan.json.tmp"
-        pending.write_text(json.dumps(saved))
-        fsync_path(pending)
-        os.rename(pending, folder / "plan.json")
-        fsync_path(folder)
+        with write_atomically(folder / "plan.json") as pending:
+            pending.write_text(json.dumps(saved))
     except OSError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise LakeError(
