@@ -138,3 +138,18 @@ def test_the_duckdb_shell_reads_the_compacted_lake_as_the_views_do(lake):
     )
     (rows,) = connect_lake(lake).execute("select count(*) from bars_all").fetchone()
     assert shell.returncode == 0 and shell.stdout.split() == ["n", str(rows)]
+
+
+def test_a_compaction_that_cannot_write_is_one_line_and_leaves_the_views_as_they_were(lake):
+    before = views(lake)
+    blocker = lake.parent / f".{lake.name}.staging"  # where a compaction writes before linking into the lake
+    shutil.rmtree(blocker, ignore_errors=True)
+    blocker.write_text("a file where the compaction's work folder must go")
+    try:
+        result = run_cli("compact", "--lake", str(lake))
+    finally:
+        blocker.unlink()
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: writing ") and "the next compact removes what this one left" in line
+    assert views(lake) == before and not list(lake.rglob("compacted-*"))

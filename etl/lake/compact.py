@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.lake.files import link_into_lake, write_atomically
+from etl.lake.files import COMPACTION_CUT_SHORT, disk_errors, link_into_lake, write_atomically
 from etl.lake.formats import read_part
 from etl.lake.holdings import compaction_record_paths, completed_run_ids
 from etl.lake.lock import lake_lock
@@ -86,8 +86,8 @@ def _compact_folder(
     rows."""
     relative = live[0].parent.relative_to(lake_dir)
     staged = work_dir / relative / f"{COMPACTED_PREFIX}{compaction_id}.parquet"
-    write_merged(table, live, staged, row_group_rows)
-    compacted = link_into_lake(staged, lake_dir / relative / staged.name)
+    write_merged(table, live, staged, row_group_rows, consequence=COMPACTION_CUT_SHORT)
+    compacted = link_into_lake(staged, lake_dir / relative / staged.name, consequence=COMPACTION_CUT_SHORT)
     rows = [
         {
             "table_name": table.name,
@@ -103,14 +103,15 @@ def _publish_record(
     lake_dir: Path, work_dir: Path, compaction_id: str, started_at: dt.datetime, rows: list[dict]
 ) -> None:
     staged = work_dir / COMPACTIONS.name / f"{compaction_id}.parquet"
-    staged.parent.mkdir(parents=True, exist_ok=True)
     record = pa.Table.from_pylist(
         [{"compaction_id": compaction_id, "compacted_at": started_at, **row} for row in rows],
         schema=COMPACTIONS.schema,
     )
-    with write_atomically(staged) as pending:
-        pq.write_table(record, pending)
-    link_into_lake(staged, lake_dir / COMPACTIONS.name / staged.name)
+    with disk_errors(staged, COMPACTION_CUT_SHORT):
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        with write_atomically(staged) as pending:
+            pq.write_table(record, pending)
+    link_into_lake(staged, lake_dir / COMPACTIONS.name / staged.name, consequence=COMPACTION_CUT_SHORT)
 
 
 def _read_records(lake_dir: Path) -> pa.Table:

@@ -60,21 +60,26 @@ def _remove(path: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+# What a failed write leaves behind, as its one-line error tells the user: a run's, or a compaction's.
+RUN_CUT_SHORT = (
+    "nothing of this run is published, earlier runs are untouched, and a rerun resumes after this run's last "
+    "committed batch"
+)
+COMPACTION_CUT_SHORT = "the views read the lake as before, and the next compact removes what this one left"
+
+
 @contextlib.contextmanager
-def disk_errors(path: Path) -> Iterator[None]:
-    """A full disk or a failing device, as one line naming the file."""
+def disk_errors(path: Path, consequence: str = RUN_CUT_SHORT) -> Iterator[None]:
+    """A full disk or a failing device, as one line naming the file and what the failure leaves."""
     try:
         yield
     except OSError as exc:
-        raise LakeError(
-            f"writing {path} failed ({exc.strerror or exc}); nothing of this run is published, earlier runs "
-            "are untouched, and a rerun resumes after this run's last committed batch"
-        ) from exc
+        raise LakeError(f"writing {path} failed ({exc.strerror or exc}); {consequence}") from exc
 
 
-def link_into_lake(staged: Path, final: Path) -> Path:
+def link_into_lake(staged: Path, final: Path, *, consequence: str = RUN_CUT_SHORT) -> Path:
     """Publish a finished file under its lake path, never replacing one (a file linked before is skipped)."""
-    with disk_errors(final):
+    with disk_errors(final, consequence):
         make_dirs(final.parent)
         try:
             os.link(staged, final)

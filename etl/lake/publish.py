@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from etl.lake.child import errors_to_one_line, run_child
-from etl.lake.files import disk_errors, link_into_lake, pending_path, write_atomically
+from etl.lake.files import RUN_CUT_SHORT, disk_errors, link_into_lake, pending_path, write_atomically
 from etl.lake.formats import file_schema, read_part
 from etl.lake.paths import default_partition, lake_folder
 from etl.lake.staging import RunStaging, load_run
@@ -70,13 +70,15 @@ def _merge(staging: RunStaging, folder: Path, parts: list[Path], row_group_rows:
     return path
 
 
-def write_merged(table: Table, sources: list[Path], path: Path, row_group_rows: int) -> None:
+def write_merged(
+    table: Table, sources: list[Path], path: Path, row_group_rows: int, *, consequence: str = RUN_CUT_SHORT
+) -> None:
     """Merge a table's Arrow IPC parts or Parquet files, in order, into one Parquet file of full row groups:
     whole once it exists."""
     # Only the publishing child and compact write Parquet: 9 MB the collector never pays
     import pyarrow.parquet as pq
 
-    with disk_errors(pending_path(path)):
+    with disk_errors(pending_path(path), consequence):
         path.parent.mkdir(parents=True, exist_ok=True)
         with write_atomically(path) as pending:
             with pq.ParquetWriter(
