@@ -4,11 +4,13 @@ import shutil
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO_DIR, run_cli, write_universe, yahoo_route
+from etl.emulator import Emulator, EmulatorConfig
 from etl.summary import connect_lake
 
 SYMBOLS = ["AAPL", "MSFT", "KO", "XOM", "JPM", "DLSTD"]
@@ -20,7 +22,7 @@ def views(lake_dir) -> dict[str, list[tuple]]:
     return {view: sorted(con.execute(f"select * from {view}").fetchall(), key=repr) for view in VIEWS}
 
 
-def collect(emulator, universe, lake_dir):
+def collect(emulator, universe, lake_dir, env: dict | None = None):
     result = run_cli(
         "collect",
         *yahoo_route(emulator),
@@ -33,18 +35,28 @@ def collect(emulator, universe, lake_dir):
         "--full-refresh",
         "--min-success",
         "0.5",
+        env=env,
     )
     assert result.returncode == 0, result.stderr
 
 
+@pytest.fixture(scope="module")
+def three_runs(tmp_path_factory):
+    """A lake of three runs: three small files in every folder. Made once; tests compact copies of it."""
+    folder = tmp_path_factory.mktemp("compact")
+    universe = write_universe(folder / "u.txt", SYMBOLS)
+    with Emulator(EmulatorConfig(delisted=frozenset({"DLSTD"}))) as emulator:
+        for _ in range(3):
+            # Module fixtures run before the per-test cache isolation: this one gets its own cache.
+            collect(emulator, universe, folder / "lake", env={"XDG_CACHE_HOME": str(folder / "cache")})
+    return folder / "lake"
+
+
 @pytest.fixture
-def lake(emulator, tmp_path):
-    """A lake of three runs: three small files in every folder."""
-    lake_dir = tmp_path / "lake"
-    universe = write_universe(tmp_path / "u.txt", SYMBOLS)
-    for _ in range(3):
-        collect(emulator, universe, lake_dir)
-    return lake_dir
+def lake(three_runs, tmp_path):
+    """This test's own copy of the three-run lake, under the universe the runs collected."""
+    write_universe(tmp_path / "u.txt", SYMBOLS)
+    return Path(shutil.copytree(three_runs, tmp_path / "lake", symlinks=True))
 
 
 def test_compaction_leaves_every_view_as_it_was_with_one_file_a_folder(lake):
