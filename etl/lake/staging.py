@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl.errors import ConfigError, LakeError
+from etl.errors import ConfigError, LakeError, SchemaError
 from etl.lake.files import disk_errors, pending_path, write_atomically
 from etl.lake.formats import PART_NAME, file_schema, read_part
 from etl.lake.paths import default_partition, lake_folder, run_manifest_path, staging_dir_for
@@ -99,9 +99,7 @@ class BatchParts:
             path = self.folder / lake_folder(table, partition) / PART_NAME
             with disk_errors(path):
                 path.parent.mkdir(parents=True, exist_ok=True)
-                # Cast to the canonical schema: a column of another type fails here, never drifts into the
-                # lake.
-                rows_table = pa.Table.from_batches([rows]).cast(table.schema)
+                rows_table = _to_schema(table, rows)
                 # Arrow IPC, not Parquet: parts are read once, by the merge, and Parquet's encoders would
                 # cost the collector 3 MB of RSS and CPU for nothing.
                 with pa.ipc.new_file(str(path), file_schema(table)) as part_file:
@@ -116,6 +114,18 @@ class BatchParts:
         years = pc.year(batch.column("date"))
         for year in pc.unique(years).to_pylist():
             yield str(year), batch.filter(pc.equal(years, year))
+
+
+def _to_schema(table: Table, rows: pa.RecordBatch) -> pa.Table:
+    """Rows cast to the table's canonical schema: a column of another name or type never drifts into
+    the lake."""
+    try:
+        return pa.Table.from_batches([rows]).cast(table.schema)
+    except (ValueError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaError(
+            f"{table.name} rows with columns {rows.schema.names} do not fit the lake's schema"
+            f" {table.schema.names} ({str(exc).splitlines()[0]})"
+        ) from exc
 
 
 def open_run(
