@@ -6,6 +6,8 @@ import json
 import logging
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,14 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-import yfinance as yf
 from curl_cffi import requests as curl_requests
 from curl_cffi.requests.exceptions import ConnectionError as CurlConnectionError
 from curl_cffi.requests.exceptions import RequestException
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import browser
+from conftest import REPO_DIR, browser
 from etl.emulator import Emulator, EmulatorConfig, market, responses, server, tls
 from etl.emulator.tls import ClientHello, is_grease, parse_client_hello
 from etl.source.session import YahooSession, new_session
@@ -83,27 +84,25 @@ def emu():
         yield emulator
 
 
-@pytest.fixture
-def fresh_yfinance(tmp_path, monkeypatch):
-    """yfinance as a new process finds it: empty cookie and time-zone caches of its own, no YfData
-    singleton."""
-    original = yf.cache._TzDBManager.get_location()
-    # yfinance read XDG_CACHE_HOME once, at import: this covers subprocesses, forget_yfinance this one.
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(yf.base, "_tz_info_fetch_ctr", 0)
-    forget_yfinance(tmp_path / "yfinance")
-    yield tmp_path / "yfinance"
-    forget_yfinance(Path(original))
-
-
-def forget_yfinance(cache_dir: Path) -> None:
-    """Point yfinance's sqlite caches at `cache_dir` and drop every cookie, crumb and cache it holds in
-    memory."""
-    yf.set_tz_cache_location(str(cache_dir))
-    yf.cache._TzCacheManager._tz_cache = None
-    yf.cache._CookieCacheManager._Cookie_cache = None
-    yf.cache._ISINCacheManager._isin_cache = None
-    yf.data.SingletonMeta._instances.pop(yf.data.YfData, None)
+def in_new_process(emu, code: str, cache_dir: Path) -> dict:
+    """Run `code` with unmodified yfinance in a process of its own, as a user's job starts: no cookie, crumb
+    or time zone in memory, its sqlite caches under cache_dir. `session` is the job's session through the
+    emulator; the code leaves its findings in `result`, which comes back through JSON."""
+    prelude = (
+        "import json\nfrom pathlib import Path\nimport yfinance as yf\n"
+        "from etl.source.session import new_session\n"
+        f"yf.set_tz_cache_location({str(cache_dir)!r})\n"
+        f"session = new_session(proxy={emu.proxy_url!r}, ca_bundle=Path({str(emu.ca_path)!r}))[0]\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", prelude + code + "\nprint(json.dumps(result, default=str))"],
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr
+    return json.loads(child.stdout.splitlines()[-1])
 
 
 def job_session(emu) -> YahooSession:
@@ -241,71 +240,63 @@ def test_intraday_and_unknown_intervals_are_refused_with_yahoos_error(emu):
 # Unmodified yfinance against the emulator
 
 
-def test_yfinance_history_is_the_emulators_bars(emu, fresh_yfinance):
-    session = job_session(emu)
-    history = yf.Ticker("MSFT", session=session).history(period="1y", auto_adjust=False)
+def test_yfinance_history_is_the_emulators_bars(emu, tmp_path):
+    history = in_new_process(
+        emu,
+        'h = yf.Ticker("MSFT", session=session).history(period="1y", auto_adjust=False)\n'
+        'result = {"days": [str(d.date()) for d in h.index], "close": h["Close"].tolist(),'
+        ' "volume": h["Volume"].tolist()}',
+        tmp_path / "yfinance",
+    )
     assert emu.counts() == {
         "cookie": 1,
         "getcrumb": 1,
         "chart": 2,
     }  # the chart's first call looks up the time zone
     served = chart(emu, "MSFT", range="1y").json()["chart"]["result"][0]
-    days = [dt.datetime.fromtimestamp(t, market.NEW_YORK).date() for t in served["timestamp"]]
-    assert 245 <= len(history) <= 256  # a year of NYSE sessions
-    assert [d.date() for d in history.index] == days
-    assert history["Close"].tolist() == served["indicators"]["quote"][0]["close"]
-    assert history["Volume"].tolist() == served["indicators"]["quote"][0]["volume"]
+    days = [str(dt.datetime.fromtimestamp(t, market.NEW_YORK).date()) for t in served["timestamp"]]
+    assert 245 <= len(history["days"]) <= 256  # a year of NYSE sessions
+    assert history["days"] == days
+    assert history["close"] == served["indicators"]["quote"][0]["close"]
+    assert history["volume"] == served["indicators"]["quote"][0]["volume"]
 
 
-def test_yfinance_info_reads_quote_summary_quote_and_timeseries(emu, fresh_yfinance):
-    session = job_session(emu)
-    info = yf.Ticker("NVDA", session=session).info
+def test_yfinance_info_reads_quote_summary_quote_and_timeseries(emu, tmp_path):
+    info = in_new_process(emu, 'result = yf.Ticker("NVDA", session=session).info', tmp_path / "yfinance")
     assert emu.counts() == {"cookie": 1, "getcrumb": 1, "quoteSummary": 1, "quote": 1, "timeseries": 1}
     assert info["longName"] == "NVDA Synthetic Inc."
     quote = quotes(emu, "NVDA")["quoteResponse"]["result"][0]
     assert info["marketCap"] == quote["marketCap"] > 0 and info["currentPrice"] == quote["regularMarketPrice"]
 
 
-def test_yf_download_of_good_and_delisted_symbols_keeps_the_good_ones(emu, fresh_yfinance):
-    session = job_session(emu)
-    # One thread: yfinance's cookie-strategy switch after GONE's 404 races its other threads.
-    frame = yf.download(
-        ["KO", "GONE", "PEP"],
-        period="1y",
-        threads=False,
-        group_by="ticker",
-        session=session,
-        progress=False,
-        auto_adjust=False,
-    )
-    assert frame["KO"]["Close"].notna().sum() > 240 and frame["PEP"]["Close"].notna().sum() > 240
-    assert frame["GONE"]["Close"].notna().sum() == 0
+# One thread: yfinance's cookie-strategy switch after GONE's 404 races its other threads.
+DOWNLOAD = (
+    'frame = yf.download(["KO", "GONE", "PEP"], period="{period}", threads=False, group_by="ticker",'
+    " session=session, progress=False, auto_adjust=False)\n"
+    'result = {{s: int(frame[s]["Close"].notna().sum()) for s in ("KO", "GONE", "PEP")}}'
+)
+
+
+def test_yf_download_of_good_and_delisted_symbols_keeps_the_good_ones(emu, tmp_path):
+    closes = in_new_process(emu, DOWNLOAD.format(period="1y"), tmp_path / "yfinance")
+    assert closes["KO"] > 240 and closes["PEP"] > 240 and closes["GONE"] == 0
     assert "other" not in emu.counts()
 
 
-def test_yfinance_falls_back_to_basic_cookies_when_there_is_no_consent_form(emu, fresh_yfinance):
+def test_yfinance_falls_back_to_basic_cookies_when_there_is_no_consent_form(emu, tmp_path):
     # Without a cookie cache, yfinance's csrf strategy (tried after any HTTP error) must visit the consent
-    # page.
-    yf.cache._CookieCacheManager._Cookie_cache = yf.cache._CookieCacheDummy()
-    session = job_session(emu)
-    frame = yf.download(
-        ["KO", "GONE", "PEP"],
-        period="1mo",
-        threads=False,
-        group_by="ticker",
-        session=session,
-        progress=False,
-        auto_adjust=False,
-    )
-    assert frame["KO"]["Close"].notna().sum() > 15 and frame["PEP"]["Close"].notna().sum() > 15
+    # page. A cache location that cannot be a folder is yfinance's own way to run without one.
+    (tmp_path / "a-file").write_text("")
+    closes = in_new_process(emu, DOWNLOAD.format(period="1mo"), tmp_path / "a-file" / "yfinance")
+    assert closes["KO"] > 15 and closes["PEP"] > 15
     assert emu.counts()["consent"] >= 1 and "other" not in emu.counts()
 
 
-def test_yfinance_reuses_its_persisted_cookie_until_it_expires(emu, fresh_yfinance):
-    yf.Ticker("KO", session=job_session(emu)).history(period="5d")
-    yf.data.SingletonMeta._instances.pop(yf.data.YfData)  # as a new process would start
+def test_yfinance_reuses_its_persisted_cookie_until_it_expires(emu, tmp_path):
+    history = 'yf.Ticker("{}", session=session).history(period="5d")\nresult = {{}}'
+    in_new_process(emu, history.format("KO"), tmp_path / "yfinance")
     emu.reset_counts()
-    yf.Ticker("PEP", session=job_session(emu)).history(period="5d")
+    in_new_process(emu, history.format("PEP"), tmp_path / "yfinance")  # a new process, the same cache
     assert emu.counts() == {
         "getcrumb": 1,
         "chart": 2,
