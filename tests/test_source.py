@@ -3,6 +3,8 @@
 Every request goes to Yahoo's own URLs through the emulator's proxy, over TLS that it judges as Yahoo does.
 """
 
+import ast
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -270,6 +272,21 @@ def test_backoff_doubles_with_jitter_and_honours_retry_after(attempt, retry_afte
     assert low <= RetryPolicy().delay_s(attempt, retry_after) <= high
 
 
+def assert_refused_for_its_reason(message: str, path, text: str) -> None:
+    """A refused universe is refused for what is wrong with it, named: never a crash or a vague error."""
+    values = [line.split("#", 1)[0] for line in text.split("\n")]
+    if "\x00" in text:
+        assert message == f"universe file {path} is binary, not text; pass a CSV or one symbol a line"
+    elif not text.strip():
+        assert message == f"universe file {path} is empty; add one symbol a line"
+    elif not any(value.strip() for value in values):
+        assert message.startswith(f"{path} lists no symbols (only comments or blank lines)")
+    else:
+        bad = re.fullmatch(rf"{re.escape(str(path))} line (\d+): (.+) is not a ticker symbol \(.+", message)
+        assert bad, message
+        assert ast.literal_eval(bad[2]) == values[int(bad[1]) - 1]  # the offending value, as written
+
+
 NASTY = st.text(
     alphabet=st.sampled_from(list("AZaz09.-^=/?#%;:' \\\"\r\n\x00АÉ_&+")), min_size=1, max_size=18
 )
@@ -289,7 +306,8 @@ def test_any_string_is_refused_or_fetched_as_exactly_that_symbol(emulator, sourc
     path.write_bytes(text.encode("utf-8", "surrogatepass") + b"\n")
     try:
         symbols = load_universe(path)
-    except UniverseError:
+    except UniverseError as refused:
+        assert_refused_for_its_reason(str(refused), path, text)
         return
     for symbol in symbols:
         answer = source.fetch_chart(1, symbol)
