@@ -8,6 +8,7 @@ attempt resumes the run. Readers query the lake with DuckDB, polars and pyarrow 
 import datetime as dt
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -158,10 +159,9 @@ def crash_and_resume(cli: list[str], emulator: Emulator, universe: Path, lake_di
     }
 
 
-def collect_once(emulator: Emulator, universe: Path, lake_dir: Path) -> int:
-    """One whole collect into lake_dir, as the lake a crash test starts from: its exit code."""
-    command = collect_command(["-m", "etl"], emulator, universe, lake_dir)
-    return subprocess.run(command, cwd=REPO_DIR, capture_output=True, timeout=120).returncode
+def start_from(reference_lake: Path, lake_dir: Path) -> Path:
+    """The lake a crash test starts from: one completed run, a copy of the reference's."""
+    return Path(shutil.copytree(reference_lake, lake_dir))
 
 
 def current_bars(lake_dir: Path) -> set[tuple]:
@@ -175,20 +175,25 @@ def latest_run(lake_dir: Path, columns: str, table: str) -> set[tuple]:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def faulty_emulator():
+    """One for the module: the crash tests read no counts of it, only the lake."""
     with Emulator(FAULTY) as emu:
         yield emu
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def reference(tmp_path_factory, faulty_emulator):
     """A run of the same universe that nobody killed."""
     folder = tmp_path_factory.mktemp("reference")
     universe = write_universe(folder / "universe.txt", SYMBOLS)
     lake_dir = folder / "lake"
     command = collect_command(["-m", "etl"], faulty_emulator, universe, lake_dir)
-    result = subprocess.run(command, cwd=REPO_DIR, capture_output=True, text=True, timeout=120)
+    # Module fixtures run before the per-test cache isolation: this run gets its own cache.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | {
+        "XDG_CACHE_HOME": str(folder / "cache")
+    }
+    result = subprocess.run(command, cwd=REPO_DIR, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return universe, lake_dir
 
@@ -197,9 +202,8 @@ def test_killed_at_random_instants_readers_never_fail_and_resume_gives_the_refer
     faulty_emulator, reference, tmp_path
 ):
     universe, reference_lake = reference
-    lake_dir = tmp_path / "lake"
     # Readers need a lake to read: it starts with one completed run, as any morning's lake does.
-    assert collect_once(faulty_emulator, universe, lake_dir) == 0
+    lake_dir = start_from(reference_lake, tmp_path / "lake")
 
     outcome = crash_and_resume(["-m", "etl"], faulty_emulator, universe, lake_dir, KILL_POINTS)
 
@@ -219,9 +223,8 @@ def test_killed_at_random_instants_readers_never_fail_and_resume_gives_the_refer
 
 
 def test_the_crash_test_catches_a_writer_that_writes_in_place(faulty_emulator, reference, tmp_path):
-    universe, _ = reference
-    lake_dir = tmp_path / "lake"
-    assert collect_once(faulty_emulator, universe, lake_dir) == 0
+    universe, reference_lake = reference
+    lake_dir = start_from(reference_lake, tmp_path / "lake")
 
     outcome = crash_and_resume(
         [str(Path(__file__).with_name("naive_writer.py"))], faulty_emulator, universe, lake_dir, kills=3
