@@ -4,9 +4,12 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -34,9 +37,16 @@ SUMMARY_FIGURES = {
 }
 
 
-def collect(emulator, universe, lake_dir, *extra: str):
+def collect(emulator, universe, lake_dir, *extra: str, env: dict | None = None):
     return run_cli(
-        "collect", *yahoo_route(emulator), "--universe", str(universe), "--lake", str(lake_dir), *extra
+        "collect",
+        *yahoo_route(emulator),
+        "--universe",
+        str(universe),
+        "--lake",
+        str(lake_dir),
+        *extra,
+        env=env,
     )
 
 
@@ -58,14 +68,45 @@ def lake_sql(lake_dir, table: str) -> str:
     return f"read_parquet('{lake_dir}/{table}/**/*.parquet', hive_partitioning=true, union_by_name=true)"
 
 
-@pytest.fixture
-def first_run(emulator, tmp_path, lake_dir):
+@dataclass(frozen=True)
+class FirstRun:
+    """A run collected once for the module: what it printed, its universe and lake, the requests it made."""
+
+    result: subprocess.CompletedProcess
+    universe: Path
+    lake_dir: Path
+    requests: int
+    counts: dict[str, int]
+
+
+@pytest.fixture(scope="module")
+def first_run_once(tmp_path_factory) -> FirstRun:
+    folder = tmp_path_factory.mktemp("first-run")
     universe = write_universe(
-        tmp_path / "universe.txt", ["# test universe", "aapl", "MSFT", "BRK.B", DELISTED, *GOOD[3:], "msft"]
+        folder / "universe.txt", ["# test universe", "aapl", "MSFT", "BRK.B", DELISTED, *GOOD[3:], "msft"]
     )
-    result = collect(emulator, universe, lake_dir, "--batch-size", "5", "--min-success", "0.9")
+    with Emulator(EmulatorConfig(delisted=frozenset({DELISTED}))) as emulator:
+        # Module fixtures run before the per-test cache isolation: this run gets its own cache.
+        result = collect(
+            emulator,
+            universe,
+            folder / "lake",
+            "--batch-size",
+            "5",
+            "--min-success",
+            "0.9",
+            env={"XDG_CACHE_HOME": str(folder / "cache")},
+        )
+        requests, counts = emulator.total_requests(), emulator.counts()
     assert result.returncode == 0, result.stderr
-    return result, universe
+    return FirstRun(result, universe, folder / "lake", requests, counts)
+
+
+@pytest.fixture
+def first_run(first_run_once, lake_dir):
+    """This test's own copy of the first run's lake, in lake_dir: what collect printed, and its universe."""
+    shutil.copytree(first_run_once.lake_dir, lake_dir)
+    return first_run_once.result, first_run_once.universe
 
 
 def test_every_served_row_lands_in_the_lake(emulator, first_run, lake_dir):
@@ -98,11 +139,14 @@ def test_delisted_symbol_is_a_failure_with_its_reason_and_absent_from_data(first
         assert found.fetchone() == (0,)
 
 
-def test_counted_api_calls_equal_the_emulators_count(emulator, first_run, lake_dir):
+def test_counted_api_calls_equal_the_emulators_count(first_run_once):
+    lake_dir = first_run_once.lake_dir
     (counted,) = duckdb.execute(f"select api_calls from {lake_sql(lake_dir, 'runs')}").fetchone()
     (per_batch,) = duckdb.execute(f"select sum(api_calls) from {lake_sql(lake_dir, 'batches')}").fetchone()
-    assert counted == per_batch == emulator.total_requests()
-    assert emulator.counts()["quote"] == 3  # 13 distinct symbols in batches of 5: one quote request a batch
+    assert counted == per_batch == first_run_once.requests
+    assert (
+        first_run_once.counts["quote"] == 3
+    )  # 13 distinct symbols in batches of 5: one quote request a batch
 
 
 def test_polars_reads_the_lake_with_hive_partitions(first_run, lake_dir):
