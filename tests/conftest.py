@@ -94,3 +94,15 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def run_collect(
+    emulator, universe: Path, lake_dir: Path, *options: str, cache_dir: Path | None = None
+) -> subprocess.CompletedProcess:
+    """`python -m etl collect` of `universe` through the emulator into `lake_dir`.
+
+    A module-scoped fixture runs before the per-test cache isolation: it passes a `cache_dir` of its own.
+    """
+    env = None if cache_dir is None else {"XDG_CACHE_HOME": str(cache_dir)}
+    route = yahoo_route(emulator)
+    return run_cli("collect", *route, "--universe", str(universe), "--lake", str(lake_dir), *options, env=env)

@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO_DIR, browser, run_cli, write_universe, yahoo_route
+from conftest import REPO_DIR, browser, run_cli, run_collect, write_universe, yahoo_route
 from etl.emulator import Emulator, EmulatorConfig
 from etl.schema import TABLES
 
@@ -35,19 +35,6 @@ SUMMARY_FIGURES = {
     "full_scale_s",
     "full_scale_cost_usd",
 }
-
-
-def collect(emulator, universe, lake_dir, *extra: str, env: dict | None = None):
-    return run_cli(
-        "collect",
-        *yahoo_route(emulator),
-        "--universe",
-        str(universe),
-        "--lake",
-        str(lake_dir),
-        *extra,
-        env=env,
-    )
 
 
 def served_bars(emulator, symbol: str) -> int:
@@ -87,7 +74,7 @@ def first_run_once(tmp_path_factory) -> FirstRun:
     )
     with Emulator(EmulatorConfig(delisted=frozenset({DELISTED}))) as emulator:
         # Module fixtures run before the per-test cache isolation: this run gets its own cache.
-        result = collect(
+        result = run_collect(
             emulator,
             universe,
             folder / "lake",
@@ -95,7 +82,7 @@ def first_run_once(tmp_path_factory) -> FirstRun:
             "5",
             "--min-success",
             "0.9",
-            env={"XDG_CACHE_HOME": str(folder / "cache")},
+            cache_dir=folder / "cache",
         )
         requests, counts = emulator.total_requests(), emulator.counts()
     assert result.returncode == 0, result.stderr
@@ -169,7 +156,7 @@ def test_collect_prints_its_outcome_and_summary_prints_every_figure(first_run, l
 def test_second_run_adds_a_run_and_touches_no_file_of_the_first(emulator, first_run, lake_dir):
     _, universe = first_run
     before = {path: path.read_bytes() for path in lake_dir.rglob("*.parquet")}
-    assert collect(emulator, universe, lake_dir, "--min-success", "0.9").returncode == 0
+    assert run_collect(emulator, universe, lake_dir, "--min-success", "0.9").returncode == 0
     assert all(path.read_bytes() == content for path, content in before.items())
     runs = duckdb.execute(f"select count(distinct run_id) from {lake_sql(lake_dir, 'runs')}").fetchone()
     assert runs == (2,)
@@ -180,7 +167,10 @@ def test_second_run_adds_a_run_and_touches_no_file_of_the_first(emulator, first_
 
 def test_compare_sets_two_runs_side_by_side(emulator, first_run, lake_dir):
     _, universe = first_run
-    assert collect(emulator, universe, lake_dir, "--concurrency", "1", "--min-success", "0.9").returncode == 0
+    assert (
+        run_collect(emulator, universe, lake_dir, "--concurrency", "1", "--min-success", "0.9").returncode
+        == 0
+    )
     first, second = [
         r for (r,) in duckdb.execute(f"select run_id from {lake_sql(lake_dir, 'runs')} order by 1").fetchall()
     ]
@@ -196,7 +186,7 @@ def test_compare_sets_two_runs_side_by_side(emulator, first_run, lake_dir):
 
 def test_views_show_one_current_bar_per_symbol_and_date(emulator, first_run, lake_dir):
     _, universe = first_run
-    assert collect(emulator, universe, lake_dir, "--min-success", "0.9").returncode == 0
+    assert run_collect(emulator, universe, lake_dir, "--min-success", "0.9").returncode == 0
     result = run_cli(
         "query",
         "--lake",
@@ -212,11 +202,13 @@ def test_views_show_one_current_bar_per_symbol_and_date(emulator, first_run, lak
 
 def test_memory_limit_stops_cleanly_and_keeps_what_was_collected(emulator, tmp_path, lake_dir):
     universe = write_universe(tmp_path / "u.txt", GOOD)
-    refused = collect(emulator, universe, lake_dir, "--memory-limit-mb", "1")
+    refused = run_collect(emulator, universe, lake_dir, "--memory-limit-mb", "1")
     assert refused.returncode == 2 and emulator.total_requests() == 0
     # Just above what the job uses before fetching: the first batch (pool, session, data) takes it over.
     start_mb = int(re.search(r"RSS (\d+) MB", refused.stderr).group(1)) + 1
-    result = collect(emulator, universe, lake_dir, "--batch-size", "4", "--memory-limit-mb", str(start_mb))
+    result = run_collect(
+        emulator, universe, lake_dir, "--batch-size", "4", "--memory-limit-mb", str(start_mb)
+    )
     assert result.returncode == 1
     assert "--memory-limit-mb" in result.stderr.strip().splitlines()[-1]
     status, batches = duckdb.execute(
@@ -241,11 +233,11 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(emulator, tmp_path
 
     universe = write_universe(tmp_path / "u.txt", ["AAPL"])
     with lake_lock(lake_dir):
-        result = collect(emulator, universe, lake_dir)
+        result = run_collect(emulator, universe, lake_dir)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and f'"pid": {os.getpid()}' in result.stderr
     assert emulator.total_requests() == 0 and not lake_dir.exists()
-    assert collect(emulator, universe, lake_dir).returncode == 0
+    assert run_collect(emulator, universe, lake_dir).returncode == 0
 
 
 def test_the_lock_dies_with_its_holder(emulator, tmp_path, lake_dir):
@@ -263,13 +255,13 @@ def test_the_lock_dies_with_its_holder(emulator, tmp_path, lake_dir):
     holder.kill()
     holder.wait()
     universe = write_universe(tmp_path / "u.txt", ["AAPL"])
-    assert collect(emulator, universe, lake_dir).returncode == 0
+    assert run_collect(emulator, universe, lake_dir).returncode == 0
 
 
 def test_one_request_in_five_failing_still_collects_every_symbol(tmp_path, lake_dir):
     universe = write_universe(tmp_path / "u.txt", GOOD)
     with Emulator(EmulatorConfig(error_rate=0.2, seed=11)) as flaky:
-        result = collect(flaky, universe, lake_dir)
+        result = run_collect(flaky, universe, lake_dir)
         assert result.returncode == 0, result.stderr
         (counted,) = duckdb.execute(f"select api_calls from {lake_sql(lake_dir, 'runs')}").fetchone()
         assert counted == flaky.total_requests()
@@ -281,7 +273,7 @@ def test_one_request_in_five_failing_still_collects_every_symbol(tmp_path, lake_
 def test_a_429_storm_slows_the_run_down_and_marks_no_symbol_delisted(tmp_path, lake_dir):
     universe = write_universe(tmp_path / "u.txt", [f"S{i:03d}" for i in range(40)])
     with Emulator(EmulatorConfig(rate_limit_rps=25)) as limited:
-        result = collect(limited, universe, lake_dir)
+        result = run_collect(limited, universe, lake_dir)
         throttled, total = limited.faults().get("429", 0), limited.total_requests()
     assert result.returncode == 0, result.stderr
     quotes = duckdb.execute(f"select count(distinct symbol) from {lake_sql(lake_dir, 'quotes')}").fetchone()
@@ -295,7 +287,7 @@ def test_a_429_storm_slows_the_run_down_and_marks_no_symbol_delisted(tmp_path, l
 
 def test_a_run_under_min_success_is_published_and_exits_1_saying_why(emulator, first_run, tmp_path):
     _, universe = first_run
-    result = collect(emulator, universe, tmp_path / "other-lake")
+    result = run_collect(emulator, universe, tmp_path / "other-lake")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "error: success rate 0.923 (12 of 13 symbols) is under --min-success 0.95; "
@@ -309,7 +301,7 @@ def test_a_wave_of_not_found_is_an_outage_not_delistings(tmp_path, lake_dir):
     blocked = [f"B{i}" for i in range(8)]
     universe = write_universe(tmp_path / "u.txt", [*blocked, "AAPL", "MSFT"])
     with Emulator(EmulatorConfig(delisted=frozenset(blocked))) as blocking:
-        result = collect(blocking, universe, lake_dir)
+        result = run_collect(blocking, universe, lake_dir)
     assert result.returncode == 3
     assert "8 of 10 symbols of this batch answered 'not found' at once" in result.stderr
     outcomes = duckdb.execute(
@@ -330,7 +322,7 @@ def _file_size_limit(max_bytes: int):
 
 def test_a_write_failure_stops_the_run_in_one_line_and_keeps_earlier_runs(emulator, tmp_path, lake_dir):
     small = write_universe(tmp_path / "small.txt", ["AAPL"])
-    assert collect(emulator, small, lake_dir).returncode == 0
+    assert run_collect(emulator, small, lake_dir).returncode == 0
     before = {path: path.read_bytes() for path in lake_dir.rglob("*") if path.is_file()}
     big = write_universe(tmp_path / "big.txt", [f"S{i:03d}" for i in range(60)])
     result = subprocess.run(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO_DIR, run_cli, write_universe, yahoo_route
+from conftest import REPO_DIR, run_cli, run_collect, write_universe
 from etl.emulator import Emulator, EmulatorConfig
 from etl.summary import connect_lake
 
@@ -22,21 +22,10 @@ def views(lake_dir) -> dict[str, list[tuple]]:
     return {view: sorted(con.execute(f"select * from {view}").fetchall(), key=repr) for view in VIEWS}
 
 
-def collect(emulator, universe, lake_dir, env: dict | None = None):
-    result = run_cli(
-        "collect",
-        *yahoo_route(emulator),
-        "--universe",
-        str(universe),
-        "--lake",
-        str(lake_dir),
-        "--batch-size",
-        "3",
-        "--full-refresh",
-        "--min-success",
-        "0.5",
-        env=env,
-    )
+def collect(emulator, universe, lake_dir, cache_dir=None) -> None:
+    """A run in 3-symbol batches, every bar again (--full-refresh): one more small file a folder."""
+    options = ("--batch-size", "3", "--full-refresh", "--min-success", "0.5")
+    result = run_collect(emulator, universe, lake_dir, *options, cache_dir=cache_dir)
     assert result.returncode == 0, result.stderr
 
 
@@ -48,7 +37,7 @@ def three_runs(tmp_path_factory):
     with Emulator(EmulatorConfig(delisted=frozenset({"DLSTD"}))) as emulator:
         for _ in range(3):
             # Module fixtures run before the per-test cache isolation: this one gets its own cache.
-            collect(emulator, universe, folder / "lake", env={"XDG_CACHE_HOME": str(folder / "cache")})
+            collect(emulator, universe, folder / "lake", cache_dir=folder / "cache")
     return folder / "lake"
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_DIR, run_cli, write_universe, yahoo_route
+from conftest import REPO_DIR, run_cli, run_collect, write_universe
 from etl.cli import app
 from etl.emulator import Emulator, EmulatorConfig
 
@@ -28,15 +28,7 @@ def demo_like_lake(tmp_path_factory):
     folder = tmp_path_factory.mktemp("readme")
     universe = write_universe(folder / "u.txt", ["AAPL", "MSFT", "NVDA", "BRK-B"])
     with Emulator(EmulatorConfig()) as emulator:
-        result = run_cli(
-            "collect",
-            *yahoo_route(emulator),
-            "--universe",
-            str(universe),
-            "--lake",
-            str(folder / "lake"),
-            env={"XDG_CACHE_HOME": str(folder / "cache")},
-        )
+        result = run_collect(emulator, universe, folder / "lake", cache_dir=folder / "cache")
     assert result.returncode == 0, result.stderr
     return folder / "lake"
 

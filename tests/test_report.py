@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from plotly.offline import get_plotlyjs
 
-from conftest import REPO_DIR, run_cli, write_universe, yahoo_route
+from conftest import REPO_DIR, run_cli, run_collect, write_universe
 from etl.emulator import Emulator, EmulatorConfig
 from etl.report import default_report_path
 
@@ -26,21 +26,8 @@ def lake(tmp_path_factory) -> Path:
     universe = write_universe(folder / "universe.txt", SYMBOLS)
     with Emulator(EmulatorConfig(delisted=frozenset({"DLSTD"}))) as emulator:
         for _ in range(2):
-            result = run_cli(
-                "collect",
-                *yahoo_route(emulator),
-                "--universe",
-                str(universe),
-                "--lake",
-                str(folder / "lake"),
-                "--batch-size",
-                "4",
-                "--memory-limit-mb",
-                "1500",
-                "--min-success",
-                "0.9",
-                env={"XDG_CACHE_HOME": str(folder / "cache")},
-            )
+            options = ("--batch-size", "4", "--memory-limit-mb", "1500", "--min-success", "0.9")
+            result = run_collect(emulator, universe, folder / "lake", *options, cache_dir=folder / "cache")
             assert result.returncode == 0, result.stderr
     return folder / "lake"
 

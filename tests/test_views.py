@@ -7,7 +7,7 @@ import sys
 import polars as pl
 import pytest
 
-from conftest import REPO_DIR, run_cli, write_universe, yahoo_route
+from conftest import REPO_DIR, run_collect, write_universe
 from etl.emulator import Emulator, EmulatorConfig
 from etl.summary import connect_lake, fetch_dicts
 
@@ -28,19 +28,8 @@ def lake(tmp_path_factory):
     ]
     with Emulator(EmulatorConfig(delisted=frozenset({DELISTED, GONE}))) as emulator:
         for universe in universes:
-            result = run_cli(
-                "collect",
-                *yahoo_route(emulator),
-                "--universe",
-                str(universe),
-                "--lake",
-                str(lake_dir),
-                "--batch-size",
-                "4",
-                "--min-success",
-                "0.5",
-                env={"XDG_CACHE_HOME": str(folder / "cache")},
-            )
+            options = ("--batch-size", "4", "--min-success", "0.5")
+            result = run_collect(emulator, universe, lake_dir, *options, cache_dir=folder / "cache")
             assert result.returncode == 0, result.stderr
     return lake_dir
 
