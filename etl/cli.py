@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -15,6 +14,7 @@ from etl import options
 from etl.config import COMPACTABLE, DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE, ROW_GROUP_ROWS, Settings
 from etl.emulator.command import emulator
 from etl.errors import EtlError, MemoryLimitError, SourceError
+from etl.lake.paths import open_lake
 from etl.progress import show_progress
 from etl.render import render_rows, render_summary
 from etl.setting_origin import describe_click_error, describe_settings, read_settings_from_env
@@ -53,7 +53,7 @@ def collect(universe, lake, quiet, show_config, **settings) -> None:
     if show_config:
         click.echo(describe_settings(click.get_current_context()))
         return
-    _collect(_settings(universe_path=universe, lake_dir=lake, **settings), quiet=quiet)
+    _collect(_settings(universe_path=universe, lake=lake, **settings), quiet=quiet)
 
 
 @app.command()
@@ -75,9 +75,7 @@ def demo(latency_ms, lake, universe, output_format) -> None:
             "Yahoo emulator (synthetic data): HTTPS proxy %s, CA %s", emulator.proxy_url, emulator.ca_path
         )
         run = _collect(
-            _settings(
-                universe_path=universe, lake_dir=lake, proxy=emulator.proxy_url, ca_bundle=emulator.ca_path
-            )
+            _settings(universe_path=universe, lake=lake, proxy=emulator.proxy_url, ca_bundle=emulator.ca_path)
         )
         log.info("Yahoo emulator's TLS check: %s", emulator.describe_tls())
     _print_summary(lake, run.run_id, None, DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE, output_format)
@@ -143,9 +141,10 @@ def shell(lake) -> None:
     from etl import shell as duckdb_shell
     from etl import summary  # DuckDB is loaded by the commands that read, never by collect
 
-    duckdb_shell.check_shell_path(lake)
-    con = summary.connect_lake(lake)  # refuses a lake with no run, as `query` does
-    init_sql = duckdb_shell.to_init_sql(summary.lake_variables(con, lake))
+    opened = open_lake(lake)
+    duckdb_shell.check_shell_lake(opened)
+    con = summary.connect_lake(opened)  # refuses a lake with no run, as `query` does
+    init_sql = duckdb_shell.to_init_sql(summary.lake_variables(con, opened))
     binary = duckdb_shell.find_duckdb_shell()
     # -cmd rather than -init FILE: once exec'd, nothing would be left to delete a temp file.
     os.execv(binary, [str(binary), "-cmd", init_sql])
@@ -155,8 +154,9 @@ def shell(lake) -> None:
 @options.lake_option
 @options.compact_table_option
 @options.keep_minutes_option
+@options.lock_lease_option
 @options.config_option
-def compact(lake, tables, keep_minutes) -> None:
+def compact(lake, tables, keep_minutes, lock_lease_s) -> None:
     """Rewrite each partition's small files as one with full row groups; readers never see a row twice or miss
     one.
 
@@ -165,8 +165,15 @@ def compact(lake, tables, keep_minutes) -> None:
     from etl.lake.compact import compact_lake
     from etl.lake.holdings import require_completed_run
 
-    require_completed_run(lake)
-    done = compact_lake(lake, tables or COMPACTABLE, keep_minutes=keep_minutes, row_group_rows=ROW_GROUP_ROWS)
+    opened = open_lake(lake)
+    require_completed_run(opened)
+    done = compact_lake(
+        opened,
+        tables or COMPACTABLE,
+        keep_minutes=keep_minutes,
+        row_group_rows=ROW_GROUP_ROWS,
+        lease_s=lock_lease_s,
+    )
     for folder in done:
         click.echo(f"{folder.folder}: {folder.files} files into 1, {folder.rows:,} rows")
     click.echo(f"compacted {len(done)} folders" if done else "nothing to compact: no folder holds two files")
@@ -188,7 +195,7 @@ def _collect(settings: Settings, quiet: bool = False) -> RunRecord:
         run = pipeline.collect(settings, on_batch=on_batch)
     click.echo(
         f"run {run.run_id} {run.status}: {run.n_symbols} symbols, {run.api_calls} API calls, "
-        f"{(run.finished_at - run.started_at).total_seconds():.2f} s into {settings.lake_dir}"
+        f"{(run.finished_at - run.started_at).total_seconds():.2f} s into {settings.lake}"
     )
     if run.status in _STOPPED:
         raise _STOPPED[run.status](run.message)
@@ -196,7 +203,7 @@ def _collect(settings: Settings, quiet: bool = False) -> RunRecord:
 
 
 def _print_summary(
-    lake: Path, run_id, compare, cost_per_call: float, full_scale: int, output_format: str
+    lake: str, run_id, compare, cost_per_call: float, full_scale: int, output_format: str
 ) -> None:
     from etl import summary  # DuckDB is loaded by the commands that read, never by collect
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from etl.errors import ConfigError
+from etl.lake.paths import S3_SCHEME, split_s3_url
 
 # What the job reads at run time: a wheel carries sql/ and data/universe/ inside the package (pyproject.toml's
 # force-include), a checkout keeps them at its top, where an editable install leaves them.
@@ -19,8 +20,8 @@ DEFAULT_UNIVERSE_PATH = UNIVERSE_DIR / "default.csv"
 
 # Relative to the folder the job runs in, as for any command-line tool (make runs it from the checkout's top):
 # a lake inside site-packages would be lost at the next upgrade.
-DEFAULT_LAKE_DIR = Path("data", "lake")
-DEMO_LAKE_DIR = Path("data", "demo")
+DEFAULT_LAKE = "data/lake"
+DEMO_LAKE = "data/demo"
 
 # The periods Yahoo's chart endpoint accepts as `range` (yfinance passes them through unchanged).
 HISTORY_PERIODS = ("1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max")
@@ -51,6 +52,13 @@ DEFAULT_EMULATOR_PORT = 8765
 # How long `compact` keeps the files it replaced, for readers that listed them before.
 DEFAULT_KEEP_MINUTES = 60.0
 
+# A lake in a bucket: how long a writer's lease lasts unrenewed (etl/lake/lock.py says why 60 s), and how the
+# store client waits for an answer and retries one that failed (5xx, SlowDown, a reset, a timeout).
+DEFAULT_LOCK_LEASE_S = 60.0
+STORE_TIMEOUT_S = 30
+STORE_MAX_RETRIES = 6
+STORE_RETRY_TIMEOUT_S = 60
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -60,7 +68,8 @@ class Settings:
     """
 
     universe_path: Path = DEFAULT_UNIVERSE_PATH
-    lake_dir: Path = DEFAULT_LAKE_DIR
+    # A folder, or an S3 URL (s3://bucket/prefix).
+    lake: str = DEFAULT_LAKE
     batch_size: int = 10
     history: str = "1y"
     # Tunnel every Yahoo request through this proxy; None: HTTPS_PROXY / ALL_PROXY / NO_PROXY apply, as for
@@ -79,6 +88,7 @@ class Settings:
     # since Yahoo revises recent bars and adjustments; full_refresh ignores the lake and fetches --history.
     revision_days: int = 5
     full_refresh: bool = False
+    lock_lease_s: float = DEFAULT_LOCK_LEASE_S
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, f"--batch-size {self.batch_size} must be a whole number of at least 1")
@@ -92,15 +102,11 @@ class Settings:
         _require(self.revision_days >= 0, f"--revision-days {self.revision_days} must be 0 or more")
         _require(self.timeout_s > 0, f"--timeout-s {self.timeout_s} must be above 0")
         _require(self.row_group_rows >= 1, f"row_group_rows {self.row_group_rows} must be at least 1")
-        _require(
-            not self.lake_dir.exists() or self.lake_dir.is_dir(),
-            f"--lake {self.lake_dir} is a file; pass a folder (it is created if it does not exist)",
-        )
-        folder, why = _unwritable(self.lake_dir)
-        _require(
-            why is None,
-            f"--lake {self.lake_dir}: cannot write in {folder} ({why}); pass a folder you may write to",
-        )
+        _require(self.lock_lease_s >= 1, f"--lock-lease-s {self.lock_lease_s} must be at least 1")
+        if self.lake.startswith(S3_SCHEME):
+            split_s3_url(self.lake)
+        else:
+            _check_lake_folder(Path(self.lake))
         if self.proxy is not None:
             _require(
                 _is_proxy_url(self.proxy),
@@ -149,6 +155,17 @@ def _unusable_ca_bundle(path: Path) -> str | None:
     except OSError as exc:
         return exc.strerror or str(exc)
     return None
+
+
+def _check_lake_folder(lake_dir: Path) -> None:
+    _require(
+        not lake_dir.exists() or lake_dir.is_dir(),
+        f"--lake {lake_dir} is a file; pass a folder (it is created if it does not exist)",
+    )
+    folder, why = _unwritable(lake_dir)
+    _require(
+        why is None, f"--lake {lake_dir}: cannot write in {folder} ({why}); pass a folder you may write to"
+    )
 
 
 def _unwritable(lake_dir: Path) -> tuple[Path, str | None]:

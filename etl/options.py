@@ -12,9 +12,9 @@ from etl.config import (
     DEFAULT_COST_PER_CALL,
     DEFAULT_FULL_SCALE,
     DEFAULT_KEEP_MINUTES,
-    DEFAULT_LAKE_DIR,
+    DEFAULT_LAKE,
     DEFAULT_UNIVERSE_PATH,
-    DEMO_LAKE_DIR,
+    DEMO_LAKE,
     YAHOO_LATENCY_MS,
     Settings,
 )
@@ -82,19 +82,18 @@ config_option = click.option(
 )
 
 
-def _lake_option(default: Path) -> Callable[[F], F]:
+def _lake_option(default: str) -> Callable[[F], F]:
     return click.option(
         "--lake",
-        type=click.Path(path_type=Path),
         default=default,
         show_default=True,
-        help="The lake's folder.",
+        help="The lake: a folder, or s3://bucket/prefix (credentials and endpoint from the AWS environment).",
     )
 
 
-lake_option = _lake_option(DEFAULT_LAKE_DIR)
+lake_option = _lake_option(DEFAULT_LAKE)
 # The demo's synthetic data goes to a lake of its own.
-demo_lake_option = _lake_option(DEMO_LAKE_DIR)
+demo_lake_option = _lake_option(DEMO_LAKE)
 compact_table_option = click.option(
     "--table",
     "tables",
@@ -107,6 +106,13 @@ keep_minutes_option = click.option(
     default=DEFAULT_KEEP_MINUTES,
     show_default=True,
     help="Keep replaced files this long for readers that listed them; a later compact removes them.",
+)
+
+lock_lease_option = click.option(
+    "--lock-lease-s",
+    default=Settings.lock_lease_s,
+    show_default=True,
+    help="A lake in a bucket: the writer's lease, renewed while it runs; a killed writer's expires.",
 )
 
 
@@ -178,6 +184,7 @@ _COLLECT_OPTIONS = [
     click.option(
         "--full-refresh", is_flag=True, help="Ignore what the lake holds: fetch --history for every symbol."
     ),
+    lock_lease_option,
     click.option(
         "--quiet", is_flag=True, help="No progress bar or per-batch lines; errors and the result still print."
     ),

@@ -13,9 +13,11 @@ from etl.config import Settings
 from etl.errors import ConfigError, SchemaError
 from etl.fetch import BatchFetcher, FetchedBatch, Outcome
 from etl.lake.holdings import read_refetch_from
-from etl.lake.lock import lake_lock
+from etl.lake.lock import LakeLock, lake_lock
+from etl.lake.paths import Lake, open_lake
 from etl.lake.publish import publish_in_child
 from etl.lake.staging import RunPlan, RunStaging, open_run
+from etl.lake.store import RUN_CUT_SHORT, failures_leave
 from etl.memory import check_memory, sample_memory
 from etl.plan import Batch, plan_batches
 from etl.schema import BARS, BATCHES, FAILURES, QUARANTINE, QUOTES
@@ -37,8 +39,9 @@ def collect(
     batches = plan_batches(symbols, settings.batch_size)
     _check_memory_limit(settings.memory_limit_mb)
     started_at = dt.datetime.now(dt.UTC)
-    with lake_lock(settings.lake_dir) as lock_fd:
-        since = _since(settings, symbols)
+    lake = open_lake(settings.lake)
+    with lake_lock(lake, lease_s=settings.lock_lease_s) as lock, failures_leave(RUN_CUT_SHORT):
+        since = _since(settings, lake, symbols)
         plan = RunPlan(
             tuple(symbols),
             settings.batch_size,
@@ -47,7 +50,7 @@ def collect(
             {symbol: day.isoformat() for symbol, day in since.items()},
         )
         staging = open_run(
-            settings.lake_dir,
+            lake,
             plan,
             new_run_id=metrics.new_run_id(started_at),
             started_at=started_at,
@@ -61,17 +64,17 @@ def collect(
             timeout_s=settings.timeout_s,
         )
         try:
-            return _collect_staged(settings, staging, source, batches, on_batch, lock_fd=lock_fd)
+            return _collect_staged(settings, staging, source, batches, on_batch, lock=lock)
         finally:
             source.close()
 
 
-def _since(settings: Settings, symbols: list[str]) -> dict[str, dt.date]:
+def _since(settings: Settings, lake: Lake, symbols: list[str]) -> dict[str, dt.date]:
     """Where each symbol's bars start: after what the lake holds, less the revision window; new ones get
     --history."""
     if settings.full_refresh:
         return {}
-    held = read_refetch_from(settings.lake_dir, settings.revision_days)
+    held = read_refetch_from(lake, settings.revision_days)
     return {symbol: held[symbol] for symbol in symbols if symbol in held}
 
 
@@ -82,12 +85,12 @@ def _collect_staged(
     batches: list[Batch],
     on_batch: Callable[[metrics.BatchMetrics], None],
     *,
-    lock_fd: int,
+    lock: LakeLock,
 ) -> metrics.RunRecord:
     committed = staging.committed()
     earlier_calls = pc.sum(staging.read(BATCHES).column("api_calls")).as_py() or 0
     todo = [batch for batch in batches if batch.batch_no not in committed]
-    status, message = _write_batches(todo, source, staging, settings, on_batch)
+    status, message = _write_batches(todo, source, staging, settings, on_batch, lock)
     run = metrics.RunRecord(
         run_id=staging.run_id,
         started_at=staging.started_at,
@@ -101,8 +104,9 @@ def _collect_staged(
         source_url=LIVE_YAHOO_URL,
         settings=settings.to_json(),
     )
+    lock.check()
     staging.commit_manifest(metrics.to_runs_record(run))
-    publish_in_child(staging, settings.lake_dir, row_group_rows=settings.row_group_rows, lock_fd=lock_fd)
+    publish_in_child(staging, row_group_rows=settings.row_group_rows, pass_fds=lock.pass_fds)
     return run
 
 
@@ -112,11 +116,13 @@ def _write_batches(
     staging: RunStaging,
     settings: Settings,
     on_batch: Callable[[metrics.BatchMetrics], None],
+    lock: LakeLock,
 ) -> tuple[RunStatus, str | None]:
     """Fetch and commit every batch; the run's status, and why when it is not `succeeded`."""
     fetcher = BatchFetcher(source, settings.concurrency, settings.batch_size)
     try:
         for n_fetched, fetched in enumerate(fetcher.fetch_all(batches), start=1):
+            lock.check()
             batch_metrics, check = _write_batch(fetched, staging, source, settings)
             on_batch(batch_metrics)
             if check.over_limit:

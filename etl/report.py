@@ -15,6 +15,7 @@ from etl import summary
 from etl.config import DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE
 from etl.errors import LakeError
 from etl.lake.files import write_atomically
+from etl.lake.paths import S3_SCHEME, split_s3_url
 from etl.render import to_cell_text
 
 MEMORY_LINES = (("rss_mb", "RSS"), ("uss_mb", "USS"), ("arrow_mb", "Arrow"))
@@ -48,10 +49,10 @@ $summary_table
 """)
 
 
-def write_report(lake_dir: Path, run_id: str | None, compare_run: str | None, out_path: Path | None) -> Path:
+def write_report(lake: str, run_id: str | None, compare_run: str | None, out_path: Path | None) -> Path:
     """Write the report of run_id (None: the latest) against compare_run (None: the run before) to
     out_path."""
-    con = summary.connect_lake(lake_dir)
+    con = summary.connect_lake(lake)
     figures = summary.run_summary(
         con, run_id, cost_per_call=DEFAULT_COST_PER_CALL, full_scale=DEFAULT_FULL_SCALE
     )
@@ -62,7 +63,7 @@ def write_report(lake_dir: Path, run_id: str | None, compare_run: str | None, ou
     comparison = (
         to_comparison(con, before, run_id, batches) if before else "<p>No earlier run to compare with.</p>"
     )
-    out_path = out_path or default_report_path(lake_dir)
+    out_path = out_path or default_report_path(lake)
     write_page(out_path, to_page(figures, batches, charts, comparison))
     return out_path
 
@@ -94,8 +95,12 @@ def to_page(figures: dict, batches: dict[str, list], charts: list[go.Figure], co
     )
 
 
-def default_report_path(lake_dir: Path) -> Path:
-    """`<lake>-report.html` beside the lake, never inside it: the lake holds data only."""
+def default_report_path(lake: str | Path) -> Path:
+    """`<lake>-report.html` beside a local lake, never inside it: the lake holds data only; for a lake in a
+    bucket, `<prefix>-report.html` in the current folder, as a page is for people, not for the store."""
+    if str(lake).startswith(S3_SCHEME):
+        return Path(f"{split_s3_url(str(lake))[2]}-report.html")
+    lake_dir = Path(lake)
     lake_dir = lake_dir if lake_dir.name not in ("", "..") else lake_dir.resolve()
     return lake_dir.parent / f"{lake_dir.name}-report.html"
 

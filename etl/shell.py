@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 from etl.errors import ConfigError
+from etl.lake.paths import Lake
 
 
 def find_duckdb_shell() -> Path:
@@ -28,9 +29,14 @@ def to_init_sql(variables: dict) -> str:
     return "".join(statement.rstrip() + ";\n" for statement in statements) + load_sql("views")
 
 
-def check_shell_path(lake_dir: Path) -> None:
-    """Refuses a lake path that the shell's command line cannot carry."""
-    path = str(lake_dir.resolve())
+def check_shell_lake(lake: Lake) -> None:
+    """Refuses a lake the shell cannot open: in a bucket, or at a path its command line cannot carry."""
+    if not lake.is_local:
+        raise ConfigError(
+            f"--lake {lake.url}: the shell opens a local lake only; query a lake in a bucket with "
+            f"`python -m etl query --lake {lake.url} SQL`"
+        )
+    path = lake.root_url
     if "\0" in path or "\n" in path:
         raise ConfigError(
             f"--lake {path!r}: a path with a NUL or a newline cannot be handed to the DuckDB shell"

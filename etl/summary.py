@@ -1,12 +1,14 @@
 """DuckDB over the lake: the views of sql/views.sql, the performance summary and the run comparison."""
 
+import os
 from pathlib import Path
 
 import duckdb
 
 from etl.config import SQL_DIR
 from etl.errors import LakeError
-from etl.lake.holdings import compaction_record_paths, require_completed_run
+from etl.lake.holdings import compaction_record_keys, require_completed_run
+from etl.lake.paths import Lake, open_lake
 
 
 def load_sql(name: str) -> str:
@@ -14,32 +16,44 @@ def load_sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 
 
-def connect_lake(lake_dir: Path) -> duckdb.DuckDBPyConnection:
+def connect_lake(location: str | Path | Lake) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake's views and macros in place."""
-    require_completed_run(lake_dir)
+    lake = open_lake(location)
+    require_completed_run(lake)
     con = duckdb.connect()
+    if not lake.is_local:
+        _read_s3_through_fsspec(con)
     try:
-        variables = lake_variables(con, lake_dir)
+        variables = lake_variables(con, lake)
         con.execute(load_sql("set_lake"), {"lake": variables["lake"]})
         con.execute(
             load_sql("set_compactions"), {"replaced": variables["replaced"], "written": variables["written"]}
         )
         con.execute(load_sql("views"))
     except duckdb.Error as exc:  # a file of the lake that is not Parquet, or not of this job's schema
-        raise LakeError(f"cannot read the lake at {lake_dir}: {exc}".splitlines()[0]) from exc
+        raise LakeError(f"cannot read the lake at {lake.url}: {exc}".splitlines()[0]) from exc
     return con
 
 
-def lake_variables(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> dict:
+def lake_variables(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict:
     """What sql/set_lake.sql and sql/set_compactions.sql bind: the lake's path, and its compactions' files."""
-    lake = str(lake_dir.resolve())
+    root = lake.root_url
     # Read once, now: a compaction published later stays unseen by this connection, which is consistent.
-    records = [str(path) for path in compaction_record_paths(lake_dir)]
+    records = [lake.store.url(key) for key in compaction_record_keys(lake)]
     if not records:
-        return {"lake": lake, "replaced": [], "written": []}
-    row = con.execute(load_sql("compaction_files"), {"lake": lake, "records": records}).fetchone()
+        return {"lake": root, "replaced": [], "written": []}
+    row = con.execute(load_sql("compaction_files"), {"lake": root, "records": records}).fetchone()
     replaced, written = row if row is not None else ([], [])  # an aggregate query: always one row
-    return {"lake": lake, "replaced": replaced, "written": written}
+    return {"lake": root, "replaced": replaced, "written": written}
+
+
+def _read_s3_through_fsspec(con: duckdb.DuckDBPyConnection) -> None:
+    """DuckDB reads s3:// through s3fs: its own httpfs extension is downloaded at run time, and these machines
+    have no internet. s3fs (botocore) reads the AWS chain itself: keys, AWS_PROFILE, ~/.aws, AWS_REGION."""
+    import s3fs
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    con.register_filesystem(s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint} if endpoint else {}))
 
 
 def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[dict]:

@@ -73,6 +73,47 @@ def lake_dir(tmp_path) -> Path:
     return tmp_path / "lake"
 
 
+@pytest.fixture(scope="session")
+def s3_store():
+    """The loopback S3 store (moto in server mode, IAM enforced) on 127.0.0.1, one per test process."""
+    from s3_store import LoopbackS3
+
+    with LoopbackS3() as store:
+        yield store
+
+
+@pytest.fixture
+def s3_lake_url(s3_store, monkeypatch) -> str:
+    """A lake in a fresh bucket of the loopback store; this test and the CLI it runs use the writer's
+    credentials."""
+    for name, value in s3_store.env().items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{s3_store.new_bucket()}/lake"
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake_url(request, lake_dir) -> str:
+    """The lake of an end-to-end test, run once on a local folder and once in a bucket of the loopback
+    store."""
+    return str(lake_dir) if request.param == "local" else request.getfixturevalue("s3_lake_url")
+
+
+def lake_keys(lake_url: str, under: str = "") -> list[str]:
+    """Every object of the lake (under a folder of it), named relative to the lake, in any store."""
+    from etl.lake.paths import open_lake
+
+    lake = open_lake(lake_url)
+    return [key.removeprefix(lake.key("")) for key in lake.store.list_keys(lake.key(under))]
+
+
+def staging_keys(lake_url: str) -> list[str]:
+    """Every object of the lake's staging area, beside it."""
+    from etl.lake.paths import open_lake
+
+    lake = open_lake(lake_url)
+    return lake.store.list_keys(lake.staging_key(""))
+
+
 def write_universe(path: Path, symbols: list[str]) -> Path:
     """A one-symbol-a-line universe file."""
     path.write_text("\n".join(symbols) + "\n")

@@ -16,8 +16,18 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO_DIR, browser, run_cli, run_collect, write_universe, yahoo_route
+from conftest import (
+    REPO_DIR,
+    browser,
+    lake_keys,
+    run_cli,
+    run_collect,
+    staging_keys,
+    write_universe,
+    yahoo_route,
+)
 from etl.emulator import Emulator, EmulatorConfig
+from etl.lake.paths import open_lake
 from etl.schema import TABLES
 
 GOOD = ["AAPL", "MSFT", "BRK-B", "BF-B", "NVDA", "JPM", "XOM", "KO", "PEP", "WMT", "V", "MA"]
@@ -228,16 +238,19 @@ def test_summary_refuses_an_unknown_format_in_one_line(first_run, lake_dir):
     )
 
 
-def test_a_second_writer_is_refused_at_once_naming_the_holder(emulator, tmp_path, lake_dir):
+def test_a_second_writer_is_refused_at_once_naming_the_holder(emulator, tmp_path, lake_url):
     from etl.lake.lock import lake_lock
 
     universe = write_universe(tmp_path / "u.txt", ["AAPL"])
-    with lake_lock(lake_dir):
-        result = run_collect(emulator, universe, lake_dir)
+    with lake_lock(open_lake(lake_url), lease_s=60):
+        result = run_collect(emulator, universe, lake_url)
     assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and f'"pid": {os.getpid()}' in result.stderr
-    assert emulator.total_requests() == 0 and not lake_dir.exists()
-    assert run_collect(emulator, universe, lake_dir).returncode == 0
+    assert (
+        result.stderr.count("\n") == 1
+        and f"is being written by another run (pid {os.getpid()} on " in result.stderr
+    )
+    assert emulator.total_requests() == 0 and lake_keys(lake_url) == []
+    assert run_collect(emulator, universe, lake_url).returncode == 0
 
 
 def test_the_lock_dies_with_its_holder(emulator, tmp_path, lake_dir):
@@ -245,8 +258,9 @@ def test_the_lock_dies_with_its_holder(emulator, tmp_path, lake_dir):
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from etl.lake.lock import lake_lock\n"
-            f"with lake_lock(Path({str(lake_dir)!r})):\n    print('locked', flush=True); time.sleep(60)",
+            "import time; from etl.lake.lock import lake_lock; from etl.lake.paths import open_lake\n"
+            f"with lake_lock(open_lake({str(lake_dir)!r}), lease_s=60):\n"
+            "    print('locked', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -348,6 +362,6 @@ def test_a_write_failure_stops_the_run_in_one_line_and_keeps_earlier_runs(emulat
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: writing ") and "nothing of this run is published" in last_line
     assert {path: path.read_bytes() for path in lake_dir.rglob("*") if path.is_file()} == before
-    assert not any((lake_dir.parent / f".{lake_dir.name}.staging").rglob("*.tmp"))
+    assert not [key for key in staging_keys(str(lake_dir)) if key.endswith(".pending")]
     (runs,) = duckdb.execute(f"select count(*) from {lake_sql(lake_dir, 'runs')}").fetchone()
     assert runs == 1

@@ -1,4 +1,4 @@
-"""The lake's one atomic write: a file or folder appears whole under its name, or nothing is left behind."""
+"""The one atomic write of a local file (the report's page): whole under its name, or nothing left behind."""
 
 import pytest
 
@@ -18,24 +18,10 @@ def test_a_file_written_in_the_block_appears_whole_and_no_pending_file_is_left(t
     assert list(tmp_path.iterdir()) == [final]
 
 
-def test_a_folder_written_in_the_block_appears_with_all_it_holds(tmp_path):
-    final = tmp_path / "000007"
-    with write_atomically(final) as pending:
-        (pending / "bars" / "year=2026").mkdir(parents=True)
-        (pending / "bars" / "year=2026" / "part.arrow").write_bytes(b"rows")
-    assert (final / "bars" / "year=2026" / "part.arrow").read_bytes() == b"rows"
-    assert list(tmp_path.iterdir()) == [final]
-
-
-@pytest.mark.parametrize("kind", ["file", "folder"])
-def test_a_failure_in_the_block_leaves_neither_the_file_nor_a_pending_one(tmp_path, kind):
-    final = tmp_path / "merged.parquet"
+def test_a_failure_in_the_block_leaves_neither_the_file_nor_a_pending_one(tmp_path):
+    final = tmp_path / "report.html"
     with pytest.raises(Interrupted), write_atomically(final) as pending:
-        if kind == "file":
-            pending.write_text("half a file")
-        else:
-            pending.mkdir()
-            (pending / "part.arrow").write_text("half a batch")
+        pending.write_text("half a page")
         raise Interrupted
     assert list(tmp_path.iterdir()) == []
 

@@ -4,10 +4,11 @@ import pytest
 
 from etl.errors import LakeError
 from etl.lake.holdings import read_refetch_from
+from etl.lake.paths import open_lake
 
 
 def test_a_new_lake_holds_nothing_and_starts_no_child(tmp_path):
-    assert read_refetch_from(tmp_path / "lake", revision_days=5) == {}
+    assert read_refetch_from(open_lake(tmp_path / "lake"), revision_days=5) == {}
 
 
 def test_a_lake_the_reader_cannot_read_is_one_line_naming_the_file(tmp_path):
@@ -15,7 +16,7 @@ def test_a_lake_the_reader_cannot_read_is_one_line_naming_the_file(tmp_path):
     (lake_dir / "runs").mkdir(parents=True)
     (lake_dir / "runs" / "r1.parquet").write_text("not a Parquet file")
     with pytest.raises(LakeError) as caught:
-        read_refetch_from(lake_dir, revision_days=5)
+        read_refetch_from(open_lake(lake_dir), revision_days=5)
     message = str(caught.value)
     assert message.startswith(f"cannot read what the lake at {lake_dir} holds (")
     assert "r1.parquet" in message and message.endswith("; --full-refresh ignores it")

@@ -4,7 +4,8 @@ carry."""
 import pytest
 
 from etl.errors import ConfigError
-from etl.shell import check_shell_path, to_sql_literal
+from etl.lake.paths import open_lake
+from etl.shell import check_shell_lake, to_sql_literal
 
 
 @pytest.mark.parametrize(
@@ -22,8 +23,8 @@ def test_values_become_quoted_literals(value, literal):
 
 def test_a_path_the_command_line_cannot_carry_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="cannot be handed to the DuckDB shell"):
-        check_shell_path(tmp_path / "new\nline")
+        check_shell_lake(open_lake(tmp_path / "new\nline"))
 
 
 def test_an_ordinary_path_passes(tmp_path):
-    check_shell_path(tmp_path / "lake")
+    check_shell_lake(open_lake(tmp_path / "lake"))

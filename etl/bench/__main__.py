@@ -18,12 +18,14 @@ from etl.config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_COST_PER_CALL,
     DEFAULT_FULL_SCALE,
+    DEFAULT_LOCK_LEASE_S,
     DEFAULT_UNIVERSE_PATH,
     ROW_GROUP_ROWS,
     YAHOO_LATENCY_MS,
     Settings,
 )
 from etl.lake.compact import compact_lake
+from etl.lake.paths import open_lake
 from etl.universe import load_universe
 
 NAIVE = ("naive", "batched-gc")
@@ -242,7 +244,7 @@ def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: 
         pipeline.collect(
             Settings(
                 universe_path=universe,
-                lake_dir=lake,
+                lake=str(lake),
                 proxy=emulator.proxy_url,
                 ca_bundle=emulator.ca_path,
                 full_refresh=True,
@@ -250,10 +252,14 @@ def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: 
         )
     for state in ("as the runs left it", "after compact"):
         if state == "after compact":
-            compact_lake(lake, COMPACTABLE, keep_minutes=0, row_group_rows=ROW_GROUP_ROWS)
-            compact_lake(
-                lake, COMPACTABLE, keep_minutes=0, row_group_rows=ROW_GROUP_ROWS
-            )  # the replaced files go
+            for _ in range(2):  # the second removes the files the first replaced
+                compact_lake(
+                    open_lake(lake),
+                    COMPACTABLE,
+                    keep_minutes=0,
+                    row_group_rows=ROW_GROUP_ROWS,
+                    lease_s=DEFAULT_LOCK_LEASE_S,
+                )
         started = time.perf_counter()
         summary.run_summary(
             summary.connect_lake(lake),

@@ -9,19 +9,18 @@ before, and a later compaction removes them. Only files of completed runs are co
 """
 
 import datetime as dt
-import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.lake.files import COMPACTION_CUT_SHORT, disk_errors, link_into_lake, write_atomically
 from etl.lake.formats import read_part
-from etl.lake.holdings import compaction_record_paths, completed_run_ids
+from etl.lake.holdings import compaction_record_keys, completed_run_ids
 from etl.lake.lock import lake_lock
-from etl.lake.paths import staging_dir_for
-from etl.lake.publish import write_merged
+from etl.lake.paths import Lake
+from etl.lake.publish import merge
+from etl.lake.store import COMPACTION_CUT_SHORT, failures_leave
 from etl.metrics import new_run_id
 from etl.schema import COMPACTIONS, TABLES, Table
 
@@ -38,96 +37,101 @@ class Compacted:
 
 
 def compact_lake(
-    lake_dir: Path, table_names: tuple[str, ...], *, keep_minutes: float, row_group_rows: int
+    lake: Lake, table_names: tuple[str, ...], *, keep_minutes: float, row_group_rows: int, lease_s: float
 ) -> list[Compacted]:
     """Compact every partition folder of these tables that holds two files or more; remove expired ones."""
-    with lake_lock(lake_dir):
-        records = _read_records(lake_dir)
-        _remove_leftovers(lake_dir, records, keep_minutes)
+    with lake_lock(lake, lease_s=lease_s) as lock, failures_leave(COMPACTION_CUT_SHORT):
+        records = _read_records(lake)
+        _remove_leftovers(lake, records, keep_minutes)
         started_at = dt.datetime.now(dt.UTC)
         compaction_id = new_run_id(started_at)
-        work_dir = staging_dir_for(lake_dir) / f"compaction-{compaction_id}"
-        try:
-            done, rows = [], []
-            for table, live in _folders_to_compact(lake_dir, table_names, records):
-                compacted, replaced = _compact_folder(
-                    lake_dir, table, live, work_dir, compaction_id, row_group_rows
-                )
-                done.append(compacted)
-                rows += replaced
-            if rows:
-                _publish_record(lake_dir, work_dir, compaction_id, started_at, rows)
-        finally:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        done, rows = [], []
+        for table, folder, live in _folders_to_compact(lake, table_names, records):
+            lock.check()
+            compacted, replaced = _compact_folder(lake, table, folder, live, compaction_id, row_group_rows)
+            done.append(compacted)
+            rows += replaced
+        if rows:
+            lock.check()
+            _publish_record(lake, compaction_id, started_at, rows)
     return done
 
 
-def _folders_to_compact(lake_dir: Path, table_names: tuple[str, ...], records: pa.Table):
-    """(table, the files a reader of the views reads in a folder) wherever there are two or more."""
+def _folders_to_compact(
+    lake: Lake, table_names: tuple[str, ...], records: pa.Table
+) -> Iterator[tuple[Table, str, list[str]]]:
+    """(table, folder, the files a reader of the views reads there) wherever there are two or more; files are
+    named relative to the lake, as the records name them."""
     replaced = set(records.column("replaced_file").to_pylist())
     written = set(records.column("compacted_file").to_pylist())
-    completed = completed_run_ids(lake_dir)
+    completed = completed_run_ids(lake)
     for table in (TABLES[name] for name in table_names):
-        for folder in sorted({path.parent for path in (lake_dir / table.name).rglob("*.parquet")}):
-            relative = {path: str(path.relative_to(lake_dir)) for path in sorted(folder.glob("*.parquet"))}
+        by_folder: dict[str, list[str]] = {}
+        for name in _lake_files(lake, table.name):
+            by_folder.setdefault(name.rpartition("/")[0], []).append(name)
+        for folder, names in sorted(by_folder.items()):
             live = [
-                path
-                for path, name in relative.items()
-                if name not in replaced and (path.stem in completed or name in written)
+                name
+                for name in names
+                if name not in replaced and (_stem(name) in completed or name in written)
             ]
             if len(live) >= 2:
-                yield table, live
+                yield table, folder, live
 
 
 def _compact_folder(
-    lake_dir: Path, table: Table, live: list[Path], work_dir: Path, compaction_id: str, row_group_rows: int
+    lake: Lake, table: Table, folder: str, live: list[str], compaction_id: str, row_group_rows: int
 ) -> tuple[Compacted, list[dict]]:
     """One folder's files as one compacted file in the lake (not yet read by the views), and its record
     rows."""
-    relative = live[0].parent.relative_to(lake_dir)
-    staged = work_dir / relative / f"{COMPACTED_PREFIX}{compaction_id}.parquet"
-    write_merged(table, live, staged, row_group_rows, consequence=COMPACTION_CUT_SHORT)
-    compacted = link_into_lake(staged, lake_dir / relative / staged.name, consequence=COMPACTION_CUT_SHORT)
-    rows = [
-        {
-            "table_name": table.name,
-            "replaced_file": str(path.relative_to(lake_dir)),
-            "compacted_file": str(compacted.relative_to(lake_dir)),
-        }
-        for path in live
-    ]
-    return Compacted(str(relative), len(live), pq.ParquetFile(compacted).metadata.num_rows), rows
+    data = merge(table, (lake.store.get(lake.key(name)) for name in live), row_group_rows)
+    compacted = f"{folder}/{COMPACTED_PREFIX}{compaction_id}.parquet"
+    lake.store.put_new(lake.key(compacted), data)
+    rows = [{"table_name": table.name, "replaced_file": name, "compacted_file": compacted} for name in live]
+    n_rows = pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
+    return Compacted(folder, len(live), n_rows), rows
 
 
-def _publish_record(
-    lake_dir: Path, work_dir: Path, compaction_id: str, started_at: dt.datetime, rows: list[dict]
-) -> None:
-    staged = work_dir / COMPACTIONS.name / f"{compaction_id}.parquet"
+def _publish_record(lake: Lake, compaction_id: str, started_at: dt.datetime, rows: list[dict]) -> None:
     record = pa.Table.from_pylist(
         [{"compaction_id": compaction_id, "compacted_at": started_at, **row} for row in rows],
         schema=COMPACTIONS.schema,
     )
-    with disk_errors(staged, COMPACTION_CUT_SHORT):
-        staged.parent.mkdir(parents=True, exist_ok=True)
-        with write_atomically(staged) as pending:
-            pq.write_table(record, pending)
-    link_into_lake(staged, lake_dir / COMPACTIONS.name / staged.name, consequence=COMPACTION_CUT_SHORT)
+    sink = pa.BufferOutputStream()
+    pq.write_table(record, sink)
+    lake.store.put_new(lake.key(COMPACTIONS.name, f"{compaction_id}.parquet"), sink.getvalue().to_pybytes())
 
 
-def _read_records(lake_dir: Path) -> pa.Table:
+def _read_records(lake: Lake) -> pa.Table:
     return pa.concat_tables(
-        [read_part(path, COMPACTIONS) for path in compaction_record_paths(lake_dir)]
+        [read_part(lake.store.get(key), COMPACTIONS) for key in compaction_record_keys(lake)]
         or [COMPACTIONS.schema.empty_table()]
     )
 
 
-def _remove_leftovers(lake_dir: Path, records: pa.Table, keep_minutes: float) -> None:
+def _remove_leftovers(lake: Lake, records: pa.Table, keep_minutes: float) -> None:
     """Files replaced longer than keep_minutes ago, and compacted files of a compaction that was cut off."""
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=keep_minutes)
-    for row in records.to_pylist():
-        if row["compacted_at"] <= cutoff:
-            (lake_dir / row["replaced_file"]).unlink(missing_ok=True)
+    expired = [row["replaced_file"] for row in records.to_pylist() if row["compacted_at"] <= cutoff]
     written = set(records.column("compacted_file").to_pylist())
-    for path in lake_dir.rglob(f"{COMPACTED_PREFIX}*.parquet"):
-        if str(path.relative_to(lake_dir)) not in written:
-            path.unlink()
+    present = [name for table in TABLES for name in _lake_files(lake, table)]
+    orphans = [
+        name
+        for name in present
+        if name.rpartition("/")[2].startswith(COMPACTED_PREFIX) and name not in written
+    ]
+    lake.store.delete([lake.key(name) for name in [*set(expired).intersection(present), *orphans]])
+
+
+def _lake_files(lake: Lake, table_name: str) -> list[str]:
+    """A table's Parquet files, named relative to the lake (`bars/year=2026/<run_id>.parquet`)."""
+    prefix = lake.key("")
+    return [
+        key.removeprefix(prefix)
+        for key in lake.store.list_keys(lake.key(table_name, ""))
+        if key.endswith(".parquet")
+    ]
+
+
+def _stem(name: str) -> str:
+    return name.rpartition("/")[2].removesuffix(".parquet")

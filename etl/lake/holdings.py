@@ -8,58 +8,56 @@ sits in the collector's memory: `python -m etl.lake.holdings LAKE REVISION_DAYS`
 import datetime as dt
 import json
 import sys
-from pathlib import Path
 
 from etl.errors import LakeError
 from etl.lake.child import errors_to_one_line, run_child
-from etl.lake.paths import COMPACTIONS_DIR_NAME, RUNS_DIR_NAME
+from etl.lake.paths import COMPACTIONS_DIR_NAME, RUNS_DIR_NAME, Lake, open_lake
 
 
-def completed_run_ids(lake_dir: Path) -> set[str]:
-    """The runs whose `runs` file is published: the lake's completed runs."""
-    return {path.stem for path in (lake_dir / RUNS_DIR_NAME).glob("*.parquet")}
+def completed_run_ids(lake: Lake) -> set[str]:
+    """The runs whose `runs` object is published: the lake's completed runs."""
+    return {key.rpartition("/")[2].removesuffix(".parquet") for key in _parquet_keys(lake, RUNS_DIR_NAME)}
 
 
-def has_completed_run(lake_dir: Path) -> bool:
-    """Whether the lake holds a completed run."""
-    # A run killed while publishing can leave `runs/` made but empty: that lake has no completed run either.
-    return any((lake_dir / RUNS_DIR_NAME).glob("*.parquet"))
-
-
-def require_completed_run(lake_dir: Path) -> None:
+def require_completed_run(lake: Lake) -> None:
     """Refuse, in one line, a lake that holds no completed run."""
-    if not has_completed_run(lake_dir):
+    # A run killed while publishing can leave `runs/` made but empty: that lake has no completed run either.
+    if not completed_run_ids(lake):
         raise LakeError(
-            f"the lake at {lake_dir} holds no completed run yet; run `make demo` or `make collect` first"
+            f"the lake at {lake.url} holds no completed run yet; run `make demo` or `make collect` first"
         )
 
 
-def compaction_record_paths(lake_dir: Path) -> list[Path]:
+def compaction_record_keys(lake: Lake) -> list[str]:
     """The published compactions' records (`compactions/<id>.parquet`), oldest first."""
-    return sorted((lake_dir / COMPACTIONS_DIR_NAME).glob("*.parquet"))
+    return _parquet_keys(lake, COMPACTIONS_DIR_NAME)
 
 
-def read_refetch_from(lake_dir: Path, revision_days: int) -> dict[str, dt.date]:
+def read_refetch_from(lake: Lake, revision_days: int) -> dict[str, dt.date]:
     """Per symbol in the lake's completed runs, the first date to fetch again; empty for a new lake."""
-    if not has_completed_run(lake_dir):
+    if not completed_run_ids(lake):
         return {}
     try:
-        output = run_child("etl.lake.holdings", str(lake_dir), str(revision_days))
+        output = run_child("etl.lake.holdings", lake.url, str(revision_days))
     except LakeError as exc:
         raise LakeError(
-            f"cannot read what the lake at {lake_dir} holds ({exc}); --full-refresh ignores it"
+            f"cannot read what the lake at {lake.url} holds ({exc}); --full-refresh ignores it"
         ) from exc
     return {symbol: dt.date.fromisoformat(day) for symbol, day in json.loads(output).items()}
+
+
+def _parquet_keys(lake: Lake, folder: str) -> list[str]:
+    return [key for key in lake.store.list_keys(lake.key(folder, "")) if key.endswith(".parquet")]
 
 
 def main() -> None:
     """`python -m etl.lake.holdings LAKE REVISION_DAYS`: print `{symbol: first date to fetch}` as JSON."""
     from etl import summary  # DuckDB, in this child only
 
-    lake_dir, revision_days = Path(sys.argv[1]), int(sys.argv[2])
+    lake, revision_days = open_lake(sys.argv[1]), int(sys.argv[2])
     with errors_to_one_line():
         rows = summary.fetch_dicts(
-            summary.connect_lake(lake_dir), summary.load_sql("refetch_from"), {"revision_days": revision_days}
+            summary.connect_lake(lake), summary.load_sql("refetch_from"), {"revision_days": revision_days}
         )
     print(json.dumps({row["symbol"]: row["refetch_from"].isoformat() for row in rows}))
 

@@ -1,32 +1,94 @@
-"""Where the lake keeps things: its tables' folders, and the staging folder and lock file beside it."""
+"""Where the lake keeps things: which store holds it, its tables' keys, and its staging and lock beside it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # etl.schema loads pyarrow; the readers of these paths (holdings, the CLI) need none
+from etl.errors import ConfigError
+
+if TYPE_CHECKING:  # etl.schema loads pyarrow; the readers of these keys (holdings, the CLI) need none
+    from etl.lake.store import Store
     from etl.schema import Table
 
 # The folders of the `runs` and `compactions` tables (etl/schema.py names them so too).
 RUNS_DIR_NAME = "runs"
 COMPACTIONS_DIR_NAME = "compactions"
+S3_SCHEME = "s3://"
+# S3's rule for bucket names (AWS, MinIO and R2 share it): 3-63 lowercase letters, digits, dots, hyphens.
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
-def staging_dir_for(lake_dir: Path) -> Path:
-    """Where a lake's files are written before they are published: beside the lake, never inside."""
-    return lake_dir.parent / f".{lake_dir.name}.staging"
+@dataclass(frozen=True)
+class Lake:
+    """A lake: the store that holds it, and its name there; every key the job uses is made here."""
+
+    url: str  # as the user named it: data/lake, s3://market/lake
+    store: Store
+    name: str
+
+    @property
+    def is_local(self) -> bool:
+        return not self.url.startswith(S3_SCHEME)
+
+    @property
+    def root_url(self) -> str:
+        """The lake's folder as readers name it: an absolute path, or s3://bucket/prefix."""
+        return self.store.url(self.name)
+
+    def key(self, *parts: str | Path) -> str:
+        """A key inside the lake: `lake/bars/year=2026/<run_id>.parquet`."""
+        return "/".join((self.name, *map(str, parts)))
+
+    def staging_key(self, *parts: str) -> str:
+        """A key of the staging area beside the lake, never inside it: no glob over the lake lists it."""
+        return "/".join((f".{self.name}.staging", *parts))
+
+    @property
+    def lock_key(self) -> str:
+        """The single writer's lock, beside the lake."""
+        return f".{self.name}.lock"
+
+    def manifest_key(self, run_id: str) -> str:
+        """A run's `runs` object: once it exists, the run is complete."""
+        return self.key(RUNS_DIR_NAME, f"{run_id}.parquet")
 
 
-def lock_path_for(lake_dir: Path) -> Path:
-    """The single writer's lock file, beside the lake."""
-    return lake_dir.parent / f".{lake_dir.name}.lock"
+def open_lake(location: str | Path | Lake) -> Lake:
+    """The lake at a folder or an `s3://bucket/prefix` URL."""
+    if isinstance(location, Lake):
+        return location
+    text = str(location)
+    if text.startswith(S3_SCHEME):
+        from etl.lake.s3 import S3Store  # obstore, only for a lake in a bucket
+
+        bucket, parent, name = split_s3_url(text)
+        return Lake(text, S3Store(bucket, parent), name)
+    from etl.lake.store import LocalStore
+
+    path = Path(os.path.abspath(text))
+    return Lake(text, LocalStore(path.parent, path.parent / f".{path.name}.staging" / "pending"), path.name)
 
 
-def run_manifest_path(lake_dir: Path, run_id: str) -> Path:
-    """A run's `runs` file: once it exists, the run is complete."""
-    return lake_dir / RUNS_DIR_NAME / f"{run_id}.parquet"
+def split_s3_url(url: str) -> tuple[str, str, str]:
+    """`s3://bucket/a/b/lake` as (bucket, the lake's parent prefix "a/b", its name "lake")."""
+    bucket, _, prefix = url.removeprefix(S3_SCHEME).partition("/")
+    parent, _, name = prefix.strip("/").rpartition("/")
+    if not _BUCKET_NAME.fullmatch(bucket):
+        raise ConfigError(
+            f"--lake {url}: {bucket!r} is not an S3 bucket name (3-63 lowercase letters, digits, dots and "
+            "hyphens); write s3://BUCKET/PREFIX"
+        )
+    if not name or name in (".", ".."):
+        raise ConfigError(
+            f"--lake {url}: give the lake a prefix of its own, like s3://{bucket}/lake: its staging and "
+            "lock sit beside it"
+        )
+    return bucket, parent, name
 
 
 def lake_folder(table: Table, partition: str | None) -> Path:

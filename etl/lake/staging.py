@@ -1,4 +1,4 @@
-"""A run's staging folder beside the lake: its plan, and every batch committed whole as Arrow IPC parts.
+"""A run's staging area beside the lake: its plan, and every batch committed whole as Arrow IPC parts.
 
 The layout and why a kill at any instant leaves a batch whole or absent: etl/lake/__init__.py.
 """
@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,10 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl.errors import ConfigError, LakeError, SchemaError
-from etl.lake.files import disk_errors, pending_path, write_atomically
 from etl.lake.formats import PART_NAME, file_schema, read_part
-from etl.lake.paths import default_partition, lake_folder, run_manifest_path, staging_dir_for
+from etl.lake.holdings import completed_run_ids
+from etl.lake.paths import Lake, default_partition, lake_folder
+from etl.lake.store import Store
 from etl.schema import RUNS, Table
+
+PLAN_NAME = "plan.json"
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +41,39 @@ class RunPlan:
 
 
 class RunStaging:
-    """One run's staged batches; created new, or reopened to resume a run that was cut off."""
+    """One run's staged batches; created new, or reopened to resume a run that was cut off.
 
-    def __init__(self, folder: Path, run_id: str, started_at: dt.datetime) -> None:
-        self.folder = folder
+    A batch's parts go under a key of their own attempt, and its commit record (which attempt, which
+    parts) is created last, create-only: a batch is committed once, whole, or not at all, however often
+    it was written.
+    """
+
+    def __init__(self, lake: Lake, run_id: str, started_at: dt.datetime) -> None:
+        self.lake = lake
         self.run_id = run_id
         self.started_at = started_at
+        self.prefix = lake.staging_key(run_id)
+        self._records: dict[int, dict] = {}
 
     def committed(self) -> set[int]:
         """The numbers of the batches committed so far."""
-        return {int(path.name) for path in self._committed_dirs()}
+        names = (key.rpartition("/")[2] for key in self.lake.store.list_keys(f"{self.prefix}/commits/"))
+        return {int(name.removesuffix(".json")) for name in names if name.removesuffix(".json").isdigit()}
 
     @contextlib.contextmanager
     def batch(self, batch_no: int) -> Iterator["BatchParts"]:
         """Write one batch's parts; they are committed, all at once, when the block ends without error."""
-        final = self.folder / "batches" / f"{batch_no:06d}"
-        with disk_errors(pending_path(final)), write_atomically(final) as pending:
-            yield BatchParts(pending, self.started_at.date())
+        attempt = f"{self.prefix}/parts/{batch_no:06d}/{uuid.uuid4().hex}"
+        parts = BatchParts(self.lake.store, attempt, self.started_at.date())
+        try:
+            yield parts
+        except BaseException:
+            with contextlib.suppress(LakeError):  # cleaning up must not hide the error that made it necessary
+                self.lake.store.delete(parts.keys())
+            raise
+        record = {"attempt": attempt, "parts": [str(folder) for folder in parts.folders]}
+        self.lake.store.put_new(_record_key(self.prefix, batch_no), json.dumps(record).encode())
+        self._records[batch_no] = record
 
     def commit_manifest(self, runs_record: pa.RecordBatch) -> None:
         """Stage the run's `runs` row as batch 0; one staged before a kill is kept, as publishing may have
@@ -63,47 +82,60 @@ class RunStaging:
             with self.batch(0) as manifest:
                 manifest.write(RUNS, runs_record)
 
-    def parts(self) -> dict[Path, list[Path]]:
-        """Every committed part by its lake folder (`bars/year=2026`), in batch order."""
-        by_folder: dict[Path, list[Path]] = {}
-        for batch_dir in sorted(self._committed_dirs()):
-            for part in sorted(batch_dir.rglob(PART_NAME)):
-                by_folder.setdefault(part.parent.relative_to(batch_dir), []).append(part)
+    def parts(self) -> dict[Path, list[str]]:
+        """Every committed part's key by its lake folder (`bars/year=2026`), in batch order."""
+        by_folder: dict[Path, list[str]] = {}
+        for batch_no in sorted(self.committed()):
+            record = self._record(batch_no)
+            for folder in record["parts"]:
+                by_folder.setdefault(Path(folder), []).append(f"{record['attempt']}/{folder}/{PART_NAME}")
         return by_folder
 
     def read(self, table: Table) -> pa.Table:
         """Every committed row of a small table (`batches`, `failures`), for judging the whole run."""
-        paths = [
-            part for folder, parts in self.parts().items() if folder.parts[0] == table.name for part in parts
-        ]
-        return pa.concat_tables([read_part(p, table) for p in paths] or [table.schema.empty_table()])
+        keys = [key for folder, keys in self.parts().items() if folder.parts[0] == table.name for key in keys]
+        tables = [read_part(self.lake.store.get(key), table) for key in keys]
+        return pa.concat_tables(tables or [table.schema.empty_table()])
 
     def discard(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Remove the run's staged objects: once it is published, or when another plan replaces it."""
+        self.lake.store.delete(self.lake.store.list_keys(f"{self.prefix}/"))
 
-    def _committed_dirs(self) -> list[Path]:
-        # A batch being written is `NNNNNN.tmp`: only a folder named by its number alone is committed.
-        return [path for path in (self.folder / "batches").iterdir() if path.name.isdigit()]
+    def _record(self, batch_no: int) -> dict:
+        if batch_no not in self._records:
+            self._records[batch_no] = json.loads(self.lake.store.get(_record_key(self.prefix, batch_no)))
+        return self._records[batch_no]
+
+
+def _record_key(prefix: str, batch_no: int) -> str:
+    return f"{prefix}/commits/{batch_no:06d}.json"
 
 
 class BatchParts:
-    """The parts of one batch being written: an Arrow IPC file per table and partition, each written once."""
+    """The parts of one batch being written: an Arrow IPC object per table and partition, each written
+    once."""
 
-    def __init__(self, folder: Path, run_date: dt.date) -> None:
-        self.folder = folder
+    def __init__(self, store: Store, prefix: str, run_date: dt.date) -> None:
+        self.store = store
+        self.prefix = prefix
         self.run_date = run_date
+        self.folders: list[Path] = []
 
     def write(self, table: Table, batch: pa.RecordBatch) -> None:
         """Write a batch's rows of a table; bars may span several years, so several partitions."""
         for partition, rows in self._split(table, batch):
-            path = self.folder / lake_folder(table, partition) / PART_NAME
-            with disk_errors(path):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                rows_table = _to_schema(table, rows)
-                # Arrow IPC, not Parquet: parts are read once, by the merge, and Parquet's encoders would
-                # cost the collector 3 MB of RSS and CPU for nothing.
-                with pa.ipc.new_file(str(path), file_schema(table)) as part_file:
-                    part_file.write_table(rows_table)
+            folder = lake_folder(table, partition)
+            sink = pa.BufferOutputStream()
+            # Arrow IPC, not Parquet: parts are read once, by the merge, and Parquet's encoders would
+            # cost the collector 3 MB of RSS and CPU for nothing.
+            with pa.ipc.new_file(sink, file_schema(table)) as part_file:
+                part_file.write_table(_to_schema(table, rows))
+            self.store.put_new(f"{self.prefix}/{folder}/{PART_NAME}", sink.getvalue().to_pybytes())
+            self.folders.append(folder)
+
+    def keys(self) -> list[str]:
+        """The keys of the parts written so far."""
+        return [f"{self.prefix}/{folder}/{PART_NAME}" for folder in self.folders]
 
     def _split(self, table: Table, batch: pa.RecordBatch) -> Iterator[tuple[str | None, pa.RecordBatch]]:
         if not batch.num_rows:
@@ -129,47 +161,47 @@ def _to_schema(table: Table, rows: pa.RecordBatch) -> pa.Table:
 
 
 def open_run(
-    lake_dir: Path, plan: RunPlan, *, new_run_id: str, started_at: dt.datetime, resume: bool = False
+    lake: Lake, plan: RunPlan, *, new_run_id: str, started_at: dt.datetime, resume: bool = False
 ) -> RunStaging:
     """The unfinished run of this plan, to resume; else a new one. Leftovers of finished or other plans go."""
-    unfinished = [run for run, saved in _leftovers(lake_dir) if _settle(lake_dir, run, saved, plan)]
+    completed = completed_run_ids(lake)
+    unfinished = [run for run, saved in _leftovers(lake) if _settle(run, saved, plan, completed)]
     if unfinished:
         run = unfinished[-1]
         log.info("resuming run %s: %d batches already committed", run.run_id, len(run.committed()))
         return run
     if resume:
         raise ConfigError(
-            f"--resume: no unfinished run of this universe and settings in {staging_dir_for(lake_dir)}; "
-            "run without --resume to start one"
+            f"--resume: no unfinished run of this universe and settings in "
+            f"{lake.store.url(lake.staging_key())}; run without --resume to start one"
         )
-    return _create(lake_dir, plan, new_run_id, started_at)
+    return _create(lake, plan, new_run_id, started_at)
 
 
-def load_run(folder: Path) -> tuple[RunStaging, dict]:
-    """A staged run from its folder's plan.json, and the plan saved there."""
-    saved = json.loads((folder / "plan.json").read_text())
-    return RunStaging(folder, saved["run_id"], dt.datetime.fromisoformat(saved["started_at"])), saved["plan"]
+def load_run(lake: Lake, run_id: str) -> tuple[RunStaging, dict]:
+    """A staged run from its plan.json, and the plan saved there."""
+    saved = json.loads(lake.store.get(lake.staging_key(run_id, PLAN_NAME)))
+    return RunStaging(lake, saved["run_id"], dt.datetime.fromisoformat(saved["started_at"])), saved["plan"]
 
 
-def _leftovers(lake_dir: Path) -> list[tuple[RunStaging, dict]]:
-    """Every run folder left in the staging folder with its plan, oldest first; one without a readable plan
-    goes."""
-    runs = []
-    root = staging_dir_for(lake_dir)
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+def _leftovers(lake: Lake) -> list[tuple[RunStaging, dict]]:
+    """Every run left in the staging area with its plan, oldest first; what has no readable plan goes."""
+    runs, unreadable = [], []
+    root = lake.staging_key("")
+    keys = lake.store.list_keys(root)
+    for name in sorted({key.removeprefix(root).partition("/")[0] for key in keys}):
         try:
-            runs.append(load_run(folder))
-        except (OSError, ValueError, KeyError):
-            shutil.rmtree(folder, ignore_errors=True)
+            runs.append(load_run(lake, name))
+        except (FileNotFoundError, ValueError, KeyError):
+            unreadable += [key for key in keys if key.startswith(f"{root}{name}/")]
+    lake.store.delete(unreadable)
     return runs
 
 
-def _settle(lake_dir: Path, run: RunStaging, saved: dict, plan: RunPlan) -> bool:
-    """Whether a leftover run is this plan's unfinished one; otherwise its folder is removed."""
-    finished = run_manifest_path(lake_dir, run.run_id).exists()
+def _settle(run: RunStaging, saved: dict, plan: RunPlan, completed: set[str]) -> bool:
+    """Whether a leftover run is this plan's unfinished one; otherwise its objects are removed."""
+    finished = run.run_id in completed
     if not finished and saved == _to_json(plan):
-        for pending in (run.folder / "batches").glob("*.tmp"):
-            shutil.rmtree(pending)
         return True
     if not finished:
         log.info(
@@ -179,19 +211,10 @@ def _settle(lake_dir: Path, run: RunStaging, saved: dict, plan: RunPlan) -> bool
     return False
 
 
-def _create(lake_dir: Path, plan: RunPlan, run_id: str, started_at: dt.datetime) -> RunStaging:
-    folder = staging_dir_for(lake_dir) / run_id
+def _create(lake: Lake, plan: RunPlan, run_id: str, started_at: dt.datetime) -> RunStaging:
     saved = {"run_id": run_id, "started_at": started_at.isoformat(), "plan": _to_json(plan)}
-    try:
-        (folder / "batches").mkdir(parents=True)
-        with write_atomically(folder / "plan.json") as pending:
-            pending.write_text(json.dumps(saved))
-    except OSError as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise LakeError(
-            f"cannot create the staging folder {folder} ({exc.strerror}); check the lake's parent folder"
-        ) from exc
-    return RunStaging(folder, run_id, started_at)
+    lake.store.put_new(lake.staging_key(run_id, PLAN_NAME), json.dumps(saved).encode())
+    return RunStaging(lake, run_id, started_at)
 
 
 def _to_json(plan: RunPlan) -> dict:

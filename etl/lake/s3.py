@@ -1,0 +1,156 @@
+"""The lake in an S3 bucket (AWS, MinIO, R2, Ceph), through obstore: conditional puts, retried with backoff.
+
+obstore (Rust object_store) rather than boto3: its create-only put (`If-None-Match: *`) and compare-and-swap
+(`If-Match`) are one keyword, it retries 5xx, resets and timeouts itself, and it costs the collector 8 MB
+of RSS where boto3 costs 37. It reads the standard AWS environment (keys, AWS_REGION,
+AWS_ENDPOINT_URL[_S3], AWS_ALLOW_HTTP); a named profile (AWS_PROFILE, ~/.aws) goes through boto3's chain.
+"""
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import obstore
+from obstore.exceptions import (
+    AlreadyExistsError,
+    PermissionDeniedError,
+    PreconditionError,
+    UnauthenticatedError,
+)
+from obstore.store import S3Store as _ObjectStore
+
+from etl.config import STORE_MAX_RETRIES, STORE_RETRY_TIMEOUT_S, STORE_TIMEOUT_S
+from etl.lake.store import LeaseLost, ObjectExists, StoreError, require_same_bytes
+
+# How S3 and its look-alikes answer a create that races another: 412, or 409 while the other is in flight.
+_CONFLICT_CODES = ("ConditionalRequestConflict", "409 Conflict")
+
+
+class S3Store:
+    """A bucket, keys under `prefix` (the lake's parent prefix, "" at the bucket's top)."""
+
+    def __init__(self, bucket: str, prefix: str) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self._store = _ObjectStore(
+            bucket,
+            # Client options given here replace those obstore reads from the environment: AWS_ALLOW_HTTP too.
+            client_options={
+                "timeout": dt.timedelta(seconds=STORE_TIMEOUT_S),
+                "connect_timeout": dt.timedelta(seconds=5),
+                "allow_http": os.environ.get("AWS_ALLOW_HTTP", "").lower() == "true",
+            },
+            retry_config={
+                "max_retries": STORE_MAX_RETRIES,
+                "retry_timeout": dt.timedelta(seconds=STORE_RETRY_TIMEOUT_S),
+            },
+            credential_provider=_profile_credentials(),
+        )
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def put_new(self, key: str, data: bytes) -> None:
+        try:
+            self._put(key, data, "create")
+        except ObjectExists:
+            require_same_bytes(self, key, data)
+
+    def create(self, key: str, data: bytes) -> str:
+        """Create the object; its ETag. ObjectExists if there is one, whatever its bytes."""
+        return self._put(key, data, "create")
+
+    def replace(self, key: str, data: bytes, e_tag: str) -> str:
+        """Replace the object if it is still the version `e_tag`; its new ETag. LeaseLost otherwise."""
+        return self._put(key, data, {"e_tag": e_tag})
+
+    def get(self, key: str) -> bytes:
+        return self.get_with_tag(key)[0]
+
+    def get_with_tag(self, key: str) -> tuple[bytes, str]:
+        """The object's bytes and ETag; FileNotFoundError if there is none."""
+        with self._errors("reading", key):
+            result = obstore.get(self._store, self._key(key))
+            return bytes(result.bytes()), result.meta["e_tag"] or ""
+
+    def list_keys(self, prefix: str) -> list[str]:
+        start = len(self._key(""))
+        with self._errors("listing", prefix):
+            return sorted(
+                meta["path"][start:]
+                for chunk in obstore.list(self._store, prefix=self._key(prefix))
+                for meta in chunk
+            )
+
+    def delete(self, keys: list[str]) -> None:
+        if keys:
+            with self._errors("removing", keys[0]):
+                obstore.delete(self._store, [self._key(key) for key in keys])
+
+    def _put(self, key: str, data: bytes, mode) -> str:
+        with self._errors("writing", key):
+            try:
+                result = obstore.put(self._store, self._key(key), data, mode=mode, use_multipart=False)
+            except AlreadyExistsError as exc:
+                raise ObjectExists(f"{self.url(key)} already exists") from exc
+            except obstore.exceptions.GenericError as exc:
+                if any(code in str(exc) for code in _CONFLICT_CODES):
+                    raise ObjectExists(f"{self.url(key)} already exists") from exc
+                raise
+            except PreconditionError as exc:
+                raise LeaseLost(f"{self.url(key)} was changed by another writer") from exc
+            return result["e_tag"] or ""
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str, key: str) -> Iterator[None]:
+        """obstore's errors as one line naming the object and the cause; a missing object stays
+        FileNotFoundError, for the caller to judge."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except FileNotFoundError as exc:
+            if "NoSuchBucket" not in str(exc):
+                raise
+            raise self._to_store_error(doing, key, exc) from exc
+        except (obstore.exceptions.BaseError, OSError, ValueError) as exc:
+            raise self._to_store_error(doing, key, exc) from exc
+
+    def _to_store_error(self, doing: str, key: str, exc: BaseException) -> StoreError:
+        return StoreError(f"{doing} {self.url(key)} failed ({describe_store_error(exc, self.bucket)})")
+
+
+def describe_store_error(exc: BaseException, bucket: str) -> str:
+    """Why a request to the store failed, in a few words; never a credential."""
+    text = str(exc)
+    if "NoSuchBucket" in text:
+        return f"bucket {bucket} does not exist; create it, or check AWS_ENDPOINT_URL"
+    if isinstance(exc, PermissionDeniedError) or "AccessDenied" in text:
+        return f"access denied to bucket {bucket}; these credentials may not write there"
+    if (
+        isinstance(exc, UnauthenticatedError)
+        or "InvalidAccessKeyId" in text
+        or "SignatureDoesNotMatch" in text
+    ):
+        return "the store refused these credentials; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    if "credential" in text.lower():
+        return "no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _profile_credentials():
+    """boto3's credential chain, for a named profile or ~/.aws; None: obstore reads the environment itself."""
+    if os.environ.get("AWS_ACCESS_KEY_ID"):
+        return None
+    profile = os.environ.get("AWS_PROFILE")
+    if not profile and not Path("~/.aws/credentials").expanduser().is_file():
+        return None
+    import boto3  # only for a profile: 37 MB of RSS that environment credentials never pay
+    from obstore.auth.boto3 import Boto3CredentialProvider
+
+    return Boto3CredentialProvider(boto3.Session(profile_name=profile or None))
