@@ -53,7 +53,14 @@ def _read_s3_through_fsspec(con: duckdb.DuckDBPyConnection) -> None:
     import s3fs
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    con.register_filesystem(s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint} if endpoint else {}))
+    # No listings cache, and no instance shared with an earlier connection: a connection sees every run
+    # published before it opened, however long the process has lived.
+    filesystem = s3fs.S3FileSystem(
+        client_kwargs={"endpoint_url": endpoint} if endpoint else {},
+        use_listings_cache=False,
+        skip_instance_cache=True,
+    )
+    con.register_filesystem(filesystem)
 
 
 def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[dict]:

@@ -37,10 +37,10 @@ def latest_run_bars(lake_dir) -> dict[str, list[dt.date]]:
 
 
 @pytest.fixture
-def monday_lake(tmp_path):
-    lake_dir = tmp_path / "lake"
-    collect_on(MONDAY, write_universe(tmp_path / "u.txt", SYMBOLS), lake_dir)
-    return lake_dir
+def monday_lake(tmp_path, lake_url):
+    """Monday's run, in a local lake and in a bucket: the incremental run reads what the lake holds back."""
+    collect_on(MONDAY, write_universe(tmp_path / "u.txt", SYMBOLS), lake_url)
+    return lake_url
 
 
 def test_the_next_day_fetches_the_new_bar_and_five_days_of_revisions(monday_lake, tmp_path):
