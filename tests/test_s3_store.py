@@ -5,11 +5,14 @@ absorb or not, and nothing left listening after either stops."""
 import http.client
 import io
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import duckdb
@@ -33,11 +36,10 @@ def retries(max_retries: int) -> dict:
     return {"max_retries": max_retries, "backoff": BACKOFF, "retry_timeout": timedelta(seconds=5)}
 
 
-@pytest.fixture(scope="class")
-def store():
-    """One store a class: the tests outside the classes start their own, and a process runs one at a time."""
-    with LoopbackS3() as s3:
-        yield s3
+@pytest.fixture
+def store(s3_store):
+    """The session's store (conftest.py): a process runs one at a time."""
+    return s3_store
 
 
 @pytest.fixture
@@ -317,17 +319,35 @@ def test_requests_are_counted_by_s3_kind(method, target, kind):
     assert to_request_kind(method, target) == kind
 
 
-def assert_refuses_connections(port: int) -> None:
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+AFTER_EXIT = """
+import socket, sys, threading
+sys.path.insert(0, sys.argv[1])
+import obstore
+from obstore.store import S3Store
+from fault_proxy import FaultProxy
+from s3_store import LoopbackS3
+import os
+with LoopbackS3() as s3, FaultProxy(s3.endpoint_url) as proxy:
+    os.environ.update(s3.env("writer", proxy.url))
+    # Leaves a kept-alive connection in obstore's pool, which the proxy's exit must close.
+    obstore.put(S3Store(s3.new_bucket()), "bars/a.parquet", b"bars")
+for url in (s3.endpoint_url, proxy.url):
+    try:
+        socket.create_connection(("127.0.0.1", int(url.rpartition(":")[2])), timeout=5).close()
+        sys.exit(f"{url} still listens")
+    except ConnectionRefusedError:
+        pass
+assert "fault-proxy" not in [thread.name for thread in threading.enumerate()]
+print("closed")
+"""
 
 
-def test_after_exit_neither_server_listens(monkeypatch):
-    with LoopbackS3() as s3, FaultProxy(s3.endpoint_url) as proxy:
-        for name, value in s3.env("writer", proxy.url).items():
-            monkeypatch.setenv(name, value)
-        # Leaves a kept-alive connection in obstore's pool, which the proxy's exit must close.
-        obstore.put(S3Store(s3.new_bucket()), "bars/a.parquet", b"bars")
-    assert_refuses_connections(port_of(s3.endpoint_url))
-    assert_refuses_connections(port_of(proxy.url))
-    assert "fault-proxy" not in [thread.name for thread in threading.enumerate()]
+def test_after_exit_neither_server_listens():
+    # In a process of its own: this one's session store must keep running.
+    child = subprocess.run(
+        [sys.executable, "-c", AFTER_EXIT, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0 and child.stdout == "closed\n", child.stderr[-2000:]
