@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
@@ -122,7 +122,7 @@ class LeaseLock:
         """Take the lease, or take over an expired one; refuse at once if another run holds it."""
         try:
             try:
-                self._e_tag = self.store.create(self.key, self._record())
+                self._put(lambda data: self.store.create(self.key, data))
             except ObjectExists:
                 self._take_over()
         except StoreError as exc:  # nothing is fetched or written yet: bad input, as for a bad folder
@@ -152,13 +152,18 @@ class LeaseLock:
                     f"{held['expires_at']}); wait for it to finish, or for its lease to expire"
                 )
             log.info("taking over the expired lease of pid %s on %s", held["pid"], held["host"])
-        self._e_tag = self.store.replace(self.key, self._record(), e_tag)
+        self._put(lambda data: self.store.replace(self.key, data, e_tag))
 
     def _renew_until_stopped(self) -> None:
         while not self._stop.wait(self.lease_s / 4):
             try:
-                self._e_tag = self.store.replace(self.key, self._record(), self._e_tag)
+                self._put(lambda data: self.store.replace(self.key, data, self._e_tag))
             except LeaseLost as exc:
+                try:
+                    if self._still_mine():
+                        continue
+                except StoreError:
+                    continue  # the store is unreachable: judged at the next renewal
                 self.lost = f"the lease on {self.lake_url} was taken by another run ({exc}); stopping"
                 return
             except StoreError as exc:
@@ -167,9 +172,21 @@ class LeaseLock:
                     return
                 log.warning("renewing the lake's lease failed (%s); retrying", exc)
 
-    def _record(self) -> bytes:
-        """The lease as stored; its expiry is counted from now, so call it just before the put."""
-        self.expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.lease_s)
-        return json.dumps(
-            self.holder | {"token": self.token, "expires_at": self.expires_at.isoformat()}
-        ).encode()
+    def _still_mine(self) -> bool:
+        """After a failed swap: whether the lease still holds this run's token (a renewal sent again after its
+        answer was lost had landed); if so, its ETag is taken up."""
+        try:
+            data, e_tag = self.store.get_with_tag(self.key)
+        except FileNotFoundError:
+            return False
+        if json.loads(data).get("token") != self.token:
+            return False
+        self._e_tag = e_tag
+        return True
+
+    def _put(self, put: Callable[[bytes], str]) -> None:
+        """Write the lease, expiring a lease from now; the run holds it until then once the put is done."""
+        expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.lease_s)
+        record = self.holder | {"token": self.token, "expires_at": expires_at.isoformat()}
+        self._e_tag = put(json.dumps(record).encode())
+        self.expires_at = expires_at

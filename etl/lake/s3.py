@@ -8,9 +8,14 @@ AWS_ENDPOINT_URL[_S3], AWS_ALLOW_HTTP); a named profile (AWS_PROFILE, ~/.aws) go
 
 import contextlib
 import datetime as dt
+import logging
 import os
-from collections.abc import Iterator
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import obstore
 from obstore.exceptions import (
@@ -24,6 +29,14 @@ from obstore.store import S3Store as _ObjectStore
 from etl.config import STORE_MAX_RETRIES, STORE_RETRY_TIMEOUT_S, STORE_TIMEOUT_S
 from etl.lake.store import LeaseLost, ObjectExists, StoreError, require_same_bytes
 
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# How reqwest reports a request whose connection was reset or closed before the answer came.
+_CONNECTION_LOST = ("error sending request", "connection closed", "Interrupted", "reset by peer")
+# Where obstore asks for an instance's role when it finds no credentials in the environment.
+_INSTANCE_METADATA = "/latest/api/token"
+_CREDENTIALS_REFUSED = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken")
 # How S3 and its look-alikes answer a create that races another: 412, or 409 while the other is in flight.
 _CONFLICT_CODES = ("ConditionalRequestConflict", "409 Conflict")
 
@@ -87,12 +100,14 @@ class S3Store:
     def delete(self, keys: list[str]) -> None:
         if keys:
             with self._errors("removing", keys[0]):
-                obstore.delete(self._store, [self._key(key) for key in keys])
+                _resent_on_reset(lambda: obstore.delete(self._store, [self._key(key) for key in keys]))
 
     def _put(self, key: str, data: bytes, mode) -> str:
         with self._errors("writing", key):
             try:
-                result = obstore.put(self._store, self._key(key), data, mode=mode, use_multipart=False)
+                result = _resent_on_reset(
+                    lambda: obstore.put(self._store, self._key(key), data, mode=mode, use_multipart=False)
+                )
             except AlreadyExistsError as exc:
                 raise ObjectExists(f"{self.url(key)} already exists") from exc
             except obstore.exceptions.GenericError as exc:
@@ -125,20 +140,40 @@ class S3Store:
         return StoreError(f"{doing} {self.url(key)} failed ({describe_store_error(exc, self.bucket)})")
 
 
+def _resent_on_reset(request: Callable[[], T]) -> T:
+    """obstore retries 5xx and timeouts of every request, but a conditional put or a delete whose connection
+    dropped it does not: they are sent again here, with backoff. A put that had landed then meets itself,
+    which put_new and the lease recognise."""
+    attempt = 0
+    while True:
+        try:
+            return request()
+        except obstore.exceptions.GenericError as exc:
+            text = str(exc)
+            retried = re.search(r"after (\d+) retries", text)  # obstore's own, for the 5xx met on the way
+            exhausted = retried is not None and int(retried.group(1)) >= STORE_MAX_RETRIES
+            if (
+                attempt >= STORE_MAX_RETRIES
+                or exhausted
+                or not any(sign in text for sign in _CONNECTION_LOST)
+            ):
+                raise
+            log.info("store connection lost (%s); sending again", str(exc).splitlines()[0][:200])
+            time.sleep(min(0.1 * 2**attempt, 5.0) * random.uniform(0.5, 1.0))
+            attempt += 1
+
+
 def describe_store_error(exc: BaseException, bucket: str) -> str:
     """Why a request to the store failed, in a few words; never a credential."""
     text = str(exc)
     if "NoSuchBucket" in text:
         return f"bucket {bucket} does not exist; create it, or check AWS_ENDPOINT_URL"
+    # S3 answers 403 to unknown keys and bad signatures as to a denied action: its code tells them apart.
+    if isinstance(exc, UnauthenticatedError) or any(code in text for code in _CREDENTIALS_REFUSED):
+        return "the store refused these credentials; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     if isinstance(exc, PermissionDeniedError) or "AccessDenied" in text:
         return f"access denied to bucket {bucket}; these credentials may not write there"
-    if (
-        isinstance(exc, UnauthenticatedError)
-        or "InvalidAccessKeyId" in text
-        or "SignatureDoesNotMatch" in text
-    ):
-        return "the store refused these credentials; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-    if "credential" in text.lower():
+    if "credential" in text.lower() or _INSTANCE_METADATA in text:
         return "no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
     return text.splitlines()[0][:300] if text else type(exc).__name__
 

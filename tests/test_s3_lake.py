@@ -1,0 +1,209 @@
+"""The lake in a bucket of the loopback S3 store: readers outside the job, the lease, bad input, store faults.
+
+What a local lake and a lake in a bucket share (writing, publishing, resuming, incremental runs, the
+single writer) is tested on both by parametrised tests elsewhere; this file holds what only a bucket has.
+"""
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pytest
+
+from conftest import REPO_DIR, lake_keys, run_cli, run_collect, write_universe, yahoo_route
+from etl.lake.paths import open_lake
+from fault_proxy import FaultProxy
+
+SYMBOLS = ["AAPL", "MSFT", "KO", "XOM", "JPM", "V", "MA", "NVDA", "AMZN", "META", "GOOG", "TSLA"]
+
+
+@pytest.fixture
+def universe(tmp_path):
+    return write_universe(tmp_path / "u.txt", SYMBOLS)
+
+
+def count_bars(lake_url: str) -> int:
+    result = run_cli("query", "--lake", lake_url, "--format", "json", "select count(*) as n from bars_all")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)[0]["n"]
+
+
+def test_downstream_readers_read_the_lake_in_the_bucket(emulator, universe, s3_lake_url, s3_store, tmp_path):
+    assert run_collect(emulator, universe, s3_lake_url).returncode == 0
+    n_bars = count_bars(s3_lake_url)
+    glob = f"{s3_lake_url}/bars/**/*.parquet"
+    env = s3_store.env()
+    polars_rows = (
+        pl.scan_parquet(
+            glob,
+            hive_partitioning=True,
+            storage_options={
+                "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+                "aws_region": env["AWS_REGION"],
+                "aws_endpoint_url": env["AWS_ENDPOINT_URL"],
+                "aws_allow_http": "true",
+            },
+        )
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    s3 = pafs.S3FileSystem(
+        access_key=env["AWS_ACCESS_KEY_ID"],
+        secret_key=env["AWS_SECRET_ACCESS_KEY"],
+        region=env["AWS_REGION"],
+        endpoint_override=env["AWS_ENDPOINT_URL"],
+    )
+    arrow_rows = ds.dataset(
+        s3_lake_url.removeprefix("s3://") + "/bars", filesystem=s3, format="parquet", partitioning="hive"
+    ).count_rows()
+    assert n_bars > 240 * len(SYMBOLS) and polars_rows == arrow_rows == n_bars
+
+
+def test_summary_report_and_compact_work_on_the_bucket(emulator, universe, s3_lake_url, tmp_path):
+    for _ in range(2):
+        assert run_collect(emulator, universe, s3_lake_url, "--full-refresh").returncode == 0
+    n_bars = count_bars(s3_lake_url)
+    compacted = run_cli("compact", "--lake", s3_lake_url, "--table", "bars")
+    assert compacted.returncode == 0 and "2 files into 1" in compacted.stdout, compacted.stderr
+    assert count_bars(s3_lake_url) == n_bars
+    assert any("compacted-" in key for key in lake_keys(s3_lake_url, "bars/"))
+    summary = run_cli("summary", "--lake", s3_lake_url, "--json")
+    assert summary.returncode == 0 and json.loads(summary.stdout)["n_symbols"] == len(SYMBOLS)
+    report = run_cli("report", "--lake", s3_lake_url, "--out", str(tmp_path / "r.html"))
+    assert report.returncode == 0 and (tmp_path / "r.html").read_text().startswith("<!doctype html>")
+
+
+def test_no_secret_is_printed_logged_or_stored(emulator, universe, s3_lake_url, s3_store):
+    secret = s3_store.env()["AWS_SECRET_ACCESS_KEY"]
+    collected = run_collect(emulator, universe, s3_lake_url)
+    shown = run_cli("collect", "--lake", s3_lake_url, "--show-config")
+    runs = run_cli("query", "--lake", s3_lake_url, "--format", "json", "select settings from runs")
+    assert collected.returncode == shown.returncode == runs.returncode == 0
+    assert s3_lake_url in runs.stdout  # the lake is recorded, the credentials are not
+    for output in (collected.stdout, collected.stderr, shown.stdout, shown.stderr, runs.stdout):
+        assert secret not in output and s3_store.env()["AWS_ACCESS_KEY_ID"] not in output
+
+
+HOLDER = """
+import sys, time
+from etl.lake.lock import lake_lock
+from etl.lake.paths import open_lake
+with lake_lock(open_lake(sys.argv[1]), lease_s=float(sys.argv[2])):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_killed_writers_lease_expires_and_the_next_run_takes_over(emulator, universe, s3_lake_url):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, s3_lake_url, "2"], stdout=subprocess.PIPE, text=True, cwd=REPO_DIR
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    holder.kill()  # SIGKILL: it never removes its lease
+    holder.wait()
+    refused = run_collect(emulator, universe, s3_lake_url)
+    assert refused.returncode == 1 and f"(pid {holder.pid} on " in refused.stderr
+    assert emulator.total_requests() == 0
+    lake = open_lake(s3_lake_url)
+    expires_at = dt.datetime.fromisoformat(json.loads(lake.store.get(lake.lock_key))["expires_at"])
+    while dt.datetime.now(dt.UTC) <= expires_at:  # waits for the recorded expiry, not for luck
+        time.sleep(0.1)
+    taken = run_collect(emulator, universe, s3_lake_url)
+    assert taken.returncode == 0, taken.stderr
+    assert "taking over the expired lease of pid" in taken.stderr
+
+
+@pytest.mark.parametrize(
+    ("lake", "role", "says"),
+    [
+        ("s3:///lake", "writer", "'' is not an S3 bucket name"),
+        ("s3://Market_Data/lake", "writer", "'Market_Data' is not an S3 bucket name"),
+        ("s3://market", "writer", "give the lake a prefix of its own"),
+        ("s3://no-such-bucket/lake", "writer", "bucket no-such-bucket does not exist"),
+        ("BUCKET/lake", "wrong-secret", "the store refused these credentials"),
+        ("BUCKET/lake", "unknown-key", "the store refused these credentials"),
+        ("BUCKET/lake", "reader", "access denied to bucket"),
+    ],
+)
+def test_bad_lake_input_is_one_line_before_any_fetch(
+    emulator, universe, s3_store, s3_lake_url, lake, role, says
+):
+    bucket = s3_lake_url.removeprefix("s3://").partition("/")[0]
+    lake = lake.replace("BUCKET", f"s3://{bucket}")
+    env = s3_store.env(role)
+    result = run_cli("collect", "--universe", str(universe), "--lake", lake, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: --lake ")
+    assert says in result.stderr and env["AWS_SECRET_ACCESS_KEY"] not in result.stderr
+    assert emulator.total_requests() == 0
+    assert open_lake(s3_lake_url).store.list_keys("") == []
+
+
+def test_store_errors_and_resets_are_retried_and_the_run_completes(emulator, universe, s3_store, s3_lake_url):
+    bucket = s3_lake_url.removeprefix("s3://").partition("/")[0]
+    with FaultProxy(s3_store.endpoint_url, seed=1, error_rate=0.15, reset_rate=0.05) as proxy:
+        env = s3_store.env(endpoint_url=proxy.url)
+        result = run_cli(
+            "collect",
+            *yahoo_route(emulator),
+            "--universe",
+            str(universe),
+            "--lake",
+            f"s3://{bucket}/lake",
+            env=env,
+        )
+        faults = proxy.counts()
+    assert result.returncode == 0, result.stderr
+    assert faults["error"] >= 3 and faults["reset"] >= 1
+    assert count_bars(f"s3://{bucket}/lake") > 240 * len(SYMBOLS)
+
+
+def test_a_store_that_stays_down_ends_the_run_in_one_line_with_nothing_published(
+    emulator, tmp_path, s3_store, s3_lake_url
+):
+    universe = write_universe(
+        tmp_path / "u.txt", [f"S{i:02d}" for i in range(30)]
+    )  # the store goes down midway
+    bucket = s3_lake_url.removeprefix("s3://").partition("/")[0]
+    with FaultProxy(s3_store.endpoint_url, seed=2) as proxy:
+        env = s3_store.env(endpoint_url=proxy.url)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "etl", "collect", *yahoo_route(emulator), "--universe", str(universe)]
+            + ["--lake", f"s3://{bucket}/lake", "--quiet", "--batch-size", "2"],
+            cwd=REPO_DIR,
+            env={k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        while proxy.counts()["PUT"] < 4:  # the lease, the plan and the first batch's parts are written
+            time.sleep(0.05)
+        proxy.down = True
+        stderr = child.communicate(timeout=120)[1]
+    assert child.returncode == 1
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: writing s3://") and "nothing of this run is published" in last
+    assert lake_keys(f"s3://{bucket}/lake") == []
+
+
+def test_no_credentials_at_all_is_one_line_before_any_fetch(emulator, universe, s3_lake_url, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ACCESS", "AWS_SECRET", "ETL_"))}
+    # No ~/.aws, and the instance metadata service an EC2 machine has, on a closed loopback port.
+    env |= {"HOME": str(tmp_path), "AWS_METADATA_ENDPOINT": "http://127.0.0.1:9"}
+    result = subprocess.run(
+        [sys.executable, "-m", "etl", "collect", "--universe", str(universe), "--lake", s3_lake_url],
+        cwd=REPO_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "no AWS credentials found" in result.stderr and emulator.total_requests() == 0
