@@ -11,7 +11,9 @@ from etl.cli import app
 from etl.emulator import Emulator, EmulatorConfig
 
 README = (REPO_DIR / "README.md").read_text()
-PYTHON_EXAMPLES = re.findall(r"```python\n(.*?)```", README, re.S)
+EXAMPLES = re.findall(r"```python\n(.*?)```", README, re.S)
+PYTHON_EXAMPLES = [code for code in EXAMPLES if "s3://" not in code]
+S3_EXAMPLES = [code for code in EXAMPLES if "s3://" in code]
 
 
 # What each example prints from the lake of demo_like_lake: the rows it asks for, not just any output.
@@ -48,6 +50,22 @@ def test_python_example_runs_against_a_real_lake(demo_like_lake, example):
     assert result.returncode == 0, result.stderr
     library = example.split()[1]  # each example opens with "# <library> ..."
     assert all(text in result.stdout for text in PRINTED[library]), (library, result.stdout)
+
+
+def test_the_s3_example_reads_a_lake_in_the_loopback_store(s3_store, monkeypatch, tmp_path):
+    for name, value in s3_store.env().items():
+        monkeypatch.setenv(name, value)
+    s3_store.new_bucket("market")  # the README's bucket: this test's alone in the process's store
+    universe = write_universe(tmp_path / "u.txt", ["AAPL", "MSFT"])
+    with Emulator(EmulatorConfig()) as emulator:
+        assert run_collect(emulator, universe, "s3://market/lake").returncode == 0
+    (example,) = S3_EXAMPLES
+    result = subprocess.run(
+        [sys.executable, "-c", example], cwd=REPO_DIR, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    counts = result.stdout.split()
+    assert len(counts) == 3 and len(set(counts)) == 1 and int(counts[0]) > 400, result.stdout
 
 
 def test_every_command_and_option_is_documented():
