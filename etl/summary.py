@@ -54,7 +54,8 @@ def _read_s3_through_fsspec(con: duckdb.DuckDBPyConnection) -> None:
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     # No listings cache, and no instance shared with an earlier connection: a connection sees every run
-    # published before it opened, however long the process has lived.
+    # published before it opened, however long the process has lived. (With a cache, a glob's fresh listing
+    # can name a run that the cached listing of its folder lacks, and reading it fails: the crash test.)
     filesystem = s3fs.S3FileSystem(
         client_kwargs={"endpoint_url": endpoint} if endpoint else {},
         use_listings_cache=False,

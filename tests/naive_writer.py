@@ -22,7 +22,7 @@ _open_files: dict[Path, pq.ParquetWriter] = {}
 
 class InPlaceParts(staging.BatchParts):
     def __init__(self, run: staging.RunStaging) -> None:
-        super().__init__(run.folder, run.started_at.date())
+        super().__init__(run.lake.store, run.prefix, run.started_at.date())
         self.run_id = run.run_id
 
     def write(self, table, batch) -> None:
@@ -39,7 +39,7 @@ def batch_in_place(run: staging.RunStaging, batch_no: int):
     yield InPlaceParts(run)
 
 
-def publish_in_place(run: staging.RunStaging, lake_dir: Path, *, row_group_rows: int, lock_fd: int) -> None:
+def publish_in_place(run: staging.RunStaging, *, row_group_rows: int, pass_fds: tuple[int, ...]) -> None:
     for writer in _open_files.values():
         writer.close()
     run.discard()

@@ -14,16 +14,18 @@ client is refused as real S3 would refuse it:
         bucket = s3.new_bucket()
         os.environ.update(s3.env("reader"))
 
-One store at a time in a process: moto keeps its buckets and IAM users in process-wide backends, and its
-IAM switch (`moto.settings.INITIAL_NO_AUTH_ACTION_COUNT`) is process-wide too, so a second server (or
-moto's in-process `mock_aws`) would share the first one's state and enforcement. A second `LoopbackS3`
-entered while one runs raises RuntimeError; pytest-xdist workers are processes, each may have its own.
-On exit the backends are reset and the switch restored, so the next store starts empty.
+The server runs in a process of its own (`python tests/s3_store.py`, which prints its address and keys and
+serves until its stdin closes, as it does when the test process dies): moto is Python, and in the test's
+own process it would share one interpreter lock with the readers a test runs against it. In that process,
+`ServedS3` holds moto's process-wide state: its backends and its IAM switch
+(`moto.settings.INITIAL_NO_AUTH_ACTION_COUNT`), so one store a process, which the lock below enforces.
 """
 
 import json
 import logging
 import secrets
+import subprocess
+import sys
 import threading
 import urllib.request
 from contextlib import ExitStack
@@ -57,35 +59,28 @@ class Role(StrEnum):
 
 
 class LoopbackS3:
-    """moto's S3 on 127.0.0.1 and a free port, with IAM users `writer` and `reader` and enforcement on."""
+    """The store in a child process; its address, its roles' credentials, and buckets made as the writer."""
 
     def __init__(self) -> None:
-        self._stack = ExitStack()
+        self._child: subprocess.Popen | None = None
         self._endpoint_url = ""
         self._keys: dict[Role, tuple[str, str]] = {}
-        self._writer: Any = None  # the writer's boto3 S3 client: a new one costs 0.4 s of loading
+        self._writer: Any = None
 
     def __enter__(self) -> Self:
-        if not _running.acquire(blocking=False):
-            raise RuntimeError("a LoopbackS3 already runs in this process; moto's backends are process-wide")
-        with ExitStack() as stack:
-            stack.callback(_running.release)
-            # werkzeug logs every request of moto's server on stderr.
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-            server.start()
-            stack.callback(server.stop)
-            host, port = server.get_host_and_port()
-            self._endpoint_url = f"http://{host}:{port}"
-            stack.callback(self._reset_backends)
-            self._keys = self._create_users()
-            self._writer = self._client("s3", *self._keys[Role.WRITER])
-            stack.enter_context(enable_iam_authentication())
-            self._stack = stack.pop_all()
+        self._child = subprocess.Popen(
+            [sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        served = json.loads(self._child.stdout.readline() if self._child.stdout else "")
+        self._endpoint_url = served["endpoint_url"]
+        self._keys = {Role(role): (key_id, secret) for role, (key_id, secret) in served["keys"].items()}
+        self._writer = _client(self._endpoint_url, "s3", *self._keys[Role.WRITER])
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._stack.close()
+        if self._child and self._child.stdin:
+            self._child.stdin.close()  # the child stops its server and exits
+            self._child.wait(timeout=30)
 
     @property
     def endpoint_url(self) -> str:
@@ -112,19 +107,47 @@ class LoopbackS3:
             "AWS_EC2_METADATA_DISABLED": "true",
         }
 
+
+class ServedS3:
+    """moto's S3 on 127.0.0.1 and a free port, with IAM users `writer` and `reader` and enforcement on."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._endpoint_url = ""
+        self._keys: dict[Role, tuple[str, str]] = {}
+
+    def __enter__(self) -> Self:
+        if not _running.acquire(blocking=False):
+            raise RuntimeError("a LoopbackS3 already runs in this process; moto's backends are process-wide")
+        with ExitStack() as stack:
+            stack.callback(_running.release)
+            # werkzeug logs every request of moto's server on stderr.
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            server.start()
+            stack.callback(server.stop)
+            host, port = server.get_host_and_port()
+            self._endpoint_url = f"http://{host}:{port}"
+            stack.callback(self._reset_backends)
+            self._keys = self._create_users()
+            stack.enter_context(enable_iam_authentication())
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def to_json(self) -> str:
+        """What the parent reads: the address, and each role's key id and secret."""
+        return json.dumps({"endpoint_url": self._endpoint_url, "keys": self._keys})
+
     def _create_users(self) -> dict[Role, tuple[str, str]]:
         """The IAM users with their policies and access keys, created while enforcement is still off."""
-        iam = self._client("iam", *_SETUP_KEY)
+        iam = _client(self._endpoint_url, "iam", *_SETUP_KEY)
         keys = {Role(name): _create_user(iam, name, actions) for name, actions in _POLICIES.items()}
         keys[Role.WRONG_SECRET] = (keys[Role.WRITER][0], "wrong-" + keys[Role.WRITER][1][6:])
         keys[Role.UNKNOWN_KEY] = _UNKNOWN_KEY
         return keys
-
-    def _client(self, service: str, key_id: str, secret: str) -> Any:
-        session = boto3.session.Session(
-            aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=REGION
-        )
-        return session.client(service, endpoint_url=self._endpoint_url)
 
     def _reset_backends(self) -> None:
         """Empty moto's process-wide backends, through moto's own reset endpoint."""
@@ -140,3 +163,16 @@ def _create_user(iam: Any, name: str, actions: list[str]) -> tuple[str, str]:
     iam.put_user_policy(UserName=name, PolicyName=f"{name}-s3", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=name)["AccessKey"]
     return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def _client(endpoint_url: str, service: str, key_id: str, secret: str) -> Any:
+    session = boto3.session.Session(
+        aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=REGION
+    )
+    return session.client(service, endpoint_url=endpoint_url)
+
+
+if __name__ == "__main__":
+    with ServedS3() as served:
+        print(served.to_json(), flush=True)
+        sys.stdin.read()  # until the parent closes it, or dies

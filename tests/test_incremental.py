@@ -37,13 +37,20 @@ def latest_run_bars(lake_dir) -> dict[str, list[dt.date]]:
 
 
 @pytest.fixture
-def monday_lake(tmp_path, lake_url):
-    """Monday's run, in a local lake and in a bucket: the incremental run reads what the lake holds back."""
+def monday_lake(tmp_path, lake_dir):
+    collect_on(MONDAY, write_universe(tmp_path / "u.txt", SYMBOLS), lake_dir)
+    return lake_dir
+
+
+@pytest.fixture
+def monday_lake_anywhere(tmp_path, lake_url):
+    """Monday's run, in a local lake and in a bucket: the incremental run reads back what the lake holds."""
     collect_on(MONDAY, write_universe(tmp_path / "u.txt", SYMBOLS), lake_url)
     return lake_url
 
 
-def test_the_next_day_fetches_the_new_bar_and_five_days_of_revisions(monday_lake, tmp_path):
+def test_the_next_day_fetches_the_new_bar_and_five_days_of_revisions(monday_lake_anywhere, tmp_path):
+    monday_lake = monday_lake_anywhere
     monday_bars = latest_run_bars(monday_lake)
     calls = collect_on(TUESDAY, tmp_path / "u.txt", monday_lake)
     tuesday_bars = latest_run_bars(monday_lake)
@@ -56,7 +63,8 @@ def test_the_next_day_fetches_the_new_bar_and_five_days_of_revisions(monday_lake
     )  # handshake, one quote request, one chart a symbol: as on the first day
 
 
-def test_the_bars_view_equals_a_full_refresh_of_the_same_day(monday_lake, tmp_path):
+def test_the_bars_view_equals_a_full_refresh_of_the_same_day(monday_lake_anywhere, tmp_path):
+    monday_lake = monday_lake_anywhere
     collect_on(TUESDAY, tmp_path / "u.txt", monday_lake)
     fresh = tmp_path / "fresh"
     collect_on(TUESDAY, tmp_path / "u.txt", fresh, "--full-refresh")

@@ -108,9 +108,16 @@ class LocalStore:
         return sorted(str(path.relative_to(self.root)) for path in folder.rglob("*") if path.is_file())
 
     def delete(self, keys: list[str]) -> None:
+        folders: set[Path] = set()
         for key in keys:
             with _os_errors("removing", self.path(key)):
                 self.path(key).unlink(missing_ok=True)
+            folders.update(self.path(key).parents)
+        # A folder is only a prefix of keys, as in a bucket: one that held nothing else goes with them.
+        for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True):
+            if self.root in folder.parents:
+                with contextlib.suppress(OSError):  # not empty: it holds other keys
+                    folder.rmdir()
 
 
 def require_same_bytes(store: Store, key: str, data: bytes) -> None:
