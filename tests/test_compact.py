@@ -6,11 +6,13 @@ import sys
 import threading
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO_DIR, run_cli, run_collect, write_universe
+from conftest import REPO_DIR, lake_keys, run_cli, run_collect, write_universe
 from etl.emulator import Emulator, EmulatorConfig
+from etl.lake.paths import open_lake
 from etl.summary import connect_lake
 
 SYMBOLS = ["AAPL", "MSFT", "KO", "XOM", "JPM", "DLSTD"]
@@ -48,31 +50,39 @@ def lake(three_runs, tmp_path):
     return Path(shutil.copytree(three_runs, tmp_path / "lake", symlinks=True))
 
 
-def test_compaction_leaves_every_view_as_it_was_with_one_file_a_folder(lake):
-    before = views(lake)
-    result = run_cli("compact", "--lake", str(lake))
+@pytest.fixture
+def lake_anywhere(three_runs, lake_url):
+    """The three-run lake copied to a local folder, or into a bucket of the loopback store."""
+    lake = open_lake(lake_url)
+    for path in sorted(three_runs.rglob("*.parquet")):
+        lake.store.put_new(lake.key(path.relative_to(three_runs)), path.read_bytes())
+    return lake_url
+
+
+def test_compaction_leaves_every_view_as_it_was_with_one_file_a_folder(lake_anywhere):
+    before = views(lake_anywhere)
+    result = run_cli("compact", "--lake", lake_anywhere)
     assert result.returncode == 0, result.stderr
     assert "bars/year=2026: 3 files into 1" in result.stdout
-    assert views(lake) == before
-    compacted = sorted(lake.glob("bars/year=2026/compacted-*.parquet"))
-    assert len(compacted) == 1 and len(list(lake.glob("bars/year=2026/*.parquet"))) == 4  # replaced ones kept
-    sizes = [
-        pq.ParquetFile(compacted[0]).metadata.row_group(i).num_rows
-        for i in range(pq.ParquetFile(compacted[0]).num_row_groups)
-    ]
+    assert views(lake_anywhere) == before
+    files = lake_keys(lake_anywhere, "bars/year=2026/")
+    compacted = [name for name in files if "/compacted-" in name]
+    assert len(compacted) == 1 and len(files) == 4  # the replaced ones are kept a while
+    lake = open_lake(lake_anywhere)
+    file = pq.ParquetFile(pa.BufferReader(lake.store.get(lake.key(compacted[0]))))
+    sizes = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
     assert sizes == [sum(sizes)] and sum(sizes) == len([r for r in before["bars_all"] if r[2].year == 2026])
 
 
-def test_replaced_files_go_after_keep_minutes_and_nothing_is_compacted_twice(lake):
-    before = views(lake)
-    assert run_cli("compact", "--lake", str(lake)).returncode == 0
-    again = run_cli("compact", "--lake", str(lake), "--keep-minutes", "0")
+def test_replaced_files_go_after_keep_minutes_and_nothing_is_compacted_twice(lake_anywhere):
+    before = views(lake_anywhere)
+    assert run_cli("compact", "--lake", lake_anywhere).returncode == 0
+    again = run_cli("compact", "--lake", lake_anywhere, "--keep-minutes", "0")
     assert again.returncode == 0 and "nothing to compact" in again.stdout
-    assert [p.name for p in lake.glob("bars/year=2026/*.parquet")] == [
-        p.name for p in lake.glob("bars/year=2026/compacted-*.parquet")
-    ]
-    assert len(list((lake / "runs").glob("*.parquet"))) == 3  # a run's own manifest is never compacted
-    assert views(lake) == before
+    files = lake_keys(lake_anywhere, "bars/year=2026/")
+    assert len(files) == 1 and "/compacted-" in files[0]
+    assert len(lake_keys(lake_anywhere, "runs/")) == 3  # a run's own manifest is never compacted
+    assert views(lake_anywhere) == before
 
 
 def test_the_compacted_file_of_a_compaction_cut_off_is_never_read_and_is_removed(lake):
