@@ -18,12 +18,12 @@ def find_duckdb_shell() -> Path:
 
 
 def to_init_sql(variables: dict) -> str:
-    """sql/set_lake.sql, sql/set_compactions.sql, sql/views.sql; the shell binds no parameters, so values go
-    in as literals."""
+    """sql/set_lake.sql, sql/set_compactions.sql, sql/set_files.sql, sql/views.sql; the shell binds no
+    parameters, so values go in as literals."""
     from etl.summary import load_sql  # DuckDB is loaded by the commands that read, never by --help
 
     literals = {name: to_sql_literal(value) for name, value in variables.items()}
-    statements = [load_sql("set_lake"), load_sql("set_compactions")]
+    statements = [load_sql("set_lake"), load_sql("set_compactions"), load_sql("set_files")]
     for name, literal in literals.items():
         statements = [statement.replace(f"${name}", literal) for statement in statements]
     return "".join(statement.rstrip() + ";\n" for statement in statements) + load_sql("views")

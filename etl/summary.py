@@ -1,6 +1,5 @@
 """DuckDB over the lake: the views of sql/views.sql, the performance summary and the run comparison."""
 
-import os
 from pathlib import Path
 
 import duckdb
@@ -21,14 +20,13 @@ def connect_lake(location: str | Path | Lake) -> duckdb.DuckDBPyConnection:
     lake = open_lake(location)
     require_completed_run(lake)
     con = duckdb.connect()
-    if not lake.is_local:
-        _read_s3_through_fsspec(con)
     try:
         variables = lake_variables(con, lake)
         con.execute(load_sql("set_lake"), {"lake": variables["lake"]})
         con.execute(
             load_sql("set_compactions"), {"replaced": variables["replaced"], "written": variables["written"]}
         )
+        con.execute(load_sql("set_files"), {"tables": variables["tables"], "files": variables["files"]})
         con.execute(load_sql("views"))
     except duckdb.Error as exc:  # a file of the lake that is not Parquet, or not of this job's schema
         raise LakeError(f"cannot read the lake at {lake.url}: {exc}".splitlines()[0]) from exc
@@ -38,30 +36,19 @@ def connect_lake(location: str | Path | Lake) -> duckdb.DuckDBPyConnection:
 def lake_variables(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict:
     """What sql/set_lake.sql and sql/set_compactions.sql bind: the lake's path, and its compactions' files."""
     root = lake.root_url
+    files = {}
+    if not lake.is_local:
+        from etl.lake.s3_readers import register_bucket  # s3fs and obstore, for a lake in a bucket only
+
+        files = register_bucket(con, lake)
+    listed = {"lake": root, "tables": list(files), "files": list(files.values())}
     # Read once, now: a compaction published later stays unseen by this connection, which is consistent.
     records = [lake.store.url(key) for key in compaction_record_keys(lake)]
     if not records:
-        return {"lake": root, "replaced": [], "written": []}
+        return listed | {"replaced": [], "written": []}
     row = con.execute(load_sql("compaction_files"), {"lake": root, "records": records}).fetchone()
     replaced, written = row if row is not None else ([], [])  # an aggregate query: always one row
-    return {"lake": root, "replaced": replaced, "written": written}
-
-
-def _read_s3_through_fsspec(con: duckdb.DuckDBPyConnection) -> None:
-    """DuckDB reads s3:// through s3fs: its own httpfs extension is downloaded at run time, and these machines
-    have no internet. s3fs (botocore) reads the AWS chain itself: keys, AWS_PROFILE, ~/.aws, AWS_REGION."""
-    import s3fs
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    # No listings cache, and no instance shared with an earlier connection: a connection sees every run
-    # published before it opened, however long the process has lived. (With a cache, a glob's fresh listing
-    # can name a run that the cached listing of its folder lacks, and reading it fails: the crash test.)
-    filesystem = s3fs.S3FileSystem(
-        client_kwargs={"endpoint_url": endpoint} if endpoint else {},
-        use_listings_cache=False,
-        skip_instance_cache=True,
-    )
-    con.register_filesystem(filesystem)
+    return listed | {"replaced": replaced, "written": written}
 
 
 def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[dict]:

@@ -5,10 +5,11 @@
 -- Every table is read through lake_table(name): all its Parquet files but those a published
 -- compaction replaced (left on disk a while for readers that listed them before) and the compacted
 -- files of a compaction not yet published (etl/lake/compact.py; the lists come from set_compactions.sql).
+-- In a bucket it reads the files set_files.sql lists; on a disk, a glob of the table's folder.
 create or replace macro lake_table(name) as table
 select * exclude (filename)
 from read_parquet(
-    getvariable('lake') || '/' || name || '/**/*.parquet',
+    coalesce(getvariable('lake_files')[name], [getvariable('lake') || '/' || name || '/**/*.parquet']),
     hive_partitioning = true, union_by_name = true, filename = true
 )
 where

@@ -22,7 +22,7 @@ _open_files: dict[Path, pq.ParquetWriter] = {}
 
 class InPlaceParts(staging.BatchParts):
     def __init__(self, run: staging.RunStaging) -> None:
-        super().__init__(run.lake.store, run.prefix, run.started_at.date())
+        super().__init__(run.prefix, run.started_at.date())
         self.run_id = run.run_id
 
     def write(self, table, batch) -> None:

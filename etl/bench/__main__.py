@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from etl import pipeline, summary
 from etl.bench.measure import EmulatorProcess, Measurement, measure, median_wall_s
+from etl.bench.s3 import loopback_bucket, print_s3_table
 from etl.config import (
     COMPACTABLE,
     DEFAULT_CONCURRENCY,
@@ -72,11 +74,20 @@ def make_universe(size: int, folder: Path) -> tuple[Path, list[str]]:
 
 
 def run_contender(
-    name: str, size: int, emulator: EmulatorProcess, latency_ms: float, work: Path, env: dict
+    name: str,
+    size: int,
+    emulator: EmulatorProcess,
+    latency_ms: float,
+    work: Path,
+    env: dict,
+    *,
+    lake: str | None = None,
 ) -> Measurement:
+    """One contender's run; ours into `lake` when given (a bucket's), else into a folder of `work`."""
     universe, symbols = make_universe(size, work)
     out = work / (f"ours-days-{size}" if name.startswith("ours day") else f"{name}-{size}-{latency_ms:g}")
     if name.startswith("ours"):
+        lake = lake or str(out)
         command = [
             sys.executable,
             "-m",
@@ -89,9 +100,9 @@ def run_contender(
             "--universe",
             str(universe),
             "--lake",
-            str(out),
+            lake,
         ]
-        outputs = lambda: newest_run_files(out)  # noqa: E731
+        outputs = lambda: newest_run_files(lake)  # noqa: E731
     else:
         command = [
             sys.executable,
@@ -111,10 +122,16 @@ def run_contender(
     return result
 
 
-def newest_run_files(lake_dir: Path) -> list[Path]:
-    """The bars and quotes files the lake's newest run wrote: what one run moved."""
-    run_id = max(path.stem for path in lake_dir.glob("runs/*.parquet"))
-    return [*lake_dir.glob(f"bars/**/{run_id}.parquet"), *lake_dir.glob(f"quotes/**/{run_id}.parquet")]
+def newest_run_files(lake_url: str) -> list[pa.BufferReader]:
+    """The bars and quotes files the lake's newest run wrote (what one run moved), from whatever store."""
+    lake = open_lake(lake_url)
+    keys = lake.store.list_keys(lake.key(""))
+    run_id = max(key.rpartition("/")[2].removesuffix(".parquet") for key in keys if "/runs/" in key)
+    return [
+        pa.BufferReader(lake.store.get(key))
+        for key in keys
+        if key.startswith((lake.key("bars/"), lake.key("quotes/"))) and key.endswith(f"/{run_id}.parquet")
+    ]
 
 
 def run_two_days(size: int, latency_ms: float, work: Path, env: dict) -> list[Measurement]:
@@ -233,10 +250,9 @@ def time_startup(env: dict) -> dict[str, float]:
     }
 
 
-def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: int) -> None:
+def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: int, lake: str) -> None:
     """A lake of n daily runs (small universes); the summary's time from connect to answer, before and after
     compact."""
-    lake = work / "daily-runs"
     universe, _ = make_universe(20, work)
     # Full runs, as before incremental ones: a lake as large as daily runs could make, and no state read per
     # run.
@@ -244,7 +260,7 @@ def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: 
         pipeline.collect(
             Settings(
                 universe_path=universe,
-                lake=str(lake),
+                lake=lake,
                 proxy=emulator.proxy_url,
                 ca_bundle=emulator.ca_path,
                 full_refresh=True,
@@ -267,10 +283,31 @@ def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: 
             cost_per_call=DEFAULT_COST_PER_CALL,
             full_scale=DEFAULT_FULL_SCALE,
         )
+        opened = open_lake(lake)
+        files = opened.store.list_keys(opened.key(""))
         print(
-            f"summary over a lake of {n_runs} runs, {state}: {time.perf_counter() - started:.3f} s "
-            f"(connect, views, query; {len(list(lake.rglob('*.parquet')))} files)"
+            f"summary over a lake of {n_runs} runs in {'a folder' if opened.is_local else 'a bucket'}, "
+            f"{state}: {time.perf_counter() - started:.3f} s (connect, views, query; {len(files)} files)"
         )
+
+
+def run_s3_rows(latency_ms: float, work: Path, env: dict, n_runs: int) -> None:
+    """257 symbols into a folder and into a bucket of the loopback store, back to back; then the summary
+    over daily runs in a bucket."""
+    emulator = EmulatorProcess(latency_ms, work)
+    try:
+        with loopback_bucket() as (lake, counter):
+            folder = str(work / "s3-compare-folder")  # a new lake, as the bucket's is
+            local = run_contender("ours", 257, emulator, latency_ms, work, env, lake=folder)
+            counter.reset_counts()
+            in_bucket = run_contender("ours", 257, emulator, latency_ms, work, env | os.environ, lake=lake)
+            print_s3_table(local, in_bucket, counter.counts())
+        emulator.stop()
+        emulator = EmulatorProcess(0.0, work)
+        with loopback_bucket() as (lake, _):
+            time_summary_over_daily_runs(emulator, work, n_runs, lake)
+    finally:
+        emulator.stop()
 
 
 def main() -> None:
@@ -307,7 +344,10 @@ def main() -> None:
         print_tls(results)
         print()
         report_ours(results, work, startup_s)
-        time_summary_over_daily_runs(emulator, work, 20 if args.quick else 250)
+        n_runs = 20 if args.quick else 250
+        time_summary_over_daily_runs(emulator, work, n_runs, str(work / "daily-runs"))
+        print()
+        run_s3_rows(args.latency_ms, work, env, n_runs)
     finally:
         emulator.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -132,8 +132,9 @@ def median_wall_s(command: list[str], env: dict, repeats: int) -> float:
     return statistics.median(run_child(command, env)[0] for _ in range(repeats))
 
 
-def count_output(paths: list[Path], symbols: list[str]) -> tuple[int, int]:
-    """Rows in the Parquet files, and how many of the symbols appear in none of them."""
+def count_output(paths: list, symbols: list[str]) -> tuple[int, int]:
+    """Rows in the Parquet files (paths, or readers of a bucket's objects), and how many of the symbols appear
+    in none of them."""
     rows, seen = 0, set()
     for path in paths:
         rows += pq.ParquetFile(path).metadata.num_rows

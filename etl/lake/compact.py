@@ -20,7 +20,7 @@ from etl.lake.holdings import compaction_record_keys, completed_run_ids
 from etl.lake.lock import lake_lock
 from etl.lake.paths import Lake
 from etl.lake.publish import merge
-from etl.lake.store import COMPACTION_CUT_SHORT, failures_leave
+from etl.lake.store import COMPACTION_CUT_SHORT, failures_leave, fetch_in_order
 from etl.metrics import new_run_id
 from etl.schema import COMPACTIONS, TABLES, Table
 
@@ -84,7 +84,7 @@ def _compact_folder(
 ) -> tuple[Compacted, list[dict]]:
     """One folder's files as one compacted file in the lake (not yet read by the views), and its record
     rows."""
-    data = merge(table, (lake.store.get(lake.key(name)) for name in live), row_group_rows)
+    data = merge(table, fetch_in_order(lake.store, [lake.key(name) for name in live]), row_group_rows)
     compacted = f"{folder}/{COMPACTED_PREFIX}{compaction_id}.parquet"
     lake.store.put_new(lake.key(compacted), data)
     rows = [{"table_name": table.name, "replaced_file": name, "compacted_file": compacted} for name in live]

@@ -17,6 +17,7 @@ from etl.lake.child import errors_to_one_line, run_child
 from etl.lake.formats import file_schema, read_part
 from etl.lake.paths import default_partition, lake_folder, open_lake
 from etl.lake.staging import RunStaging, load_run
+from etl.lake.store import fetch_in_order
 from etl.schema import TABLES, Table
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -58,7 +59,7 @@ def publish_run(staging: RunStaging, *, row_group_rows: int) -> list[str]:
     store, published = staging.lake.store, []
     for folder, parts in ordered:
         key = staging.lake.key(folder, f"{staging.run_id}.parquet")
-        store.put_new(key, merge(TABLES[folder.parts[0]], map(store.get, parts), row_group_rows))
+        store.put_new(key, merge(TABLES[folder.parts[0]], fetch_in_order(store, parts), row_group_rows))
         published.append(key)
     staging.discard()
     return published

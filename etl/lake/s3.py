@@ -14,6 +14,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,6 +40,15 @@ _INSTANCE_METADATA = "/latest/api/token"
 _CREDENTIALS_REFUSED = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken")
 # How S3 and its look-alikes answer a create that races another: 412, or 409 while the other is in flight.
 _CONFLICT_CODES = ("ConditionalRequestConflict", "409 Conflict")
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An object as a listing gives it."""
+
+    key: str
+    size: int
+    modified_at: dt.datetime
 
 
 class S3Store:
@@ -89,13 +99,18 @@ class S3Store:
             return bytes(result.bytes()), result.meta["e_tag"] or ""
 
     def list_keys(self, prefix: str) -> list[str]:
+        return [listed.key for listed in self.list_objects(prefix)]
+
+    def list_objects(self, prefix: str) -> list[Listed]:
+        """The objects under `prefix`, with their sizes and dates, sorted by key."""
         start = len(self._key(""))
         with self._errors("listing", prefix):
-            return sorted(
-                meta["path"][start:]
+            listed = [
+                Listed(meta["path"][start:], meta["size"], meta["last_modified"])
                 for chunk in obstore.list(self._store, prefix=self._key(prefix))
                 for meta in chunk
-            )
+            ]
+        return sorted(listed, key=lambda item: item.key)
 
     def delete(self, keys: list[str]) -> None:
         if keys:

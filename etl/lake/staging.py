@@ -9,6 +9,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from etl.errors import ConfigError, LakeError, SchemaError
 from etl.lake.formats import PART_NAME, file_schema, read_part
 from etl.lake.holdings import completed_run_ids
 from etl.lake.paths import Lake, default_partition, lake_folder
-from etl.lake.store import Store
+from etl.lake.store import REQUESTS_IN_FLIGHT, Store, fetch_in_order
 from etl.schema import RUNS, Table
 
 PLAN_NAME = "plan.json"
@@ -64,12 +65,13 @@ class RunStaging:
     def batch(self, batch_no: int) -> Iterator["BatchParts"]:
         """Write one batch's parts; they are committed, all at once, when the block ends without error."""
         attempt = f"{self.prefix}/parts/{batch_no:06d}/{uuid.uuid4().hex}"
-        parts = BatchParts(self.lake.store, attempt, self.started_at.date())
+        parts = BatchParts(attempt, self.started_at.date())
         try:
             yield parts
+            put_all(self.lake.store, parts.staged)
         except BaseException:
             with contextlib.suppress(LakeError):  # cleaning up must not hide the error that made it necessary
-                self.lake.store.delete(parts.keys())
+                self.lake.store.delete(list(parts.staged))
             raise
         record = {"attempt": attempt, "parts": [str(folder) for folder in parts.folders]}
         self.lake.store.put_new(_record_key(self.prefix, batch_no), json.dumps(record).encode())
@@ -85,8 +87,12 @@ class RunStaging:
     def parts(self) -> dict[Path, list[str]]:
         """Every committed part's key by its lake folder (`bars/year=2026`), in batch order."""
         by_folder: dict[Path, list[str]] = {}
-        for batch_no in sorted(self.committed()):
-            record = self._record(batch_no)
+        committed = sorted(self.committed())
+        unread = [_record_key(self.prefix, n) for n in committed if n not in self._records]
+        for key, data in zip(unread, fetch_in_order(self.lake.store, unread), strict=True):
+            self._records[int(key.rpartition("/")[2].removesuffix(".json"))] = json.loads(data)
+        for batch_no in committed:
+            record = self._records[batch_no]
             for folder in record["parts"]:
                 by_folder.setdefault(Path(folder), []).append(f"{record['attempt']}/{folder}/{PART_NAME}")
         return by_folder
@@ -94,17 +100,12 @@ class RunStaging:
     def read(self, table: Table) -> pa.Table:
         """Every committed row of a small table (`batches`, `failures`), for judging the whole run."""
         keys = [key for folder, keys in self.parts().items() if folder.parts[0] == table.name for key in keys]
-        tables = [read_part(self.lake.store.get(key), table) for key in keys]
+        tables = [read_part(data, table) for data in fetch_in_order(self.lake.store, keys)]
         return pa.concat_tables(tables or [table.schema.empty_table()])
 
     def discard(self) -> None:
         """Remove the run's staged objects: once it is published, or when another plan replaces it."""
         self.lake.store.delete(self.lake.store.list_keys(f"{self.prefix}/"))
-
-    def _record(self, batch_no: int) -> dict:
-        if batch_no not in self._records:
-            self._records[batch_no] = json.loads(self.lake.store.get(_record_key(self.prefix, batch_no)))
-        return self._records[batch_no]
 
 
 def _record_key(prefix: str, batch_no: int) -> str:
@@ -115,11 +116,11 @@ class BatchParts:
     """The parts of one batch being written: an Arrow IPC object per table and partition, each written
     once."""
 
-    def __init__(self, store: Store, prefix: str, run_date: dt.date) -> None:
-        self.store = store
+    def __init__(self, prefix: str, run_date: dt.date) -> None:
         self.prefix = prefix
         self.run_date = run_date
         self.folders: list[Path] = []
+        self.staged: dict[str, bytes] = {}  # put together when the batch ends
 
     def write(self, table: Table, batch: pa.RecordBatch) -> None:
         """Write a batch's rows of a table; bars may span several years, so several partitions."""
@@ -130,12 +131,11 @@ class BatchParts:
             # cost the collector 3 MB of RSS and CPU for nothing.
             with pa.ipc.new_file(sink, file_schema(table)) as part_file:
                 part_file.write_table(_to_schema(table, rows))
-            self.store.put_new(f"{self.prefix}/{folder}/{PART_NAME}", sink.getvalue().to_pybytes())
+            key = f"{self.prefix}/{folder}/{PART_NAME}"
+            if key in self.staged:
+                raise LakeError(f"{key} written twice in one batch; each part is written once")
+            self.staged[key] = sink.getvalue().to_pybytes()
             self.folders.append(folder)
-
-    def keys(self) -> list[str]:
-        """The keys of the parts written so far."""
-        return [f"{self.prefix}/{folder}/{PART_NAME}" for folder in self.folders]
 
     def _split(self, table: Table, batch: pa.RecordBatch) -> Iterator[tuple[str | None, pa.RecordBatch]]:
         if not batch.num_rows:
@@ -146,6 +146,13 @@ class BatchParts:
         years = pc.year(batch.column("date"))
         for year in pc.unique(years).to_pylist():
             yield str(year), batch.filter(pc.equal(years, year))
+
+
+def put_all(store: Store, objects: dict[str, bytes]) -> None:
+    """Create the objects at once: a round trip to a bucket each, made side by side, not one after another."""
+    with ThreadPoolExecutor(max_workers=REQUESTS_IN_FLIGHT) as pool:
+        for done in [pool.submit(store.put_new, key, data) for key, data in objects.items()]:
+            done.result()  # the first failure, raised here
 
 
 def _to_schema(table: Table, rows: pa.RecordBatch) -> pa.Table:

@@ -10,7 +10,9 @@ error (a publish cut off and run again, a put whose answer was lost and that was
 import contextlib
 import os
 import uuid
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +25,8 @@ RUN_CUT_SHORT = (
     "committed batch"
 )
 COMPACTION_CUT_SHORT = "the views read the lake as before, and the next compact removes what this one left"
+# Requests to a bucket made side by side, each a round trip: a batch's parts, the parts a merge reads.
+REQUESTS_IN_FLIGHT = 8
 
 
 class StoreError(LakeError):
@@ -118,6 +122,19 @@ class LocalStore:
             if self.root in folder.parents:
                 with contextlib.suppress(OSError):  # not empty: it holds other keys
                     folder.rmdir()
+
+
+def fetch_in_order(store: Store, keys: list[str]) -> Iterator[bytes]:
+    """The objects' bytes in order, a few fetched ahead: a round trip each to a bucket, and the reader holds
+    no more than REQUESTS_IN_FLIGHT at once."""
+    with ThreadPoolExecutor(max_workers=REQUESTS_IN_FLIGHT) as pool:
+        ahead: deque[Future[bytes]] = deque()
+        for key in keys:
+            ahead.append(pool.submit(store.get, key))
+            if len(ahead) >= REQUESTS_IN_FLIGHT:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
 
 
 def require_same_bytes(store: Store, key: str, data: bytes) -> None:
