@@ -43,10 +43,10 @@ lint: $(STAMP) ## ruff (lint and format check) and mypy on etl/
 	$(PY) -m ruff format --check etl tests
 	$(PY) -m mypy etl
 
-bench: $(STAMP) ## Every contender side by side at 100 ms latency: 30, 257, 5,000 and 10,000 symbols (~15 min)
+bench: $(STAMP) ## Every contender side by side at 100 ms latency: 30, 257, 5,000 and 10,000 symbols, and the S3 rows (~25 min)
 	$(PY) -m etl.bench $(ARGS)
 
-bench-quick: $(STAMP) ## The same at 30 and 257 symbols (~2 min)
+bench-quick: $(STAMP) ## The same at 30 and 257 symbols, and the S3 rows (~4 min)
 	$(PY) -m etl.bench --quick $(ARGS)
 
 clean: ## Remove the demo lake and caches (keeps data/lake)
