@@ -7,17 +7,19 @@ Imported only for a lake in a bucket.
 
 import io
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
 import duckdb
 import s3fs
 
 from etl.lake.paths import Lake
-from etl.lake.s3 import S3Store
+from etl.lake.s3 import Listed, S3Store
 
 # A lake object DuckDB reads is kept in memory for the connection up to this size: runs, batches, failures,
 # a day's quotes. Larger ones (a year's bars) are read in ranges, as s3fs does.
 SMALL_OBJECT_BYTES = 1 << 20
+PREFETCH_IN_FLIGHT = 16
 
 
 class LakeFileSystem(s3fs.S3FileSystem):
@@ -51,19 +53,34 @@ def register_bucket(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict[str, lis
         skip_instance_cache=True,  # its listing and its objects are this connection's alone
     )
     files: dict[str, list[str]] = {}
+    small: dict[str, str] = {}
     for listed in cast(S3Store, lake.store).list_objects(lake.key("")):
-        url = lake.store.url(listed.key)
-        name = url.removeprefix("s3://")
-        filesystem.dircache.setdefault(name.rpartition("/")[0], []).append(
-            {
-                "name": name,
-                "Key": name,
-                "size": listed.size,
-                "type": "file",
-                "LastModified": listed.modified_at,
-            }
-        )
+        name = lake.store.url(listed.key).removeprefix("s3://")
+        filesystem.dircache.setdefault(name.rpartition("/")[0], []).append(_to_entry(name, listed))
         if listed.key.endswith(".parquet"):
-            files.setdefault(listed.key.removeprefix(lake.key("")).partition("/")[0], []).append(url)
+            files.setdefault(listed.key.removeprefix(lake.key("")).partition("/")[0], []).append(
+                f"s3://{name}"
+            )
+            if listed.size <= SMALL_OBJECT_BYTES:
+                small[name] = listed.key
+    _prefetch(filesystem, lake, small)
     con.register_filesystem(filesystem)
     return files
+
+
+def _to_entry(name: str, listed: Listed) -> dict:
+    """An object as s3fs lists it itself."""
+    return {
+        "name": name,
+        "Key": name,
+        "size": listed.size,
+        "type": "file",
+        "LastModified": listed.modified_at,
+    }
+
+
+def _prefetch(filesystem: LakeFileSystem, lake: Lake, small: dict[str, str]) -> None:
+    """The small objects, fetched side by side: DuckDB reads every file's footer to bind the views, one round
+    trip after another, and a run's manifest is a small object that compaction never merges."""
+    with ThreadPoolExecutor(max_workers=PREFETCH_IN_FLIGHT) as pool:
+        filesystem.small_objects.update(zip(small, pool.map(lake.store.get, small.values()), strict=True))
