@@ -33,9 +33,9 @@ DEFAULT_CONCURRENCY = 8
 # DuckDB reads row groups under ~5,000 rows 5-10x slower; its own default is 122,880 rows.
 ROW_GROUP_ROWS = 32_768
 
-# What `compact` rewrites: every table of etl/schema.py but `runs`, whose files say which runs finished.
-# Spelled out rather than read from the schemas, so that `compact --help` lists them without loading pyarrow.
-COMPACTABLE = ("quotes", "bars", "quarantine", "failures", "batches")
+# What `compact` rewrites: every table of etl/schema.py. Spelled out rather than read from the schemas, so
+# that `compact --help` lists them without loading pyarrow.
+COMPACTABLE = ("quotes", "bars", "quarantine", "failures", "batches", "runs")
 
 # The proxy schemes curl tunnels HTTPS through.
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")

@@ -36,19 +36,25 @@ def connect_lake(location: str | Path | Lake) -> duckdb.DuckDBPyConnection:
 def lake_variables(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict:
     """What sql/set_lake.sql and sql/set_compactions.sql bind: the lake's path, and its compactions' files."""
     root = lake.root_url
-    files = {}
+    bucket = None
     if not lake.is_local:
-        from etl.lake.s3_readers import register_bucket  # s3fs and obstore, for a lake in a bucket only
+        from etl.lake.s3_readers import BucketReader  # s3fs and obstore, for a lake in a bucket only
 
-        files = register_bucket(con, lake)
-    listed = {"lake": root, "tables": list(files), "files": list(files.values())}
+        bucket = BucketReader(con, lake)
     # Read once, now: a compaction published later stays unseen by this connection, which is consistent.
     records = [lake.store.url(key) for key in compaction_record_keys(lake)]
-    if not records:
-        return listed | {"replaced": [], "written": []}
-    row = con.execute(load_sql("compaction_files"), {"lake": root, "records": records}).fetchone()
-    replaced, written = row if row is not None else ([], [])  # an aggregate query: always one row
-    return listed | {"replaced": replaced, "written": written}
+    replaced, written = [], []
+    if records:
+        row = con.execute(load_sql("compaction_files"), {"lake": root, "records": records}).fetchone()
+        replaced, written = row if row is not None else ([], [])  # an aggregate query: always one row
+    files = bucket.files_to_read(set(replaced)) if bucket else {}
+    return {
+        "lake": root,
+        "replaced": replaced,
+        "written": written,
+        "tables": list(files),
+        "files": list(files.values()),
+    }
 
 
 def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[dict]:

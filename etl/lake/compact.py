@@ -4,8 +4,9 @@ Readers never see a row twice or miss one. A compaction links `compacted-<id>.pa
 files it replaces, and publishes its record (`compactions/<id>.parquet`: which files it replaced)
 last. The views (sql/views.sql) read a compacted file only once its record is published, and then
 skip the files it replaced; those stay on disk for `keep_minutes`, for readers that listed them
-before, and a later compaction removes them. Only files of completed runs are compacted, and never
-`runs` itself: a run's own `runs/<run_id>.parquet` is how the job knows it finished.
+before, and a later compaction removes them. Only files of completed runs are compacted. `runs` is
+compacted too, so that a reader opens one manifest file and not one a run, but the files it replaces
+are kept: a run's own `runs/<run_id>.parquet` is how the job knows it finished (etl/lake/holdings.py).
 """
 
 import datetime as dt
@@ -18,13 +19,11 @@ import pyarrow.parquet as pq
 from etl.lake.formats import read_part
 from etl.lake.holdings import compaction_record_keys, completed_run_ids
 from etl.lake.lock import lake_lock
-from etl.lake.paths import Lake
+from etl.lake.paths import COMPACTED_PREFIX, Lake
 from etl.lake.publish import merge
 from etl.lake.store import COMPACTION_CUT_SHORT, failures_leave, fetch_in_order
 from etl.metrics import new_run_id
-from etl.schema import COMPACTIONS, TABLES, Table
-
-COMPACTED_PREFIX = "compacted-"
+from etl.schema import COMPACTIONS, RUNS, TABLES, Table
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,11 @@ def _read_records(lake: Lake) -> pa.Table:
 def _remove_leftovers(lake: Lake, records: pa.Table, keep_minutes: float) -> None:
     """Files replaced longer than keep_minutes ago, and compacted files of a compaction that was cut off."""
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=keep_minutes)
-    expired = [row["replaced_file"] for row in records.to_pylist() if row["compacted_at"] <= cutoff]
+    expired = [
+        row["replaced_file"]
+        for row in records.to_pylist()
+        if row["compacted_at"] <= cutoff and row["table_name"] != RUNS.name  # kept: see the docstring
+    ]
     written = set(records.column("compacted_file").to_pylist())
     present = [name for table in TABLES for name in _lake_files(lake, table)]
     orphans = [

@@ -11,12 +11,14 @@ import sys
 
 from etl.errors import LakeError
 from etl.lake.child import errors_to_one_line, run_child
-from etl.lake.paths import COMPACTIONS_DIR_NAME, RUNS_DIR_NAME, Lake, open_lake
+from etl.lake.paths import COMPACTED_PREFIX, COMPACTIONS_DIR_NAME, RUNS_DIR_NAME, Lake, open_lake
 
 
 def completed_run_ids(lake: Lake) -> set[str]:
-    """The runs whose `runs` object is published: the lake's completed runs."""
-    return {key.rpartition("/")[2].removesuffix(".parquet") for key in _parquet_keys(lake, RUNS_DIR_NAME)}
+    """The runs whose own `runs` object is published: the lake's completed runs (a compaction's file of many
+    is not one, and leaves theirs in place)."""
+    names = (key.rpartition("/")[2] for key in _parquet_keys(lake, RUNS_DIR_NAME))
+    return {name.removesuffix(".parquet") for name in names if not name.startswith(COMPACTED_PREFIX)}
 
 
 def require_completed_run(lake: Lake) -> None:

@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # etl.schema loads pyarrow; the readers of these keys (holdin
 # The folders of the `runs` and `compactions` tables (etl/schema.py names them so too).
 RUNS_DIR_NAME = "runs"
 COMPACTIONS_DIR_NAME = "compactions"
+# A compaction's file in a table's folder (etl/lake/compact.py).
+COMPACTED_PREFIX = "compacted-"
 S3_SCHEME = "s3://"
 # S3's rule for bucket names (AWS, MinIO and R2 share it): 3-63 lowercase letters, digits, dots, hyphens.
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")

@@ -38,34 +38,49 @@ class LakeFileSystem(s3fs.S3FileSystem):
         return io.BytesIO(self.small_objects[path])
 
 
-def register_bucket(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict[str, list[str]]:
-    """Let DuckDB read the lake's bucket; each table's files, as listed now.
+class BucketReader:
+    """DuckDB's way into the lake's bucket, for one connection, and the files it is to read.
 
     The lake is listed once, by the job, and s3fs is handed that listing as its listings cache: DuckDB asks
     for a file's size and date several times a view, each a HEAD request otherwise (190 for a connection to
     a small lake). The connection sees the lake as it was listed; a run published later is the next one's.
     """
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    filesystem = LakeFileSystem(
-        client_kwargs={"endpoint_url": endpoint} if endpoint else {},
-        use_listings_cache=True,
-        listings_expiry_time=None,
-        skip_instance_cache=True,  # its listing and its objects are this connection's alone
-    )
-    files: dict[str, list[str]] = {}
-    small: dict[str, str] = {}
-    for listed in cast(S3Store, lake.store).list_objects(lake.key("")):
-        name = lake.store.url(listed.key).removeprefix("s3://")
-        filesystem.dircache.setdefault(name.rpartition("/")[0], []).append(_to_entry(name, listed))
-        if listed.key.endswith(".parquet"):
-            files.setdefault(listed.key.removeprefix(lake.key("")).partition("/")[0], []).append(
-                f"s3://{name}"
-            )
-            if listed.size <= SMALL_OBJECT_BYTES:
-                small[name] = listed.key
-    _prefetch(filesystem, lake, small)
-    con.register_filesystem(filesystem)
-    return files
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        self.lake = lake
+        self.filesystem = LakeFileSystem(
+            client_kwargs={"endpoint_url": endpoint} if endpoint else {},
+            use_listings_cache=True,
+            listings_expiry_time=None,
+            skip_instance_cache=True,  # its listing and its objects are this connection's alone
+        )
+        self.listed = cast(S3Store, lake.store).list_objects(lake.key(""))
+        for listed in self.listed:
+            name = lake.store.url(listed.key).removeprefix("s3://")
+            self.filesystem.dircache.setdefault(name.rpartition("/")[0], []).append(_to_entry(name, listed))
+        con.register_filesystem(self.filesystem)
+
+    def files_to_read(self, replaced: set[str]) -> dict[str, list[str]]:
+        """Each table's Parquet files but those a compaction replaced (the views would read them only to skip
+        them); the small ones fetched now, side by side."""
+        files: dict[str, list[str]] = {}
+        small: dict[str, str] = {}
+        for listed in self.listed:
+            url = self.lake.store.url(listed.key)
+            if listed.key.endswith(".parquet") and url not in replaced:
+                files.setdefault(listed.key.removeprefix(self.lake.key("")).partition("/")[0], []).append(url)
+                if listed.size <= SMALL_OBJECT_BYTES:
+                    small[url.removeprefix("s3://")] = listed.key
+        self._prefetch(small)
+        return files
+
+    def _prefetch(self, small: dict[str, str]) -> None:
+        """DuckDB reads every file's footer to bind the views, one round trip after another: the small files
+        (a run's manifest, a day's quotes) are fetched here side by side instead."""
+        with ThreadPoolExecutor(max_workers=PREFETCH_IN_FLIGHT) as pool:
+            fetched = pool.map(self.lake.store.get, small.values())
+            self.filesystem.small_objects.update(zip(small, fetched, strict=True))
 
 
 def _to_entry(name: str, listed: Listed) -> dict:
@@ -77,10 +92,3 @@ def _to_entry(name: str, listed: Listed) -> dict:
         "type": "file",
         "LastModified": listed.modified_at,
     }
-
-
-def _prefetch(filesystem: LakeFileSystem, lake: Lake, small: dict[str, str]) -> None:
-    """The small objects, fetched side by side: DuckDB reads every file's footer to bind the views, one round
-    trip after another, and a run's manifest is a small object that compaction never merges."""
-    with ThreadPoolExecutor(max_workers=PREFETCH_IN_FLIGHT) as pool:
-        filesystem.small_objects.update(zip(small, pool.map(lake.store.get, small.values()), strict=True))
