@@ -56,6 +56,7 @@ DEFAULT_KEEP_MINUTES = 60.0
 # store client waits for an answer and retries one that failed (5xx, SlowDown, a reset, a timeout).
 DEFAULT_LOCK_LEASE_S = 60.0
 STORE_TIMEOUT_S = 30
+STORE_CONNECT_TIMEOUT_S = 5
 STORE_MAX_RETRIES = 6
 STORE_RETRY_TIMEOUT_S = 60
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO_DIR, lake_keys, run_cli, run_collect, write_universe
+from conftest import REPO_DIR, copy_lake, lake_keys, run_cli, run_collect, write_universe
 from etl.emulator import Emulator, EmulatorConfig
 from etl.lake.paths import open_lake
 from etl.summary import connect_lake
@@ -53,10 +53,7 @@ def lake(three_runs, tmp_path):
 @pytest.fixture
 def lake_anywhere(three_runs, lake_url):
     """The three-run lake copied to a local folder, or into a bucket of the loopback store."""
-    lake = open_lake(lake_url)
-    for path in sorted(three_runs.rglob("*.parquet")):
-        lake.store.put_new(lake.key(path.relative_to(three_runs)), path.read_bytes())
-    return lake_url
+    return copy_lake(three_runs, lake_url)
 
 
 def test_compaction_leaves_every_view_as_it_was_with_one_file_a_folder(lake_anywhere):

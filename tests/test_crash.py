@@ -7,7 +7,6 @@ attempt resumes the run. Readers query the lake with DuckDB, polars and pyarrow 
 """
 
 import datetime as dt
-import json
 import os
 import random
 import signal
@@ -27,7 +26,15 @@ import pyarrow.parquet as pq
 import pytest
 import s3fs
 
-from conftest import REPO_DIR, lake_keys, staging_keys, write_universe, yahoo_route
+from conftest import (
+    REPO_DIR,
+    copy_lake,
+    lake_keys,
+    staging_keys,
+    wait_for_lease_expiry,
+    write_universe,
+    yahoo_route,
+)
 from etl.emulator import Emulator, EmulatorConfig
 from etl.lake.paths import open_lake
 from etl.summary import connect_lake
@@ -167,7 +174,7 @@ def crash_and_resume(cli: list[str], emulator: Emulator, universe: Path, lake_ur
             status = run_and_kill(command, rng)
             killed += status == -signal.SIGKILL
             faults += lake_faults(lake_url)
-            wait_for_the_lease_to_expire(lake_url)
+            wait_for_lease_expiry(lake_url)
         finished = subprocess.run(command, cwd=REPO_DIR, capture_output=True, text=True, timeout=120)
     return {
         "kills": killed,
@@ -176,27 +183,6 @@ def crash_and_resume(cli: list[str], emulator: Emulator, universe: Path, lake_ur
         "faults": faults + lake_faults(lake_url),
         "finished": finished,
     }
-
-
-def wait_for_the_lease_to_expire(lake_url: str) -> None:
-    """Until the lease a killed writer left in a bucket has expired, by its own record."""
-    lake = open_lake(lake_url)
-    if lake.is_local:
-        return  # its flock died with the writer
-    try:
-        record = json.loads(lake.store.get(lake.lock_key))
-    except FileNotFoundError:
-        return
-    while dt.datetime.now(dt.UTC) <= dt.datetime.fromisoformat(record["expires_at"]):
-        time.sleep(0.05)
-
-
-def start_from(reference_lake: Path, lake_url: str) -> str:
-    """The lake a crash test starts from: one completed run, a copy of the reference's."""
-    lake = open_lake(lake_url)
-    for path in sorted(reference_lake.rglob("*.parquet")):
-        lake.store.put_new(lake.key(path.relative_to(reference_lake)), path.read_bytes())
-    return lake_url
 
 
 def current_bars(lake_url: Path | str) -> set[tuple]:
@@ -238,7 +224,7 @@ def test_killed_at_random_instants_readers_never_fail_and_resume_gives_the_refer
 ):
     universe, reference_lake = reference
     # Readers need a lake to read: it starts with one completed run, as any morning's lake does.
-    lake_dir = start_from(reference_lake, lake_url)
+    lake_dir = copy_lake(reference_lake, lake_url)
 
     kill_points = KILL_POINTS if open_lake(lake_url).is_local else S3_KILL_POINTS
     outcome = crash_and_resume(["-m", "etl"], faulty_emulator, universe, lake_dir, kill_points)
@@ -261,7 +247,7 @@ def test_killed_at_random_instants_readers_never_fail_and_resume_gives_the_refer
 
 def test_the_crash_test_catches_a_writer_that_writes_in_place(faulty_emulator, reference, tmp_path):
     universe, reference_lake = reference
-    lake_dir = start_from(reference_lake, str(tmp_path / "lake"))
+    lake_dir = copy_lake(reference_lake, str(tmp_path / "lake"))
 
     outcome = crash_and_resume(
         [str(Path(__file__).with_name("naive_writer.py"))], faulty_emulator, universe, lake_dir, kills=3

@@ -4,7 +4,6 @@ What a local lake and a lake in a bucket share (writing, publishing, resuming, i
 single writer) is tested on both by parametrised tests elsewhere; this file holds what only a bucket has.
 """
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -16,8 +15,16 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
-from conftest import REPO_DIR, lake_keys, run_cli, run_collect, write_universe, yahoo_route
-from etl.lake.paths import open_lake
+from conftest import (
+    REPO_DIR,
+    lake_keys,
+    run_cli,
+    run_collect,
+    wait_for_lease_expiry,
+    write_universe,
+    yahoo_route,
+)
+from etl.lake.paths import open_lake, split_s3_url
 from fault_proxy import FaultProxy
 
 SYMBOLS = ["AAPL", "MSFT", "KO", "XOM", "JPM", "V", "MA", "NVDA", "AMZN", "META", "GOOG", "TSLA"]
@@ -96,7 +103,7 @@ def test_no_secret_is_printed_logged_or_stored(emulator, universe, s3_lake_url, 
 HOLDER = """
 import sys, time
 from etl.lake.lock import lake_lock
-from etl.lake.paths import open_lake
+from etl.lake.paths import open_lake, split_s3_url
 with lake_lock(open_lake(sys.argv[1]), lease_s=float(sys.argv[2])):
     print("locked", flush=True)
     time.sleep(600)
@@ -113,10 +120,7 @@ def test_a_killed_writers_lease_expires_and_the_next_run_takes_over(emulator, un
     refused = run_collect(emulator, universe, s3_lake_url)
     assert refused.returncode == 1 and f"(pid {holder.pid} on " in refused.stderr
     assert emulator.total_requests() == 0
-    lake = open_lake(s3_lake_url)
-    expires_at = dt.datetime.fromisoformat(json.loads(lake.store.get(lake.lock_key))["expires_at"])
-    while dt.datetime.now(dt.UTC) <= expires_at:  # waits for the recorded expiry, not for luck
-        time.sleep(0.1)
+    wait_for_lease_expiry(s3_lake_url)
     taken = run_collect(emulator, universe, s3_lake_url)
     assert taken.returncode == 0, taken.stderr
     assert "taking over the expired lease of pid" in taken.stderr
@@ -137,7 +141,7 @@ def test_a_killed_writers_lease_expires_and_the_next_run_takes_over(emulator, un
 def test_bad_lake_input_is_one_line_before_any_fetch(
     emulator, universe, s3_store, s3_lake_url, lake, role, says
 ):
-    bucket = s3_lake_url.removeprefix("s3://").partition("/")[0]
+    bucket = split_s3_url(s3_lake_url)[0]
     lake = lake.replace("BUCKET", f"s3://{bucket}")
     env = s3_store.env(role)
     result = run_cli("collect", "--universe", str(universe), "--lake", lake, env=env)
@@ -149,7 +153,7 @@ def test_bad_lake_input_is_one_line_before_any_fetch(
 
 
 def test_store_errors_and_resets_are_retried_and_the_run_completes(emulator, universe, s3_store, s3_lake_url):
-    bucket = s3_lake_url.removeprefix("s3://").partition("/")[0]
+    bucket = split_s3_url(s3_lake_url)[0]
     with FaultProxy(s3_store.endpoint_url, seed=1, error_rate=0.15, reset_rate=0.05) as proxy:
         env = s3_store.env(endpoint_url=proxy.url)
         result = run_cli(
@@ -173,7 +177,7 @@ def test_a_store_that_stays_down_ends_the_run_in_one_line_with_nothing_published
     universe = write_universe(
         tmp_path / "u.txt", [f"S{i:02d}" for i in range(30)]
     )  # the store goes down midway
-    bucket = s3_lake_url.removeprefix("s3://").partition("/")[0]
+    bucket = split_s3_url(s3_lake_url)[0]
     with FaultProxy(s3_store.endpoint_url, seed=2) as proxy:
         env = s3_store.env(endpoint_url=proxy.url)
         child = subprocess.Popen(

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl.lake.formats import read_part
-from etl.lake.holdings import compaction_record_keys, completed_run_ids
+from etl.lake.holdings import compaction_record_keys, completed_run_ids, parquet_keys
 from etl.lake.lock import lake_lock
 from etl.lake.paths import COMPACTED_PREFIX, Lake
 from etl.lake.publish import merge
@@ -128,12 +128,7 @@ def _remove_leftovers(lake: Lake, records: pa.Table, keep_minutes: float) -> Non
 
 def _lake_files(lake: Lake, table_name: str) -> list[str]:
     """A table's Parquet files, named relative to the lake (`bars/year=2026/<run_id>.parquet`)."""
-    prefix = lake.key("")
-    return [
-        key.removeprefix(prefix)
-        for key in lake.store.list_keys(lake.key(table_name, ""))
-        if key.endswith(".parquet")
-    ]
+    return [key.removeprefix(lake.key("")) for key in parquet_keys(lake, table_name)]
 
 
 def _stem(name: str) -> str:

@@ -17,7 +17,7 @@ from etl.lake.paths import COMPACTED_PREFIX, COMPACTIONS_DIR_NAME, RUNS_DIR_NAME
 def completed_run_ids(lake: Lake) -> set[str]:
     """The runs whose own `runs` object is published: the lake's completed runs (a compaction's file of many
     is not one, and leaves theirs in place)."""
-    names = (key.rpartition("/")[2] for key in _parquet_keys(lake, RUNS_DIR_NAME))
+    names = (key.rpartition("/")[2] for key in parquet_keys(lake, RUNS_DIR_NAME))
     return {name.removesuffix(".parquet") for name in names if not name.startswith(COMPACTED_PREFIX)}
 
 
@@ -32,7 +32,7 @@ def require_completed_run(lake: Lake) -> None:
 
 def compaction_record_keys(lake: Lake) -> list[str]:
     """The published compactions' records (`compactions/<id>.parquet`), oldest first."""
-    return _parquet_keys(lake, COMPACTIONS_DIR_NAME)
+    return parquet_keys(lake, COMPACTIONS_DIR_NAME)
 
 
 def read_refetch_from(lake: Lake, revision_days: int) -> dict[str, dt.date]:
@@ -48,7 +48,8 @@ def read_refetch_from(lake: Lake, revision_days: int) -> dict[str, dt.date]:
     return {symbol: dt.date.fromisoformat(day) for symbol, day in json.loads(output).items()}
 
 
-def _parquet_keys(lake: Lake, folder: str) -> list[str]:
+def parquet_keys(lake: Lake, folder: str) -> list[str]:
+    """The keys of a folder's Parquet files, at any depth: a table's, or its partition's."""
     return [key for key in lake.store.list_keys(lake.key(folder, "")) if key.endswith(".parquet")]
 
 

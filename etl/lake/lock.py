@@ -136,8 +136,7 @@ class LeaseLock:
     def release(self) -> None:
         """Stop renewing; remove the lease object if it is still this run's."""
         self._stop.set()
-        if self._renewer.is_alive():
-            self._renewer.join()
+        self._renewer.join()
         if self.lost is None:
             with contextlib.suppress(StoreError, FileNotFoundError):  # an expired lease frees itself
                 self.store.delete([self.key])

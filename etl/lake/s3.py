@@ -27,7 +27,7 @@ from obstore.exceptions import (
 )
 from obstore.store import S3Store as _ObjectStore
 
-from etl.config import STORE_MAX_RETRIES, STORE_RETRY_TIMEOUT_S, STORE_TIMEOUT_S
+from etl.config import STORE_CONNECT_TIMEOUT_S, STORE_MAX_RETRIES, STORE_RETRY_TIMEOUT_S, STORE_TIMEOUT_S
 from etl.lake.store import LeaseLost, ObjectExists, StoreError, require_same_bytes
 
 T = TypeVar("T")
@@ -62,7 +62,7 @@ class S3Store:
             # Client options given here replace those obstore reads from the environment: AWS_ALLOW_HTTP too.
             client_options={
                 "timeout": dt.timedelta(seconds=STORE_TIMEOUT_S),
-                "connect_timeout": dt.timedelta(seconds=5),
+                "connect_timeout": dt.timedelta(seconds=STORE_CONNECT_TIMEOUT_S),
                 "allow_http": os.environ.get("AWS_ALLOW_HTTP", "").lower() == "true",
             },
             retry_config={

@@ -9,7 +9,6 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from etl.errors import ConfigError, LakeError, SchemaError
 from etl.lake.formats import PART_NAME, file_schema, read_part
 from etl.lake.holdings import completed_run_ids
 from etl.lake.paths import Lake, default_partition, lake_folder
-from etl.lake.store import REQUESTS_IN_FLIGHT, Store, fetch_in_order
+from etl.lake.store import fetch_in_order, put_all
 from etl.schema import RUNS, Table
 
 PLAN_NAME = "plan.json"
@@ -58,8 +57,9 @@ class RunStaging:
 
     def committed(self) -> set[int]:
         """The numbers of the batches committed so far."""
-        names = (key.rpartition("/")[2] for key in self.lake.store.list_keys(f"{self.prefix}/commits/"))
-        return {int(name.removesuffix(".json")) for name in names if name.removesuffix(".json").isdigit()}
+        keys = self.lake.store.list_keys(f"{self.prefix}/commits/")
+        stems = (key.rpartition("/")[2].removesuffix(".json") for key in keys)
+        return {int(stem) for stem in stems if stem.isdigit()}
 
     @contextlib.contextmanager
     def batch(self, batch_no: int) -> Iterator["BatchParts"]:
@@ -88,9 +88,9 @@ class RunStaging:
         """Every committed part's key by its lake folder (`bars/year=2026`), in batch order."""
         by_folder: dict[Path, list[str]] = {}
         committed = sorted(self.committed())
-        unread = [_record_key(self.prefix, n) for n in committed if n not in self._records]
-        for key, data in zip(unread, fetch_in_order(self.lake.store, unread), strict=True):
-            self._records[int(key.rpartition("/")[2].removesuffix(".json"))] = json.loads(data)
+        unread = [n for n in committed if n not in self._records]
+        records = fetch_in_order(self.lake.store, [_record_key(self.prefix, n) for n in unread])
+        self._records.update((n, json.loads(data)) for n, data in zip(unread, records, strict=True))
         for batch_no in committed:
             record = self._records[batch_no]
             for folder in record["parts"]:
@@ -146,13 +146,6 @@ class BatchParts:
         years = pc.year(batch.column("date"))
         for year in pc.unique(years).to_pylist():
             yield str(year), batch.filter(pc.equal(years, year))
-
-
-def put_all(store: Store, objects: dict[str, bytes]) -> None:
-    """Create the objects at once: a round trip to a bucket each, made side by side, not one after another."""
-    with ThreadPoolExecutor(max_workers=REQUESTS_IN_FLIGHT) as pool:
-        for done in [pool.submit(store.put_new, key, data) for key, data in objects.items()]:
-            done.result()  # the first failure, raised here
 
 
 def _to_schema(table: Table, rows: pa.RecordBatch) -> pa.Table:
