@@ -1,7 +1,9 @@
-"""DuckDB's way into a lake in a bucket: s3fs, handed the job's own listing, keeping small objects.
+"""DuckDB's way into a lake in a bucket: its own httpfs where that loads, else s3fs, handed the job's own
+listing and keeping small objects.
 
-s3fs because DuckDB's httpfs extension is downloaded at run time, and these machines have no internet;
-s3fs (botocore) reads the AWS chain itself: keys, AWS_PROFILE, ~/.aws, AWS_REGION, AWS_ENDPOINT_URL.
+httpfs is DuckDB's faster S3 reader, but an extension downloaded at run time (`INSTALL httpfs`, once, on a
+machine with internet); offline it does not load, and s3fs (botocore), registered as a filesystem, reads
+instead. s3fs reads the AWS chain itself: keys, AWS_PROFILE, ~/.aws, AWS_REGION, AWS_ENDPOINT_URL.
 Imported only for a lake in a bucket.
 """
 
@@ -9,12 +11,14 @@ import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
+from urllib.parse import urlsplit
 
 import duckdb
 import s3fs
 
 from etl.lake.paths import Lake
 from etl.lake.s3 import Listed, S3Store
+from etl.summary import load_sql
 
 # A lake object DuckDB reads is kept in memory for the connection up to this size: runs, batches, failures,
 # a day's quotes. Larger ones (a year's bars) are read in ranges, as s3fs does.
@@ -41,25 +45,28 @@ class LakeFileSystem(s3fs.S3FileSystem):
 class BucketReader:
     """DuckDB's way into the lake's bucket, for one connection, and the files it is to read.
 
-    The lake is listed once, by the job, and s3fs is handed that listing as its listings cache: DuckDB asks
+    The lake is listed once, by the job; where s3fs reads, it is handed that listing as its cache: DuckDB asks
     for a file's size and date several times a view, each a HEAD request otherwise (190 for a connection to
     a small lake). The connection sees the lake as it was listed; a run published later is the next one's.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         self.lake = lake
-        self.filesystem = LakeFileSystem(
-            client_kwargs={"endpoint_url": endpoint} if endpoint else {},
+        self.listed = cast(S3Store, lake.store).list_objects(lake.key(""))
+        self.filesystem = None if use_httpfs(con) else self._register_s3fs(con)
+
+    def _register_s3fs(self, con: duckdb.DuckDBPyConnection) -> LakeFileSystem:
+        filesystem = LakeFileSystem(
+            client_kwargs={"endpoint_url": _endpoint()} if _endpoint() else {},
             use_listings_cache=True,
             listings_expiry_time=None,
             skip_instance_cache=True,  # its listing and its objects are this connection's alone
         )
-        self.listed = cast(S3Store, lake.store).list_objects(lake.key(""))
         for listed in self.listed:
-            name = lake.store.url(listed.key).removeprefix("s3://")
-            self.filesystem.dircache.setdefault(name.rpartition("/")[0], []).append(_to_entry(name, listed))
-        con.register_filesystem(self.filesystem)
+            name = self.lake.store.url(listed.key).removeprefix("s3://")
+            filesystem.dircache.setdefault(name.rpartition("/")[0], []).append(_to_entry(name, listed))
+        con.register_filesystem(filesystem)
+        return filesystem
 
     def files_to_read(self, replaced: set[str]) -> dict[str, list[str]]:
         """Each table's Parquet files but those a compaction replaced (the views would read them only to skip
@@ -72,15 +79,47 @@ class BucketReader:
                 files.setdefault(listed.key.removeprefix(self.lake.key("")).partition("/")[0], []).append(url)
                 if listed.size <= SMALL_OBJECT_BYTES:
                     small[url.removeprefix("s3://")] = listed.key
-        self._prefetch(small)
+        if self.filesystem:
+            self._prefetch(self.filesystem, small)
         return files
 
-    def _prefetch(self, small: dict[str, str]) -> None:
+    def _prefetch(self, filesystem: LakeFileSystem, small: dict[str, str]) -> None:
         """DuckDB reads every file's footer to bind the views, one round trip after another: the small files
         (a run's manifest, a day's quotes) are fetched here side by side instead."""
         with ThreadPoolExecutor(max_workers=PREFETCH_IN_FLIGHT) as pool:
             fetched = pool.map(self.lake.store.get, small.values())
-            self.filesystem.small_objects.update(zip(small, fetched, strict=True))
+            filesystem.small_objects.update(zip(small, fetched, strict=True))
+
+
+def use_httpfs(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether DuckDB reads the bucket itself: httpfs is installed, and the keys are in the environment (a
+    profile's would need DuckDB's aws extension as well; s3fs reads those)."""
+    key_id, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not (key_id and secret):
+        return False
+    try:
+        con.execute(load_sql("load_httpfs"))
+    except duckdb.Error:  # not installed, and offline it cannot be
+        return False
+    endpoint = urlsplit(_endpoint() or "https://s3.amazonaws.com")
+    settings = {
+        "key_id": key_id,
+        "secret": secret,
+        "session_token": os.environ.get("AWS_SESSION_TOKEN", ""),
+        "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "endpoint": endpoint.netloc,
+        "use_ssl": endpoint.scheme == "https",
+        # S3-compatible stores (MinIO, moto, Ceph) are addressed by path; AWS itself by virtual host.
+        "url_style": "vhost" if endpoint.netloc.endswith("amazonaws.com") else "path",
+    }
+    con.execute(load_sql("set_s3"), {"settings": settings})
+    con.execute(load_sql("s3_secret"))
+    return True
+
+
+def _endpoint() -> str | None:
+    """An S3-compatible store's endpoint, as the AWS chain names it."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
 
 
 def _to_entry(name: str, listed: Listed) -> dict:
