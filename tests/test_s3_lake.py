@@ -112,18 +112,19 @@ with lake_lock(open_lake(sys.argv[1]), lease_s=float(sys.argv[2])):
 
 def test_a_killed_writers_lease_expires_and_the_next_run_takes_over(emulator, universe, s3_lake_url):
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, s3_lake_url, "2"], stdout=subprocess.PIPE, text=True, cwd=REPO_DIR
+        [sys.executable, "-c", HOLDER, s3_lake_url, "3"], stdout=subprocess.PIPE, text=True, cwd=REPO_DIR
     )
     assert holder.stdout.readline().strip() == "locked"
+    # Refused while the holder lives and renews: however slowly this run starts, the lease is not let go.
+    refused = run_collect(emulator, universe, s3_lake_url)
     holder.kill()  # SIGKILL: it never removes its lease
     holder.wait()
-    refused = run_collect(emulator, universe, s3_lake_url)
     assert refused.returncode == 1 and f"(pid {holder.pid} on " in refused.stderr
     assert emulator.total_requests() == 0
     wait_for_lease_expiry(s3_lake_url)
     taken = run_collect(emulator, universe, s3_lake_url)
     assert taken.returncode == 0, taken.stderr
-    assert "taking over the expired lease of pid" in taken.stderr
+    assert f"taking over the expired lease of pid {holder.pid}" in taken.stderr
 
 
 @pytest.mark.parametrize(
