@@ -285,13 +285,13 @@ def test_one_request_in_five_failing_still_collects_every_symbol(tmp_path, lake_
 
 
 def test_a_429_storm_slows_the_run_down_and_marks_no_symbol_delisted(tmp_path, lake_dir):
-    universe = write_universe(tmp_path / "u.txt", [f"S{i:03d}" for i in range(40)])
-    with Emulator(EmulatorConfig(rate_limit_rps=25)) as limited:
+    universe = write_universe(tmp_path / "u.txt", [f"S{i:03d}" for i in range(20)])
+    with Emulator(EmulatorConfig(rate_limit_rps=10)) as limited:
         result = run_collect(limited, universe, lake_dir)
         throttled, total = limited.faults().get("429", 0), limited.total_requests()
     assert result.returncode == 0, result.stderr
     quotes = duckdb.execute(f"select count(distinct symbol) from {lake_sql(lake_dir, 'quotes')}").fetchone()
-    assert quotes == (40,)
+    assert quotes == (20,)
     assert duckdb.execute(f"select count(*) from {lake_sql(lake_dir, 'failures')}").fetchone() == (0,)
     print(f"429 storm: {throttled} of {total} requests answered 429")
     # The storm happened, and once told, the job kept under the limit: no more 429s than the burst
