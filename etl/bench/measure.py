@@ -2,10 +2,12 @@
 
 import datetime as dt
 import json
+import os
 import socket
 import statistics
 import subprocess
 import sys
+import sysconfig
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -106,6 +108,26 @@ class EmulatorProcess:
         self._process.wait()
 
 
+def drop_cached_libraries() -> None:
+    """Drop the page cache's copy of the interpreter's and the packages' shared libraries, so that each
+    contender maps them as the loader reads them.
+
+    Peak RSS counts a library's resident pages, and on Linux 6.x a file last read whole (by pip, a
+    checksum, a backup) is cached in large folios that a mapping takes in whole: the same run then
+    measures up to 40 MB more, depending on what read the files before, not on the contender.
+    """
+    paths = sysconfig.get_paths()
+    libraries = [path for name in ("purelib", "platlib") for path in Path(paths[name]).rglob("*.so*")]
+    libraries += Path(paths["platstdlib"], "lib-dynload").glob("*.so")
+    libraries += Path(sysconfig.get_config_var("LIBDIR") or sys.prefix).glob("libpython*.so*")
+    for path in set(libraries):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def run_child(command: list[str], env: dict) -> tuple[float, float, int, dt.datetime]:
     """Run a command through the launcher: its wall seconds, its own peak RSS in MiB (wait4), exit code, start
     time."""
@@ -153,6 +175,7 @@ def measure(
 ) -> Measurement:
     """Run one contender against a freshly counted emulator and read back what it wrote."""
     emulator.reset()
+    drop_cached_libraries()
     wall_s, peak_mb, code, launched_at = run_child(command, env)
     rows, missing = count_output(outputs(), symbols)
     tls = emulator.tls_stats()
