@@ -32,3 +32,14 @@ def test_the_rate_never_drops_below_its_floor():
     for _ in range(20):
         rate.slow_down()
     assert rate.rps == 0.5
+
+
+def test_max_rps_paces_from_the_first_request_and_caps_what_answers_win_back():
+    rate = AdaptiveRate(max_rps=5)
+    waits = [rate.reserve() for _ in range(5)]
+    assert waits[0] == 0 and 0.75 < waits[4] <= 0.8  # one turn every 0.2 s
+    rate.slow_down()
+    assert rate.rps == 2.5
+    for _ in range(100):
+        rate.speed_up()
+    assert rate.rps == 5

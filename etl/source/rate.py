@@ -1,17 +1,31 @@
-"""The session's request rate: unlimited until Yahoo answers 429, then halved, then won back slowly."""
+"""The session's request rate: unlimited until Yahoo answers 429 (or capped by --max-rps), then halved, then
+won back slowly."""
 
 import threading
 import time
 from collections import deque
+from typing import Protocol
+
+
+class Rate(Protocol):
+    """What the session paces its requests by: a rate of its own process, or its node's (etl/cluster.py)."""
+
+    def acquire(self) -> None: ...
+
+    def slow_down(self) -> None: ...
+
+    def speed_up(self) -> None: ...
 
 
 class AdaptiveRate:
-    """One rate for every thread of a session (additive increase, multiplicative decrease)."""
+    """One rate for every thread of a session (additive increase, multiplicative decrease), never above
+    `max_rps`."""
 
-    def __init__(self, min_rps: float = 0.5) -> None:
+    def __init__(self, min_rps: float = 0.5, max_rps: float | None = None) -> None:
         self._lock = threading.Lock()
         self._min_rps = min_rps
-        self._rps: float | None = None  # None: no 429 seen yet, no limit
+        self._max_rps = max_rps
+        self._rps: float | None = max_rps  # None: no 429 seen yet and no cap, no limit
         self._next_at = 0.0
         self._sent: deque[float] = deque()
 
@@ -21,16 +35,21 @@ class AdaptiveRate:
 
     def acquire(self) -> None:
         """Wait for this request's turn."""
+        time.sleep(self.reserve())
+
+    def reserve(self) -> float:
+        """Take the next turn: how many seconds to wait for it. Waiting is the caller's, so that a rate
+        shared through one actor (etl/cluster.py) never sleeps while others ask."""
         with self._lock:
             now = time.monotonic()
             self._sent.append(now)
             while self._sent[0] <= now - 1.0:
                 self._sent.popleft()
             if self._rps is None:
-                return
+                return 0.0
             turn = max(now, self._next_at)
             self._next_at = turn + 1.0 / self._rps
-        time.sleep(turn - now)
+        return turn - now
 
     def slow_down(self) -> None:
         """Yahoo said 429: half of what was sent in the last second, or half the limit if lower."""
@@ -39,7 +58,7 @@ class AdaptiveRate:
             self._rps = max(self._min_rps, min(sent, self._rps or sent) / 2)
 
     def speed_up(self) -> None:
-        """An answer came: about one more request a second for every second of answers."""
+        """An answer came: about one more request a second for every second of answers, up to the cap."""
         with self._lock:
             if self._rps is not None:
-                self._rps += 1.0 / self._rps
+                self._rps = min(self._rps + 1.0 / self._rps, self._max_rps or float("inf"))

@@ -29,7 +29,7 @@ from curl_cffi.requests.exceptions import (
 )
 
 from etl.config import to_redacted_url
-from etl.source.rate import AdaptiveRate
+from etl.source.rate import AdaptiveRate, Rate
 
 # yfinance's own choice (yfinance/_http.py): the newest Chrome this curl_cffi can impersonate.
 IMPERSONATE = "chrome"
@@ -94,7 +94,13 @@ class YahooSession(Session):
     """
 
     def __init__(
-        self, counter: RequestCounter, *, proxy: str | None, ca_bundle: Path | None, retry: RetryPolicy
+        self,
+        counter: RequestCounter,
+        *,
+        proxy: str | None,
+        ca_bundle: Path | None,
+        retry: RetryPolicy,
+        rate: Rate,
     ) -> None:
         options = {CurlOpt.VERBOSE: 1, CurlOpt.DEBUGFUNCTION: self._on_debug}
         if proxy:
@@ -110,7 +116,7 @@ class YahooSession(Session):
         )
         self.counter = counter
         self.retry_policy = retry  # not `retry`: curl_cffi.Session has its own, left at 0
-        self.rate = AdaptiveRate()
+        self.rate = rate
         # Until Yahoo has answered anything but 429, a 429 means it refuses this client and a failed
         # connection means it cannot be reached: retrying either only delays the one-line outage by minutes.
         self._answered = False
@@ -152,11 +158,17 @@ class YahooSession(Session):
 
 
 def new_session(
-    *, proxy: str | None = None, ca_bundle: Path | None = None, retry: RetryPolicy = RetryPolicy()
+    *,
+    proxy: str | None = None,
+    ca_bundle: Path | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+    rate: Rate | None = None,
 ) -> tuple[YahooSession, RequestCounter]:
-    """A session for yfinance that retries and counts every request, through `proxy` if given."""
+    """A session for yfinance that retries and counts every request, through `proxy` if given, paced by
+    `rate` (default: an adaptive rate of its own)."""
     counter = RequestCounter()
-    return YahooSession(counter, proxy=proxy, ca_bundle=ca_bundle, retry=retry), counter
+    rate = rate or AdaptiveRate()
+    return YahooSession(counter, proxy=proxy, ca_bundle=ca_bundle, retry=retry, rate=rate), counter
 
 
 def describe_failure(exc: RequestException, proxy: str | None) -> str:

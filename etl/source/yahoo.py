@@ -23,6 +23,7 @@ from curl_cffi.requests.exceptions import RequestException
 from yfinance.const import _BASE_URL_, _QUERY1_URL_
 from yfinance.data import YfData
 
+from etl.source.rate import Rate
 from etl.source.session import current_batch, describe_failure, new_session
 from etl.status import ErrorType
 
@@ -55,6 +56,7 @@ class YahooSource:
         history: str,
         timeout_s: float,
         since: dict[str, dt.date] | None = None,
+        rate: Rate | None = None,
     ) -> None:
         # yfinance reuses its cookie through its on-disk cache (without one it fetches a cookie before every
         # request). The run keeps its own, so it never sends one of another route (the emulator's, the
@@ -63,7 +65,7 @@ class YahooSource:
         _point_yfinance_caches_at(self._cache_dir.name)
         # Its warnings ("continuing without crumb") repeat what each Answer reports, once per request.
         logging.getLogger("yfinance").setLevel(logging.ERROR)
-        self.session, self.counter = new_session(proxy=proxy, ca_bundle=ca_bundle)
+        self.session, self.counter = new_session(proxy=proxy, ca_bundle=ca_bundle, rate=rate)
         self._data = YfData(session=self.session)
         # YfData is a process-wide singleton: a cookie and crumb it holds belong to an earlier session's jar.
         self._data._cookie = self._data._crumb = None
@@ -71,6 +73,10 @@ class YahooSource:
         self._history = history
         self._since = since or {}
         self._timeout_s = timeout_s
+
+    def start_from(self, since: dict[str, dt.date]) -> None:
+        """Where more symbols' bars start: a Ray worker's source, made once, learns them batch by batch."""
+        self._since.update(since)
 
     def close(self) -> None:
         """Remove the run's yfinance cache; the process must not use the source after this."""
