@@ -1,7 +1,10 @@
 """The run's own facts as record batches for the `runs`, `batches` and `failures` tables."""
 
 import datetime as dt
+import os
 import secrets
+import socket
+import sys
 from dataclasses import asdict, dataclass
 
 import pyarrow as pa
@@ -37,6 +40,8 @@ class BatchMetrics:
     gc_ran: bool
     bar_rows: int
     quote_rows: int
+    node_id: str
+    pid: int
 
 
 def to_batch_metrics(
@@ -69,7 +74,18 @@ def to_batch_metrics(
         gc_ran=check.gc_ran,
         bar_rows=bar_rows,
         quote_rows=quote_rows,
+        node_id=this_node_id(),
+        pid=os.getpid(),
     )
+
+
+def this_node_id() -> str:
+    """The Ray node's id in a Ray worker, which names its Yahoo budget too (etl/cluster.py); else the host's
+    name. Read from a loaded ray only: a run on one machine never imports it."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return ray.get_runtime_context().get_node_id()
+    return socket.gethostname()
 
 
 def to_batches_record(metrics: BatchMetrics) -> pa.RecordBatch:

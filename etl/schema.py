@@ -98,6 +98,9 @@ BATCHES = Table(
             ("gc_ran", pa.bool_()),
             ("bar_rows", pa.int64()),
             ("quote_rows", pa.int64()),
+            # Where the batch ran: the Ray node's id on a cluster, else the host's name; and the process.
+            ("node_id", pa.string()),
+            ("pid", pa.int32()),
         ]
     ),
 )

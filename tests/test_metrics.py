@@ -1,7 +1,9 @@
 """The run's own facts: run ids, and the rows of `batches`, `failures` and `runs` in their schemas."""
 
 import datetime as dt
+import os
 import re
+import socket
 
 from etl import metrics
 from etl.fetch import FetchedBatch, Outcome
@@ -43,6 +45,7 @@ def test_a_batch_row_counts_its_outcomes_and_carries_its_memory_readings():
     (values,) = record.to_pylist()
     assert values["batch_no"] == 4 and (values["n_symbols"], values["n_ok"], values["n_failed"]) == (3, 1, 2)
     assert (values["rss_mb_before"], values["rss_mb_after"], values["gc_ran"]) == (110.0, 120.0, True)
+    assert (values["node_id"], values["pid"]) == (socket.gethostname(), os.getpid())
 
 
 def test_failures_are_the_symbols_that_did_not_end_ok():
