@@ -19,12 +19,17 @@ from etl.errors import ConfigError, LakeError, SchemaError
 from etl.lake.formats import PART_NAME, file_schema, read_part
 from etl.lake.holdings import completed_run_ids
 from etl.lake.paths import Lake, default_partition, lake_folder
-from etl.lake.store import fetch_in_order, put_all
+from etl.lake.store import ObjectExists, fetch_in_order, put_all
 from etl.schema import RUNS, Table
 
 PLAN_NAME = "plan.json"
 
 log = logging.getLogger(__name__)
+
+
+class BatchCommitted(LakeError):
+    """Another attempt of the batch (a task Ray retried or ran twice) committed it first; this one's parts are
+    gone."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,11 @@ class RunStaging:
                 self.lake.store.delete(list(parts.staged))
             raise
         record = {"attempt": attempt, "parts": [str(folder) for folder in parts.folders]}
-        self.lake.store.put_new(_record_key(self.prefix, batch_no), json.dumps(record).encode())
+        try:
+            self.lake.store.put_new(_record_key(self.prefix, batch_no), json.dumps(record).encode())
+        except ObjectExists:
+            self.lake.store.delete(list(parts.staged))
+            raise BatchCommitted(f"batch {batch_no} was committed by another attempt") from None
         self._records[batch_no] = record
 
     def commit_manifest(self, runs_record: pa.RecordBatch) -> None:
