@@ -21,6 +21,7 @@ from etl.setting_origin import describe_click_error, describe_settings, read_set
 from etl.status import RunStatus
 
 if TYPE_CHECKING:  # etl.metrics loads pyarrow and, through etl.fetch, yfinance: too slow for --help
+    from etl.cluster import Cluster
     from etl.metrics import RunRecord
 
 # A run that ended early still published what it collected; its status says why it is an error.
@@ -191,8 +192,13 @@ def _collect(settings: Settings, quiet: bool = False) -> RunRecord:
     # yfinance, pandas and pyarrow are loaded by the commands that collect, not by --help.
     from etl import pipeline
 
-    with show_progress(settings, quiet) as on_batch:
-        run = pipeline.collect(settings, on_batch=on_batch)
+    cluster = _connect(settings.ray) if settings.ray else None
+    try:
+        with show_progress(settings, quiet) as on_batch:
+            run = pipeline.collect(settings, on_batch=on_batch, cluster=cluster)
+    finally:
+        if cluster is not None:
+            cluster.close()
     click.echo(
         f"run {run.run_id} {run.status}: {run.n_symbols} symbols, {run.api_calls} API calls, "
         f"{(run.finished_at - run.started_at).total_seconds():.2f} s into {settings.lake}"
@@ -200,6 +206,13 @@ def _collect(settings: Settings, quiet: bool = False) -> RunRecord:
     if run.status in _STOPPED:
         raise _STOPPED[run.status](run.message)
     return run
+
+
+def _connect(address: str) -> Cluster:
+    # Ray is loaded by a run on a cluster only; importing etl.cluster where it is missing is a ConfigError.
+    from etl.cluster import connect
+
+    return connect(address)
 
 
 def _print_summary(

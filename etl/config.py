@@ -60,6 +60,18 @@ STORE_CONNECT_TIMEOUT_S = 5
 STORE_MAX_RETRIES = 6
 STORE_RETRY_TIMEOUT_S = 60
 
+# --max-rps: no cap of our own by default; the adaptive rate already backs off when Yahoo says 429.
+DEFAULT_MAX_RPS: float | None = None
+
+# `collect --ray`: the Ray namespace the job's actors are named in; how long to wait for a cluster to answer
+# before calling the address wrong (a real one answers in well under a second); how often Ray reruns a batch
+# whose worker died; and batches queued per CPU of the cluster, enough that a CPU never waits for the driver
+# and few enough that the driver's memory does not grow with the universe.
+RAY_NAMESPACE = "market-voices-etl"
+RAY_CONNECT_TIMEOUT_S = 10
+RAY_TASK_RETRIES = 3
+RAY_BATCHES_PER_CPU = 2
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -90,6 +102,10 @@ class Settings:
     revision_days: int = 5
     full_refresh: bool = False
     lock_lease_s: float = DEFAULT_LOCK_LEASE_S
+    # A cap on requests a second, per machine (on a Ray cluster, per node); None: only the adaptive rate.
+    max_rps: float | None = DEFAULT_MAX_RPS
+    # The Ray cluster to run the batches on (`auto`, `ray://host:10001`, `host:6379`); None: this process.
+    ray: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, f"--batch-size {self.batch_size} must be a whole number of at least 1")
@@ -104,6 +120,12 @@ class Settings:
         _require(self.timeout_s > 0, f"--timeout-s {self.timeout_s} must be above 0")
         _require(self.row_group_rows >= 1, f"row_group_rows {self.row_group_rows} must be at least 1")
         _require(self.lock_lease_s >= 1, f"--lock-lease-s {self.lock_lease_s} must be at least 1")
+        if self.max_rps is not None:
+            _require(self.max_rps > 0, f"--max-rps {self.max_rps:g} must be above 0; leave it out for no cap")
+        _require(
+            self.ray is None or _is_ray_address(self.ray),
+            f"--ray {self.ray!r} is not a Ray address; use auto, ray://host:10001 or host:6379",
+        )
         if self.lake.startswith(S3_SCHEME):
             split_s3_url(self.lake)
         else:
@@ -143,6 +165,17 @@ def _is_proxy_url(url: str) -> bool:
     try:
         parts = urlsplit(url)
         return parts.scheme in PROXY_SCHEMES and bool(parts.hostname) and (parts.port or 0) >= 0
+    except ValueError:  # a port that is not a number
+        return False
+
+
+def _is_ray_address(address: str) -> bool:
+    """auto, a Ray Client URL, or a cluster's GCS host:port."""
+    if address == "auto":
+        return True
+    try:
+        parts = urlsplit(address if "://" in address else f"gcs://{address}")
+        return parts.scheme in ("ray", "gcs") and bool(parts.hostname) and parts.port is not None
     except ValueError:  # a port that is not a number
         return False
 

@@ -6,7 +6,8 @@ EtlError                 anything the job reports to its user as a one-line erro
 ├── SourceError          Yahoo (or the emulator) could not be used     (exit 3)
 ├── SchemaError          Yahoo's answer does not fit a table's schema  (exit 3)
 ├── MemoryLimitError     the process stayed above --memory-limit-mb    (exit 1)
-└── LakeError            the lake cannot be read or written            (exit 1)
+├── LakeError            the lake cannot be read or written            (exit 1)
+└── ClusterError         a batch's Ray worker kept dying               (exit 1)
 """
 
 
@@ -46,3 +47,7 @@ class MemoryLimitError(EtlError):
 
 class LakeError(EtlError):
     """The lake cannot be read or written."""
+
+
+class ClusterError(EtlError):
+    """A batch could not be run on the Ray cluster: its worker died more often than Ray retries it."""

@@ -186,6 +186,17 @@ _COLLECT_OPTIONS = [
     ),
     lock_lease_option,
     click.option(
+        "--max-rps",
+        type=float,
+        default=Settings.max_rps,
+        help="Cap on requests a second to Yahoo, per machine (per node on a Ray cluster) [default: no cap].",
+    ),
+    click.option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Run the batches on this Ray cluster: auto, ray://head:10001 or head:6379 (the ray extra).",
+    ),
+    click.option(
         "--quiet", is_flag=True, help="No progress bar or per-batch lines; errors and the result still print."
     ),
 ]

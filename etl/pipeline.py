@@ -4,6 +4,7 @@ between batches."""
 import datetime as dt
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,20 +19,27 @@ from etl.lake.paths import Lake, open_lake
 from etl.lake.publish import publish_in_child
 from etl.lake.staging import RunPlan, RunStaging, open_run
 from etl.lake.store import RUN_CUT_SHORT, failures_leave
-from etl.memory import check_memory, sample_memory
+from etl.memory import MemoryCheck, check_memory, sample_memory
 from etl.plan import Batch, plan_batches
 from etl.schema import BARS, BATCHES, FAILURES, QUARANTINE, QUOTES
+from etl.source.rate import AdaptiveRate
 from etl.source.yahoo import YahooSource
 from etl.status import ErrorType, OutcomeKind, RunStatus
 from etl.universe import load_universe
+
+if TYPE_CHECKING:  # Ray is imported by a run on a cluster only
+    from etl.cluster import Cluster
 
 LIVE_YAHOO_URL = "https://query1.finance.yahoo.com"
 
 
 def collect(
-    settings: Settings, on_batch: Callable[[metrics.BatchMetrics], None] = lambda m: None
+    settings: Settings,
+    on_batch: Callable[[metrics.BatchMetrics], None] = lambda m: None,
+    cluster: "Cluster | None" = None,
 ) -> metrics.RunRecord:
-    """Run the whole job once, as the lake's only writer, and return the run's manifest row.
+    """Run the whole job once, as the lake's only writer, and return the run's manifest row; the batches run
+    in this process, or on a connected Ray cluster (etl/cluster.py).
 
     A run cut off before it published (killed, disk full) is resumed by the next run of the same plan.
     """
@@ -56,12 +64,15 @@ def collect(
             started_at=started_at,
             resume=settings.resume,
         )
+        if cluster is not None:
+            return cluster.collect_staged(settings, staging, batches, since, on_batch, lock=lock)
         source = YahooSource(
             proxy=settings.proxy,
             ca_bundle=settings.ca_bundle,
             history=settings.history,
             since=since,
             timeout_s=settings.timeout_s,
+            rate=AdaptiveRate(max_rps=settings.max_rps),
         )
         try:
             return _collect_staged(settings, staging, source, batches, on_batch, lock=lock)
@@ -87,10 +98,36 @@ def _collect_staged(
     *,
     lock: LakeLock,
 ) -> metrics.RunRecord:
-    committed = staging.committed()
-    earlier_calls = pc.sum(staging.read(BATCHES).column("api_calls")).as_py() or 0
-    todo = [batch for batch in batches if batch.batch_no not in committed]
+    earlier_calls = staged_api_calls(staging)
+    todo = uncommitted(staging, batches)
     status, message = _write_batches(todo, source, staging, settings, on_batch, lock)
+    return finish_run(
+        settings, staging, batches, status, message, api_calls=earlier_calls + source.counter.total, lock=lock
+    )
+
+
+def staged_api_calls(staging: RunStaging) -> int:
+    """The requests of the run's batches committed so far: a resumed run counts its earlier attempts'."""
+    return pc.sum(staging.read(BATCHES).column("api_calls")).as_py() or 0
+
+
+def uncommitted(staging: RunStaging, batches: list[Batch]) -> list[Batch]:
+    """The batches still to run: all of a new run, those a killed run did not commit."""
+    committed = staging.committed()
+    return [batch for batch in batches if batch.batch_no not in committed]
+
+
+def finish_run(
+    settings: Settings,
+    staging: RunStaging,
+    batches: list[Batch],
+    status: RunStatus,
+    message: str | None,
+    *,
+    api_calls: int,
+    lock: LakeLock,
+) -> metrics.RunRecord:
+    """Stage the run's manifest and publish the run in a child process, manifest last."""
     run = metrics.RunRecord(
         run_id=staging.run_id,
         started_at=staging.started_at,
@@ -100,7 +137,7 @@ def _collect_staged(
         n_symbols=sum(len(b.symbols) for b in batches),
         n_batches=len(batches),
         batch_size=settings.batch_size,
-        api_calls=earlier_calls + source.counter.total,
+        api_calls=api_calls,
         source_url=LIVE_YAHOO_URL,
         settings=settings.to_json(),
     )
@@ -123,15 +160,23 @@ def _write_batches(
     try:
         for n_fetched, fetched in enumerate(fetcher.fetch_all(batches), start=1):
             lock.check()
-            batch_metrics, check = _write_batch(fetched, staging, source, settings)
+            batch_metrics, check = write_batch(fetched, staging, source, settings)
             on_batch(batch_metrics)
-            if check.over_limit:
-                return RunStatus.MEMORY_LIMIT, check.describe()
-            if n_fetched == 1 and _refused_outright(fetched.outcomes):
-                return RunStatus.SOURCE_OUTAGE, _describe_refusal(fetched.outcomes)
+            stop = stop_reason(check, fetched.outcomes, first=n_fetched == 1)
+            if stop is not None:
+                return stop
     finally:
         fetcher.close()
-    return _judge(settings, staging.read(BATCHES), staging.read(FAILURES))
+    return judge(settings, staging)
+
+
+def stop_reason(check: MemoryCheck, outcomes: list[Outcome], *, first: bool) -> tuple[RunStatus, str] | None:
+    """Why the run stops after this batch, if it does: memory over the limit, or Yahoo refusing the client."""
+    if check.over_limit:
+        return RunStatus.MEMORY_LIMIT, check.describe()
+    if first and _refused_outright(outcomes):
+        return RunStatus.SOURCE_OUTAGE, _describe_refusal(outcomes)
+    return None
 
 
 def _refused_outright(outcomes: list[Outcome]) -> bool:
@@ -153,9 +198,10 @@ def _describe_refusal(outcomes: list[Outcome]) -> str:
     return f"source outage: no symbol of the first batch could be fetched ({first.symbol}: {first.message})"
 
 
-def _judge(settings: Settings, batches: pa.Table, failures: pa.Table) -> tuple[RunStatus, str | None]:
+def judge(settings: Settings, staging: RunStaging) -> tuple[RunStatus, str | None]:
     """A finished run's status: an outage when nothing came or Yahoo was blocking, short of --min-success, or
     fine."""
+    batches, failures = staging.read(BATCHES), staging.read(FAILURES)
     n_done, n_ok = (pc.sum(batches.column(name)).as_py() or 0 for name in ("n_symbols", "n_ok"))
     errors = [
         Outcome(**row | {"outcome": OutcomeKind(row["outcome"])})
@@ -186,7 +232,7 @@ def _check_memory_limit(limit_mb: float) -> None:
         )
 
 
-def _write_batch(fetched: FetchedBatch, staging: RunStaging, source: YahooSource, settings: Settings):
+def write_batch(fetched: FetchedBatch, staging: RunStaging, source: YahooSource, settings: Settings):
     """Transform one fetched batch and commit it whole, with its metrics and the memory check after it."""
     before = sample_memory()
     started = time.perf_counter()

@@ -72,6 +72,15 @@ OPTIONS = [
     ),
     ("unknown-option", ["--bach-size", "5"], "No such option '--bach-size'. Did you mean '--batch-size'?"),
     ("resume-nothing", ["--resume"], "--resume: no unfinished run of this universe and settings"),
+    ("max-rps-zero", ["--max-rps", "0"], "--max-rps 0 must be above 0; leave it out for no cap"),
+    ("ray-address", ["--ray", "head"], "--ray 'head' is not a Ray address; use auto, ray://host:10001"),
+    # Port 1 of loopback: nothing listens there, and the refusal is immediate.
+    ("ray-no-cluster", ["--ray", "127.0.0.1:1"], "--ray 127.0.0.1:1: no Ray cluster answers there"),
+    (
+        "ray-client-no-cluster",
+        ["--ray", "ray://127.0.0.1:1"],
+        "--ray ray://127.0.0.1:1: no Ray cluster answers",
+    ),
 ]
 
 
@@ -169,3 +178,24 @@ def test_a_lake_that_cannot_be_written_is_refused(emulator, lake, tmp_path, lake
     )
     assert_refused(result, message, emulator, lake, before)
     assert (tmp_path / "lake-file").read_bytes() == b"precious"
+
+
+def test_ray_without_the_extra_installed_is_refused(emulator, lake, tmp_path):
+    """As where Ray is not installed: a `ray` package on the path that cannot be imported."""
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "__init__.py").write_text("raise ImportError('No module named ray')\n")
+    universe = write_universe(tmp_path / "u.txt", GOOD)
+    before = snapshot(lake)
+    result = run_cli(
+        "collect",
+        "--universe",
+        str(universe),
+        "--lake",
+        str(lake),
+        *yahoo_route(emulator),
+        "--ray",
+        "auto",
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert_refused(result, "--ray: Ray is not installed for", emulator, lake, before)
+    assert "pip install 'market-voices-etl[ray]'" in result.stderr

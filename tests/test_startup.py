@@ -11,8 +11,8 @@ from etl.config import COMPACTABLE
 from etl.schema import TABLES
 
 # Only the commands that fetch, write or read the lake need these; together they take most of a second to
-# load.
-HEAVY = {"yfinance", "pandas", "duckdb", "pyarrow", "curl_cffi", "plotly", "trustme"}
+# load. Ray only `collect --ray`.
+HEAVY = {"yfinance", "pandas", "duckdb", "pyarrow", "curl_cffi", "plotly", "trustme", "ray"}
 
 
 def run_with_imports(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
@@ -42,12 +42,21 @@ def test_help_loads_no_heavy_library(command):
     [
         ("import pyarrow", {"pyarrow"}),
         ("import etl.pipeline", {"yfinance", "pandas", "pyarrow", "curl_cffi"}),
+        ("import etl.cluster", {"ray"}),
     ],
 )
 def test_the_check_sees_a_heavy_import(code, expected):
     done, names = run_with_imports("-c", code)
     assert done.returncode == 0, done.stderr
     assert names & HEAVY >= expected
+
+
+@pytest.mark.parametrize("code", ["import etl.pipeline, etl.worker, etl.cli", "import etl.emulator"])
+def test_a_run_on_one_machine_never_loads_ray(code):
+    """The batch function and the single-process flow import no Ray: only etl.cluster does."""
+    done, names = run_with_imports("-c", code)
+    assert done.returncode == 0, done.stderr
+    assert "ray" not in names
 
 
 def test_compactable_is_every_table_but_runs():

@@ -1,0 +1,256 @@
+"""`collect --ray`: the run's batches as Ray tasks on a cluster, one Yahoo budget per node, one lake.
+
+This process is the driver: it plans, holds the lake's lock, opens the run's staging, judges the run and
+publishes it, manifest last, as a run on one machine does (etl/pipeline.py). Each batch is a task running
+etl/worker.py's `run_batch` (fetch, transform, validate, commit whole), a bounded number in flight. Yahoo
+limits each address, so every node has one budget actor, the session's adaptive rate (etl/source/rate.py)
+and the `--max-rps` cap, which every request of that node's workers waits its turn from.
+
+Imported by `collect --ray` only: a run on one machine never loads Ray.
+"""
+
+import datetime as dt
+import functools
+import itertools
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from etl import pipeline
+from etl.config import (
+    RAY_BATCHES_PER_CPU,
+    RAY_CONNECT_TIMEOUT_S,
+    RAY_NAMESPACE,
+    RAY_TASK_RETRIES,
+    Settings,
+)
+from etl.errors import ClusterError, ConfigError, EtlError
+from etl.lake.lock import LakeLock
+from etl.lake.staging import RunStaging
+from etl.metrics import BatchMetrics, RunRecord
+from etl.plan import Batch
+from etl.source.rate import AdaptiveRate, Rate
+from etl.status import RunStatus
+from etl.worker import BatchResult, RunTarget, run_batch
+
+try:
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+except ImportError as exc:
+    raise ConfigError(
+        f"--ray: Ray is not installed for {sys.executable}; pip install 'market-voices-etl[ray]', "
+        "or leave --ray out to run on this machine"
+    ) from exc
+
+log = logging.getLogger(__name__)
+
+
+class NodeBudget:
+    """The Yahoo budget of one node: its workers' requests take their turns here, and report answers and 429s
+    with the next turn, so a request costs one call to the actor."""
+
+    def __init__(self, max_rps: float | None) -> None:
+        self._rate = AdaptiveRate(max_rps=max_rps)
+
+    def turn(self, answers: int, limited: int) -> float:
+        """Seconds the asking request waits, after learning of the answers and 429s since its last turn."""
+        for _ in range(limited):
+            self._rate.slow_down()
+        for _ in range(answers):
+            self._rate.speed_up()
+        return self._rate.reserve()
+
+    def rps(self) -> float | None:
+        return self._rate.rps
+
+
+class NodeRate:
+    """A worker's session's rate: its node's budget actor."""
+
+    def __init__(self, budget) -> None:
+        self._budget = budget
+        self._lock = threading.Lock()
+        self._answers = self._limited = 0
+
+    def acquire(self) -> None:
+        with self._lock:
+            answers, limited, self._answers, self._limited = self._answers, self._limited, 0, 0
+        time.sleep(ray.get(self._budget.turn.remote(answers, limited)))
+
+    def slow_down(self) -> None:
+        with self._lock:
+            self._limited += 1
+
+    def speed_up(self) -> None:
+        with self._lock:
+            self._answers += 1
+
+
+_Budget = ray.remote(num_cpus=0)(NodeBudget)
+_run_batch = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES)(run_batch)
+
+
+def budget_name(node_id: str) -> str:
+    """A node's budget actor, per driver: a run's budgets die with it."""
+    return f"yahoo-budget:{ray.get_runtime_context().get_job_id()}:{node_id}"
+
+
+def _node_rate(max_rps: float | None) -> Rate:
+    """In a worker: its node's budget; a node that joined after the run started has none and paces alone."""
+    node_id = ray.get_runtime_context().get_node_id()
+    try:
+        return NodeRate(ray.get_actor(budget_name(node_id)))
+    except ValueError:
+        log.warning("node %s has no Yahoo budget of this run; its workers pace themselves", node_id)
+        return AdaptiveRate(max_rps=max_rps)
+
+
+class Cluster:
+    """A connected Ray cluster that runs a collect's batches."""
+
+    def collect_staged(
+        self,
+        settings: Settings,
+        staging: RunStaging,
+        batches: list[Batch],
+        since: dict[str, dt.date],
+        on_batch: Callable[[BatchMetrics], None],
+        *,
+        lock: LakeLock,
+    ) -> RunRecord:
+        """Run the uncommitted batches on the cluster, then finish the run as etl/pipeline.py does."""
+        budgets = start_budgets(settings.max_rps)
+        target = ray.put(RunTarget(settings, staging.run_id, staging.started_at))
+        new_rate = functools.partial(_node_rate, settings.max_rps)
+        tasks = (
+            _run_batch.remote(target, batch, {s: since[s] for s in batch.symbols if s in since}, new_rate)
+            for batch in pipeline.uncommitted(staging, batches)
+        )
+        stops: list[tuple[RunStatus, str]] = []  # why the run stopped early: memory, or Yahoo refusing it
+        results = gather_bounded(tasks, _in_flight(), go_on=lambda: not stops)
+        for n_done, result in enumerate(results, start=1):
+            lock.check()
+            if result.metrics is None:
+                log.info("batch %d was committed by an earlier attempt; counted once", result.batch_no)
+            else:
+                on_batch(result.metrics)
+            stop = pipeline.stop_reason(result.check, result.outcomes, first=n_done == 1)
+            if stop is not None and not stops:
+                stops.append(stop)
+        del budgets  # held until every task is done
+        status, message = stops[0] if stops else pipeline.judge(settings, staging)
+        return pipeline.finish_run(
+            settings,
+            staging,
+            batches,
+            status,
+            message,
+            api_calls=pipeline.staged_api_calls(staging),
+            lock=lock,
+        )
+
+    def close(self) -> None:
+        ray.shutdown()
+
+
+def start_budgets(max_rps: float | None) -> list[Any]:
+    """One budget actor on each node of the cluster, pinned there; up before the first batch asks."""
+    nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"] and node["Resources"].get("CPU")]
+    budgets: list[Any] = [
+        _Budget.options(
+            name=budget_name(node_id),
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+        ).remote(max_rps)
+        for node_id in nodes
+    ]
+    ray.get([budget.rps.remote() for budget in budgets])
+    return budgets
+
+
+def gather_bounded(tasks: Iterator, in_flight: int, *, go_on: Callable[[], bool]) -> Iterator[BatchResult]:
+    """Each task's result as it finishes, at most `in_flight` submitted and unfinished at once; once `go_on`
+    says no, no more are submitted and those in flight are gathered."""
+    running = list(itertools.islice(tasks, in_flight))
+    while running:
+        (done,), running = ray.wait(running, num_returns=1)
+        yield _result(done)
+        if go_on():
+            running += itertools.islice(tasks, 1)
+
+
+def _result(ref) -> BatchResult:
+    """A task's result; the job's own error as it was raised in the worker, one line."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, EtlError):
+            raise exc.cause from None
+        raise
+    except ray.exceptions.WorkerCrashedError as exc:
+        raise ClusterError(
+            f"a batch's worker died {RAY_TASK_RETRIES + 1} times ({type(exc).__name__}); "
+            "the batches committed are kept for a rerun to resume"
+        ) from exc
+
+
+def _in_flight() -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1) * RAY_BATCHES_PER_CPU))
+
+
+def connect(address: str) -> Cluster:
+    """Join the cluster at `address` as the run's driver; ConfigError, fast, where no cluster of this Ray and
+    Python answers."""
+    _check_answers(address)
+    try:
+        ray.init(
+            address=address,
+            namespace=RAY_NAMESPACE,
+            runtime_env={"env_vars": _forwarded_env()},
+            logging_level=logging.WARNING,
+        )
+    except ConnectionError as exc:
+        raise ConfigError(
+            f"--ray {address}: no Ray cluster answers ({exc}); "
+            "start one (ray start --head) or fix the address"
+        ) from None
+    except RuntimeError as exc:
+        if "Version mismatch" not in str(exc):
+            raise
+        raise ConfigError(f"--ray {address}: {to_version_mismatch(str(exc))}") from None
+    return Cluster()
+
+
+def to_version_mismatch(ray_message: str) -> str:
+    """Ray's several-line version mismatch as one line: what the cluster runs, what this process runs."""
+    lines = (line.strip() for line in ray_message.splitlines())
+    versions = [line for line in lines if line.startswith(("Ray:", "Python:"))]
+    cluster, here = ", ".join(versions[:2]), ", ".join(versions[2:])
+    return (
+        f"the cluster runs {cluster} and this process {here}; "
+        "run collect with the cluster's Ray and Python versions"
+    )
+
+
+def _check_answers(address: str) -> None:
+    """Ray waits minutes for an address where nothing listens: see at once whether anything does."""
+    if address == "auto":
+        return  # Ray finds a local cluster, or says at once that there is none
+    parts = urlsplit(address if "://" in address else f"gcs://{address}")
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+            "start one (ray start --head) or fix the address"
+        ) from None
+
+
+def _forwarded_env() -> dict[str, str]:
+    """The driver's AWS settings, so that workers write the lake with its credentials and endpoint."""
+    return {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
