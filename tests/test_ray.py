@@ -1,0 +1,192 @@
+"""`collect --ray` on one local Ray cluster for the whole session, on 127.0.0.1 only, run as users run it: the
+CLI in a subprocess, as the cluster's driver.
+
+Under pytest-xdist every test here is in the xdist group `ray` and `make test` runs `--dist loadgroup`, so
+one worker runs them all and the session starts one cluster.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import REPO_DIR, run_cli, staging_keys, write_universe, yahoo_route
+from etl.emulator import Emulator, EmulatorConfig
+
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
+
+SYMBOLS = [f"S{i:03d}" for i in range(18)] + ["DLSTD"]
+# Everything Ray listens on stays on loopback (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: Ray 2.60 otherwise also
+# listens on the machine's other interfaces, and a driver resolves 127.0.0.1 to them); no tokens, no stats.
+RAY_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+WAIT_S = 60
+
+
+@pytest.fixture(scope="session")
+def ray_address(tmp_path_factory):
+    """The GCS address of the session's local cluster: 2 CPUs, no dashboard, a small object store."""
+    folder = tmp_path_factory.mktemp("ray")  # short: Ray's socket paths must fit in 107 characters
+    with pytest.MonkeyPatch.context() as patch:
+        # The raylet's environment is its workers': their temp files and yfinance caches stay in `folder`.
+        for name, value in RAY_ENV.items() | {"TMPDIR": str(folder), "XDG_CACHE_HOME": str(folder)}.items():
+            patch.setenv(name, value)
+        import ray  # after RAY_ENV, which Ray reads at import
+
+        context = ray.init(
+            num_cpus=2,
+            _node_ip_address="127.0.0.1",
+            include_dashboard=False,
+            object_store_memory=80 * 1024 * 1024,
+            _temp_dir=str(folder),
+            logging_level="WARNING",
+        )
+        patch.undo()  # the tests' own TMPDIR, but still RAY_ENV for every driver they start
+        for name, value in RAY_ENV.items():
+            patch.setenv(name, value)
+        try:
+            yield context.address_info["gcs_address"]
+        finally:
+            ray.shutdown()  # this cluster's processes only
+
+
+@pytest.fixture
+def emulator():
+    with Emulator(EmulatorConfig(delisted=frozenset({"DLSTD"}), latency_ms=20)) as emu:
+        yield emu
+
+
+def collect(emulator, universe: Path, lake: str, *options: str) -> subprocess.CompletedProcess:
+    args = ["--universe", str(universe), "--lake", lake, "--history", "1mo", "--batch-size", "5"]
+    args += ["--min-success", "0.9"]  # DLSTD is delisted
+    return run_cli("collect", *yahoo_route(emulator), *args, *options, timeout=WAIT_S * 2)
+
+
+def popen_collect(emulator, universe: Path, lake: str, *options: str) -> subprocess.Popen:
+    args = ["--universe", str(universe), "--lake", lake, "--history", "1mo", "--batch-size", "5"]
+    args += ["--min-success", "0.9"]
+    command = [sys.executable, "-m", "etl", "collect", *yahoo_route(emulator), *args, *options, "--quiet"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+    return subprocess.Popen(command, cwd=REPO_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def query(lake: str, sql: str) -> list[tuple]:
+    from etl.summary import connect_lake
+
+    return connect_lake(lake).execute(sql).fetchall()
+
+
+def wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
+
+
+def assert_whole(lake: str, symbols: list[str]) -> None:
+    """Every symbol's bars once, none missing: each (run, symbol, date) one row, every symbol as many bars."""
+    rows, distinct = query(lake, "select count(*), count(distinct (run_id, symbol, date)) from bars_all")[0]
+    assert rows == distinct
+    per_symbol = dict(query(lake, "select symbol, count(*) from bars_all group by symbol"))
+    assert set(per_symbol) == set(symbols) and len(set(per_symbol.values())) == 1
+
+
+def test_a_ray_run_equals_the_run_on_one_machine(ray_address, emulator, tmp_path, lake_url):
+    universe = write_universe(tmp_path / "u.txt", SYMBOLS)
+    alone = collect(emulator, universe, str(tmp_path / "alone"))
+    assert alone.returncode == 0, alone.stderr
+    counts_alone = emulator.counts()
+    on_ray = collect(emulator, universe, lake_url, "--ray", ray_address)
+    assert on_ray.returncode == 0, on_ray.stderr
+    counts_ray = {k: v - counts_alone.get(k, 0) for k, v in emulator.counts().items()}
+
+    bars = "select symbol, date, open, high, low, close, volume from bars"
+    quotes, failures = "select symbol from quotes", "select symbol, outcome, error_type from failures"
+    for sql in (bars, quotes, failures):
+        assert sorted(query(lake_url, sql)) == sorted(query(str(tmp_path / "alone"), sql))
+    assert len(query(lake_url, bars)) > 0
+    for endpoint in ("chart", "quote"):
+        assert counts_ray[endpoint] == counts_alone[endpoint]
+    # The handshake once per worker process that ran a batch, not once per batch.
+    workers = query(lake_url, "select distinct node_id, pid from batches")
+    assert counts_ray["cookie"] == counts_alone["cookie"] * len(workers) and 1 <= len(workers) <= 2
+    assert query(lake_url, "select api_calls from runs") == [(sum(counts_ray.values()),)]
+
+
+def worker_fetching(emulator) -> psutil.Process | None:
+    """A Ray worker process (titled `ray::run_batch` by Ray) with a connection open to the emulator: in the
+    middle of a batch."""
+    port = int(emulator.proxy_url.rpartition(":")[2])
+    for process in psutil.process_iter(["cmdline"]):
+        if not " ".join(process.info["cmdline"] or []).startswith("ray::"):
+            continue
+        try:
+            if any(c.raddr and c.raddr.port == port for c in process.net_connections("tcp")):
+                return process
+        except psutil.Error:
+            continue
+    return None
+
+
+def test_a_worker_killed_mid_batch_is_run_again_and_the_run_completes(ray_address, tmp_path):
+    universe = write_universe(tmp_path / "u.txt", SYMBOLS)
+    lake = str(tmp_path / "lake")
+    with Emulator(EmulatorConfig(delisted=frozenset({"DLSTD"}), latency_ms=150)) as slow:
+        driver = popen_collect(slow, universe, lake, "--ray", ray_address)
+        victim: list[psutil.Process] = []
+        wait_for(lambda: victim.append(worker_fetching(slow)) or victim[-1] is not None, "a worker mid-batch")
+        victim[-1].send_signal(signal.SIGKILL)
+        _, stderr = driver.communicate(timeout=WAIT_S * 2)
+    assert driver.returncode == 0, stderr.decode()
+    assert_whole(lake, SYMBOLS[:-1])
+    assert query(lake, "select count(*), count(distinct batch_no) from batches") == [(4, 4)]
+
+
+def test_a_killed_driver_leaves_a_run_the_next_one_resumes(ray_address, tmp_path):
+    universe = write_universe(tmp_path / "u.txt", SYMBOLS)
+    lake = str(tmp_path / "lake")
+    with Emulator(EmulatorConfig(delisted=frozenset({"DLSTD"}), latency_ms=150)) as slow:
+        driver = popen_collect(slow, universe, lake, "--ray", ray_address)
+        wait_for(lambda: any("/commits/" in key for key in staging_keys(lake)), "a committed batch")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        resumed = collect(slow, universe, lake, "--ray", ray_address)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming run" in resumed.stderr
+    assert len(query(lake, "select run_id from runs")) == 1
+    assert_whole(lake, SYMBOLS[:-1])
+
+
+def test_a_429_storm_slows_every_node_down_and_the_run_completes(ray_address, tmp_path):
+    universe = write_universe(tmp_path / "u.txt", [f"S{i:03d}" for i in range(12)])
+    lake = str(tmp_path / "lake")
+    with Emulator(EmulatorConfig(rate_limit_rps=10)) as limited:
+        result = collect(limited, universe, lake, "--ray", ray_address)
+        throttled = limited.faults().get("429", 0)
+    assert result.returncode == 0, result.stderr
+    assert query(lake, "select count(distinct symbol) from quotes") == [(12,)]
+    assert query(lake, "select count(*) from failures") == [(0,)]
+    # The storm came, and the node's one budget kept both workers under the limit once told: no more 429s
+    # than the burst before the first (two batches' requests) and the probes of the rate it won back.
+    assert 0 < throttled <= 24
+
+
+def test_a_cluster_of_other_versions_is_one_line_naming_both(ray_address):
+    from etl.cluster import to_version_mismatch
+
+    ray_message = (
+        "Version mismatch: The cluster was started with:\n    Ray: 2.59.0\n    Python: 3.12.4\n"
+        "This process on node 127.0.0.1 was started with:\n    Ray: 2.60.0\n    Python: 3.11.7\n"
+    )
+    assert to_version_mismatch(ray_message) == (
+        "the cluster runs Ray: 2.59.0, Python: 3.12.4 and this process Ray: 2.60.0, Python: 3.11.7; "
+        "run collect with the cluster's Ray and Python versions"
+    )
