@@ -12,7 +12,7 @@ from etl import metrics
 from etl.errors import ConfigError, LakeError, SchemaError
 from etl.lake.paths import open_lake
 from etl.lake.publish import publish_run
-from etl.lake.staging import RunPlan, RunStaging, open_run
+from etl.lake.staging import BatchCommitted, RunPlan, RunStaging, open_run
 from etl.schema import BARS, QUOTES, SCHEMA_VERSION, TABLES
 from etl.summary import connect_lake
 
@@ -205,8 +205,10 @@ def test_a_batch_written_twice_is_committed_once(lake):
     """A batch retried after its first attempt committed (a doubled task, a lost answer) commits once."""
     staging = new_run(lake)
     commit(staging, 1, bars_batch("r1", "AAPL", every_day(dt.date(2026, 1, 2), 5)))
-    with pytest.raises(LakeError, match=r"commits/000001\.json already exists"):
+    parts_before = [key for key in staging_keys(lake.url) if "/parts/" in key]
+    with pytest.raises(BatchCommitted, match="batch 1 was committed by another attempt"):
         commit(new_run(lake), 1, bars_batch("r1", "AAPL", every_day(dt.date(2026, 1, 2), 6)))
+    assert [key for key in staging_keys(lake.url) if "/parts/" in key] == parts_before  # its parts are gone
     publish(staging)
     assert connect_lake(lake).execute("select count(*) from bars_all").fetchone() == (5,)
 
