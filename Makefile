@@ -7,7 +7,7 @@ LAKE ?= data/lake
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo collect summary query test lint bench bench-quick clean
+.PHONY: help install demo collect summary query test lint bench bench-quick bench-ray clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ bench: $(STAMP) ## Every contender side by side at 100 ms latency: 30, 257, 5,00
 
 bench-quick: $(STAMP) ## The same at 30 and 257 symbols, and the S3 rows (~4 min)
 	$(PY) -m etl.bench --quick $(ARGS)
+
+bench-ray: $(STAMP) ## collect --ray on a local 2-CPU Ray cluster: 10,000 symbols at 100 ms against one process, 100,000 at 0 ms
+	$(PY) -m etl.bench.cluster $(ARGS)
 
 clean: ## Remove the demo lake and caches (keeps data/lake)
 	rm -rf data/demo data/.demo.staging .pytest_cache

@@ -93,6 +93,14 @@ class EmulatorProcess:
     def total_requests(self) -> int:
         return self._stats()["total"]
 
+    def counts(self) -> dict[str, int]:
+        """Requests by endpoint: cookie, getcrumb, chart, quote, ..."""
+        return self._stats()["by_endpoint"]
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
     def tls_stats(self) -> dict:
         """Tunnels opened, how many were refused for their ClientHello, and connections by fingerprint."""
         return self._stats()["tls"]

@@ -1,0 +1,157 @@
+"""`python -m etl.bench.cluster`: `collect --ray` on a local 2-CPU Ray cluster against one process, through
+the emulator in its own process.
+
+Two rows: N symbols at 100 ms a request, Ray against one process (wall, requests, ratio); and M symbols
+at 0 ms with --history 5d on Ray alone: the driver's peak RSS and whether it stays flat, Ray's overhead per
+batch, the handshakes (one per worker process) and the memory of every Ray process of the cluster.
+"""
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from etl import summary
+from etl.bench.measure import REPO_DIR, EmulatorProcess
+
+MB = 1024 * 1024
+# Loopback only, no tokens, no usage stats: see tests/test_ray.py.
+RAY_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+SAMPLE_S = 0.2
+
+
+@dataclass
+class Run:
+    """One collect: wall time, the emulator's counts, the driver's memory over time, the cluster's peak."""
+
+    wall_s: float
+    requests: dict[str, int]
+    driver_rss_mb: list[float]
+    cluster_peak_mb: float
+
+
+def start_cluster(work_dir: Path) -> str:
+    """A local cluster on 127.0.0.1 in this process: 2 CPUs, no dashboard; its GCS address."""
+    os.environ.update(RAY_ENV)
+    import ray
+
+    context = ray.init(
+        num_cpus=2,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        object_store_memory=80 * MB,
+        _temp_dir=str(work_dir / "ray"),
+        logging_level=logging.WARNING,
+    )
+    return context.address_info["gcs_address"]  # type: ignore[attr-defined]  # a local cluster's context
+
+
+def collect(emulator: EmulatorProcess, universe: Path, lake: Path, *options: str) -> Run:
+    """Run `python -m etl collect` and sample its RSS and the Ray processes' (this process's other
+    children)."""
+    emulator.reset()
+    command = [sys.executable, "-m", "etl", "collect", "--universe", str(universe), "--lake", str(lake)]
+    command += ["--proxy", emulator.proxy_url, "--ca-bundle", str(emulator.ca_path), "--quiet", *options]
+    started = time.perf_counter()
+    driver = subprocess.Popen(command, cwd=REPO_DIR, stdout=subprocess.DEVNULL)
+    rss, cluster_peak = [], 0.0
+    while driver.poll() is None:
+        rss.append(_rss_mb([psutil.Process(driver.pid)]))
+        cluster_peak = max(cluster_peak, _rss_mb(_ray_processes(driver.pid, emulator)))
+        time.sleep(SAMPLE_S)
+    if driver.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {driver.returncode}")
+    return Run(time.perf_counter() - started, emulator.counts(), rss, cluster_peak)
+
+
+def _ray_processes(driver_pid: int, emulator: EmulatorProcess) -> list[psutil.Process]:
+    skip = {driver_pid, emulator.pid}
+    return [p for p in psutil.Process().children(recursive=True) if p.pid not in skip]
+
+
+def _rss_mb(processes: list[psutil.Process]) -> float:
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:  # ended between the listing and the reading
+            continue
+    return total / MB
+
+
+def batch_figures(lake: Path) -> dict:
+    """From the run's `batches`: how many, on how many worker processes, and their own busy seconds."""
+    con = summary.connect_lake(str(lake))
+    sql = (
+        "select count(*), count(distinct (node_id, pid)), sum(fetch_s + write_s),"
+        " epoch(max(r.finished_at) - min(r.started_at)) from batches join runs as r using (run_id)"
+    )
+    n_batches, workers, busy_s, processing_s = con.execute(sql).fetchone() or (0, 0, 0.0, 0.0)
+    # Each worker is either running a batch's own work or waiting on Ray (submission, scheduling, results).
+    overhead_ms = (processing_s * workers - busy_s) / n_batches * 1000
+    return {"batches": n_batches, "workers": workers, "overhead_ms_per_batch": overhead_ms}
+
+
+def write_universe(folder: Path, n: int) -> Path:
+    path = folder / f"universe-{n}.txt"
+    path.write_text("".join(f"B{i:06d}\n" for i in range(n)))
+    return path
+
+
+def compare(work_dir: Path, address: str, n: int) -> None:
+    emulator = EmulatorProcess(latency_ms=100, work_dir=work_dir)
+    try:
+        universe = write_universe(work_dir, n)
+        alone = collect(emulator, universe, work_dir / f"alone-{n}")
+        on_ray = collect(emulator, universe, work_dir / f"ray-{n}", "--ray", address)
+    finally:
+        emulator.stop()
+    print(f"{n:,} symbols at 100 ms a request, 2 CPUs:")
+    for name, run in (("one process", alone), ("ray", on_ray)):
+        print(f"  {name:12} wall {run.wall_s:7.1f} s, {sum(run.requests.values()):,} requests")
+    print(f"  ratio ray/one process: {on_ray.wall_s / alone.wall_s:.2f}")
+
+
+def scale(work_dir: Path, address: str, n: int) -> None:
+    emulator = EmulatorProcess(latency_ms=0, work_dir=work_dir)
+    try:
+        universe = write_universe(work_dir, n)
+        lake = work_dir / f"ray-scale-{n}"
+        run = collect(emulator, universe, lake, "--ray", address, "--history", "5d")
+    finally:
+        emulator.stop()
+    figures = batch_figures(lake)
+    rss = run.driver_rss_mb
+    tenth, last = rss[max(0, len(rss) // 10)], rss[-1]
+    print(f"{n:,} symbols at 0 ms, --history 5d, Ray: {run.wall_s:.1f} s, {figures['batches']:,} batches")
+    print(f"  driver RSS: peak {max(rss):.0f} MB; {tenth:.0f} MB after a tenth, {last:.0f} MB at the end")
+    print(f"  Ray overhead per batch (upper bound): {figures['overhead_ms_per_batch']:.1f} ms")
+    print(f"  handshakes: {run.requests.get('cookie', 0)} for {figures['workers']} worker processes")
+    print(f"  cluster memory (every Ray process, peak of the sum): {run.cluster_peak_mb:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m etl.bench.cluster", description=__doc__)
+    parser.add_argument("--compare-symbols", type=int, default=10_000)
+    parser.add_argument("--scale-symbols", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="etl-bench-ray-") as folder:
+        work_dir = Path(folder)
+        address = start_cluster(work_dir)
+        compare(work_dir, address, args.compare_symbols)
+        scale(work_dir, address, args.scale_symbols)
+
+
+if __name__ == "__main__":
+    main()
