@@ -58,13 +58,14 @@ class NodeBudget:
     def __init__(self, max_rps: float | None) -> None:
         self._rate = AdaptiveRate(max_rps=max_rps)
 
-    def turn(self, answers: int, limited: int) -> float:
-        """Seconds the asking request waits, after learning of the answers and 429s since its last turn."""
+    def turn(self, answers: int, limited: int) -> tuple[float, bool]:
+        """Seconds the asking request waits, after learning of the answers and 429s since its last turn; and
+        whether Yahoo has answered this node yet."""
         for _ in range(limited):
             self._rate.slow_down()
         for _ in range(answers):
             self._rate.speed_up()
-        return self._rate.reserve()
+        return self._rate.reserve(), self._rate.answered
 
     def rps(self) -> float | None:
         return self._rate.rps
@@ -77,11 +78,17 @@ class NodeRate:
         self._budget = budget
         self._lock = threading.Lock()
         self._answers = self._limited = 0
+        self._answered = False
+
+    @property
+    def answered(self) -> bool:
+        return self._answered
 
     def acquire(self) -> None:
         with self._lock:
             answers, limited, self._answers, self._limited = self._answers, self._limited, 0, 0
-        time.sleep(ray.get(self._budget.turn.remote(answers, limited)))
+        wait_s, self._answered = ray.get(self._budget.turn.remote(answers, limited))
+        time.sleep(wait_s)
 
     def slow_down(self) -> None:
         with self._lock:

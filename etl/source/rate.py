@@ -10,6 +10,11 @@ from typing import Protocol
 class Rate(Protocol):
     """What the session paces its requests by: a rate of its own process, or its node's (etl/cluster.py)."""
 
+    @property
+    def answered(self) -> bool:
+        """Whether Yahoo has answered anything but 429 to a request paced by this rate."""
+        ...
+
     def acquire(self) -> None: ...
 
     def slow_down(self) -> None: ...
@@ -28,10 +33,15 @@ class AdaptiveRate:
         self._rps: float | None = max_rps  # None: no 429 seen yet and no cap, no limit
         self._next_at = 0.0
         self._sent: deque[float] = deque()
+        self._answered = False
 
     @property
     def rps(self) -> float | None:
         return self._rps
+
+    @property
+    def answered(self) -> bool:
+        return self._answered
 
     def acquire(self) -> None:
         """Wait for this request's turn."""
@@ -60,5 +70,6 @@ class AdaptiveRate:
     def speed_up(self) -> None:
         """An answer came: about one more request a second for every second of answers, up to the cap."""
         with self._lock:
+            self._answered = True
             if self._rps is not None:
                 self._rps = min(self._rps + 1.0 / self._rps, self._max_rps or float("inf"))

@@ -148,7 +148,8 @@ class YahooSession(Session):
 
     def _worth_retrying(self, status: int) -> bool:
         if status == 429:
-            if not self._answered:
+            # On a Ray node, another worker's answers count too: its budget's 429s are a rate, not refusal.
+            if not (self._answered or self.rate.answered):
                 return False
             self.rate.slow_down()
             return True
