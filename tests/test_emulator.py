@@ -30,7 +30,8 @@ from etl.source.session import YahooSession, new_session
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "yahoo-fixtures"
 QUERY1 = "https://query1.finance.yahoo.com"
 QUERY2 = "https://query2.finance.yahoo.com"
-# Keys Yahoo sends only for what the synthetic market never has: dividends, splits, a pre-market session.
+# Keys Yahoo sends only for a company that splits or pays, which the synthetic AAPL never does (and the
+# emulator tells only in the chart and the quote: see test_emulator_events.py).
 DIVIDEND_KEYS = {
     "dividendDate",
     "dividendRate",

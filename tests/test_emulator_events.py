@@ -245,6 +245,28 @@ def test_events_have_yahoos_structure(at, fixture):
         assert {dt.datetime.fromtimestamp(stamp, NEW_YORK).time() for stamp in stamps} == {OPEN_TIME}
 
 
+@pytest.mark.parametrize("fixture", ["quote_v7_AAPL.json", "quote-AAPL.json"])
+def test_a_payers_quote_has_yahoos_dividend_keys(at, fixture):
+    now = evening(dt.date(2026, 11, 20))
+    ours = quotes(at(now), "GOOG")
+    assert_same_shape(ours, recorded(fixture))  # the dividend keys included
+    quote = ours["quoteResponse"]["result"][0]
+    dividends = market.corporate_actions(7, "GOOG").dividends
+    year = [d for d in dividends if now.date() - dt.timedelta(days=365) < d.ex_date <= now.date()]
+    # The amounts as Yahoo tells them today: those before the 2:1 split halved.
+    trailing = sum(d.amount / (2 if d.ex_date < SPLIT_DAY else 1) for d in year)
+    assert quote["trailingAnnualDividendRate"] == pytest.approx(trailing, abs=1e-4)
+    assert quote["trailingAnnualDividendYield"] == pytest.approx(
+        quote["trailingAnnualDividendRate"] / quote["regularMarketPreviousClose"]
+    )
+    # The last one (0.84 on 2026-11-09) a year ahead, paid 3 days after its ex-date.
+    assert quote["dividendRate"] == 4 * 0.84
+    assert quote["dividendYield"] == round(100 * 4 * 0.84 / quote["regularMarketPrice"], 2)
+    assert quote["dividendDate"] == int(dt.datetime(2026, 11, 12, tzinfo=dt.UTC).timestamp())
+    non_payer = quotes(at(now), "AAPL")["quoteResponse"]["result"][0]
+    assert non_payer["trailingAnnualDividendRate"] == 0 and "dividendRate" not in non_payer
+
+
 # Unmodified yfinance reads them
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from etl.emulator import market
-from etl.emulator.market import CLOSE_TIME, NEW_YORK, OPEN_TIME, Bars, Dividend, Split
+from etl.emulator.market import CLOSE_TIME, NEW_YORK, OPEN_TIME, Bars, Split
 
 
 def _days(timestamps: np.ndarray) -> np.ndarray:
@@ -54,22 +54,31 @@ def events(seed: int, symbol: str, bars: Bars, as_of: dt.date) -> dict:
     if not len(bars):
         return {}
     first, last = _days(bars.timestamps[[0, -1]]).astype(object)
-    splits = _splits_by(seed, symbol, as_of)
-    paid = [d for d in market.corporate_actions(seed, symbol).dividends if first <= d.ex_date <= last]
+    splits = [s for s in _splits_by(seed, symbol, as_of) if first <= s.ex_date <= last]
     found = {
-        "dividends": _dividend_events(paid, splits),
-        "splits": _split_events([s for s in splits if first <= s.ex_date <= last]),
+        "dividends": _dividend_events(adjusted_dividends(seed, symbol, first, last, as_of)),
+        "splits": _split_events(splits),
     }
     return {kind: items for kind, items in found.items() if items}
 
 
-def _dividend_events(paid: list[Dividend], splits: tuple[Split, ...]) -> dict:
-    """Each amount divided by the ratios of the splits after it (up to the day asked), as Yahoo sends it."""
-    later = _split_factors(splits, np.array([d.ex_date for d in paid], dtype="datetime64[D]"))
+def adjusted_dividends(
+    seed: int, symbol: str, first: dt.date, last: dt.date, as_of: dt.date
+) -> list[tuple[dt.date, float]]:
+    """The ex-dates and amounts of the dividends from `first` to `last` as Yahoo tells them on `as_of`:
+    each amount divided by the ratios of the splits after it up to `as_of`."""
+    paid = [d for d in market.corporate_actions(seed, symbol).dividends if first <= d.ex_date <= last]
+    later = _split_factors(
+        _splits_by(seed, symbol, as_of), np.array([d.ex_date for d in paid], "datetime64[D]")
+    )
+    return [(d.ex_date, d.amount / factor) for d, factor in zip(paid, later.tolist(), strict=True)]
+
+
+def _dividend_events(paid: list[tuple[dt.date, float]]) -> dict:
     found = {}
-    for dividend, factor in zip(paid, later.tolist(), strict=True):
-        stamp = market.epoch(dividend.ex_date, OPEN_TIME)
-        found[str(stamp)] = {"amount": dividend.amount / factor, "date": stamp}
+    for ex_date, amount in paid:
+        stamp = market.epoch(ex_date, OPEN_TIME)
+        found[str(stamp)] = {"amount": amount, "date": stamp}
     return found
 
 

@@ -350,7 +350,7 @@ def _trailing(latest: Latest) -> dict:
 
 
 def _per_share(seed: int, symbol: str, latest: Latest) -> dict:
-    """Valuation of the synthetic company, which pays no dividend: Yahoo's dividend keys are absent."""
+    """Valuation of the synthetic company, and its dividends."""
     company, price = market.company(seed, symbol), latest.price
     eps_year = round((company.eps + company.eps_forward) / 2, 4)
     earnings = market.epoch(latest.day + dt.timedelta(days=7 + company.shares % 80), dt.time(16, 30))
@@ -365,8 +365,7 @@ def _per_share(seed: int, symbol: str, latest: Latest) -> dict:
         "forwardPE": round(price / company.eps_forward, 6),
         "bookValue": company.book_value,
         "priceToBook": round(price / company.book_value, 6),
-        "trailingAnnualDividendRate": 0.0,
-        "trailingAnnualDividendYield": 0.0,
+        **_dividends(seed, symbol, latest),
         "averageAnalystRating": "2.0 - Buy",
         "earningsTimestamp": earnings,
         "earningsTimestampStart": earnings,
@@ -374,4 +373,24 @@ def _per_share(seed: int, symbol: str, latest: Latest) -> dict:
         "earningsCallTimestampStart": earnings + 1800,
         "earningsCallTimestampEnd": earnings + 1800,
         "isEarningsDateEstimate": True,
+    }
+
+
+def _dividends(seed: int, symbol: str, latest: Latest) -> dict:
+    """Yahoo's dividend keys: the trailing year's dividends (over the previous close), the last one a year
+    ahead (over the price, in percent) and its payment date, 3 days after the ex-date at midnight UTC; for a
+    symbol that has paid none in a year, zeros and no more, as Yahoo sends."""
+    year_ago = latest.day - dt.timedelta(days=365)
+    paid = history.adjusted_dividends(seed, symbol, year_ago + dt.timedelta(days=1), latest.day, latest.day)
+    if not paid:
+        return {"trailingAnnualDividendRate": 0.0, "trailingAnnualDividendYield": 0.0}
+    trailing, (last_ex, last_amount) = round(sum(amount for _, amount in paid), 4), paid[-1]
+    rate = round(4 * last_amount, 4)
+    paid_on = dt.datetime.combine(last_ex + dt.timedelta(days=3), dt.time(0, 0), dt.UTC)
+    return {
+        "dividendDate": int(paid_on.timestamp()),
+        "trailingAnnualDividendRate": trailing,
+        "dividendRate": rate,
+        "trailingAnnualDividendYield": round(trailing / latest.previous_close, 10),
+        "dividendYield": round(100 * rate / latest.price, 2),
     }
