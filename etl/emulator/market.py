@@ -189,25 +189,33 @@ def corporate_actions(seed: int, symbol: str) -> Actions:
     """
     rng = np.random.default_rng(stable_seed(seed, symbol, "actions"))
     pays, splits = rng.random(2) < (_PAYER_SHARE, _SPLITTER_SHARE)
-    payout_days = _quarterly_sessions(rng) if pays else []
-    drawn = _kept_splits(seed, symbol, _drawn_splits(rng, set(payout_days))) if splits else ()
+    payout_days = _quarterly_sessions(rng) if pays else np.array([], dtype="datetime64[D]")
+    taken = set(payout_days.astype(object).tolist())
+    drawn = _kept_splits(seed, symbol, _drawn_splits(rng, taken)) if splits else ()
     yield_a_quarter = rng.uniform(0.005, 0.04) / 4
-    dividends = tuple(
-        Dividend(day, _cents(yield_a_quarter * _walk_level(seed, symbol, dt.date(day.year, 1, 1)) * factor))
-        for day, factor in zip(payout_days, _raw_factors(drawn, _to_days(payout_days)), strict=True)
-    )
-    return Actions(drawn, dividends)
+    return Actions(drawn, _dividends(seed, symbol, payout_days, drawn, yield_a_quarter))
 
 
-def _quarterly_sessions(rng: np.random.Generator) -> list[dt.date]:
+def _quarterly_sessions(rng: np.random.Generator) -> np.ndarray:
     """Four ex-dates a year, every year: the first session on or after a fixed day of every third month."""
     first_month, day = int(rng.integers(1, 4)), int(rng.integers(1, 29))
-    days = [
-        _session_on_or_after(dt.date(year, month, day))
-        for year in range(FIRST_DAY.year, _LAST_YEAR + 1)
-        for month in range(first_month, 13, 3)
-    ]
-    return [day for day in days if day > FIRST_DAY]  # a dividend's multiplier needs the close before it
+    years = np.arange(FIRST_DAY.year, _LAST_YEAR + 1) - 1970
+    months = (years[:, None] * 12 + np.arange(first_month - 1, 12, 3)).ravel().astype("datetime64[M]")
+    days = _sessions_on_or_after(months.astype("datetime64[D]") + (day - 1))
+    return days[days > np.datetime64(FIRST_DAY)]  # a dividend's multiplier needs the close before it
+
+
+def _dividends(
+    seed: int, symbol: str, days: np.ndarray, splits: tuple[Split, ...], yield_a_quarter: float
+) -> tuple[Dividend, ...]:
+    """A quarter's yield of the walk's level at the start of each ex-date's year, in the raw money of the
+    ex-date, rounded as a company declares it: in cents, or to four places below ten cents."""
+    years = days.astype("datetime64[Y]").astype(np.int64) + 1970
+    amounts = (
+        yield_a_quarter * _year_anchors(seed, symbol)[years - FIRST_DAY.year] * _raw_factors(splits, days)
+    )
+    amounts = np.where(amounts >= 0.1, np.round(amounts, 2), np.maximum(np.round(amounts, 4), 0.0001))
+    return tuple(map(Dividend, days.astype(object).tolist(), amounts.tolist()))
 
 
 def _drawn_splits(rng: np.random.Generator, taken: set[dt.date]) -> list[Split]:
@@ -257,19 +265,20 @@ def _walk_level(seed: int, symbol: str, day: dt.date) -> float:
     return float(np.exp(start + fraction * (anchors[day.year - FIRST_DAY.year + 1] - start)))
 
 
+@cache
+def _calendar() -> np.ndarray:
+    """Every session from FIRST_DAY to the end of the year after _LAST_YEAR (datetime64[D])."""
+    return np.concatenate([sessions(year)[0] for year in range(FIRST_DAY.year, _LAST_YEAR + 2)])
+
+
+def _sessions_on_or_after(days: np.ndarray) -> np.ndarray:
+    calendar = _calendar()
+    return calendar[np.searchsorted(calendar, days)]
+
+
 def _session_on_or_after(day: dt.date) -> dt.date:
-    days = sessions(day.year)[0]
-    at = np.searchsorted(days, np.datetime64(day))
-    return days[at].astype(object) if at < len(days) else _session_on_or_after(dt.date(day.year + 1, 1, 1))
-
-
-def _cents(amount: float) -> float:
-    """An amount as a company declares it: in cents, or to four places below ten cents."""
-    return float(round(amount, 2) if amount >= 0.1 else max(round(amount, 4), 0.0001))
-
-
-def _to_days(dates: list[dt.date] | tuple[dt.date, ...]) -> np.ndarray:
-    return np.array(dates, dtype="datetime64[D]")
+    calendar = _calendar()
+    return calendar[np.searchsorted(calendar, np.datetime64(day))].astype(object)
 
 
 def product_after(days: np.ndarray, ex_days: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -278,13 +287,13 @@ def product_after(days: np.ndarray, ex_days: np.ndarray, values: np.ndarray) -> 
     return after[np.searchsorted(ex_days, days, side="right")]
 
 
-def _raw_factors(splits: tuple[Split, ...] | list[Split], days: np.ndarray) -> np.ndarray:
+def _raw_factors(splits: tuple[Split, ...], days: np.ndarray) -> np.ndarray:
     """Raw price / walk on each day: the ratios of the splits after it, over those after _ANCHOR_YEAR began.
 
     1.0 from the last split before _ANCHOR_YEAR to the first split in or after it; each split before
     multiplies the raw prices before it, each split after divides the raw prices from its ex-date on.
     """
-    ex_days = _to_days([split.ex_date for split in splits])
+    ex_days = np.array([split.ex_date for split in splits], dtype="datetime64[D]")
     ratios = np.array([split.ratio for split in splits], dtype=np.float64)
     anchor = np.array([np.datetime64(f"{_ANCHOR_YEAR}-01-01")])
     return product_after(days, ex_days, ratios) / product_after(anchor, ex_days, ratios)[0]
