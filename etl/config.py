@@ -35,7 +35,7 @@ ROW_GROUP_ROWS = 32_768
 
 # What `compact` rewrites: every table of etl/schema.py. Spelled out rather than read from the schemas, so
 # that `compact --help` lists them without loading pyarrow.
-COMPACTABLE = ("quotes", "bars", "quarantine", "failures", "batches", "runs")
+COMPACTABLE = ("quotes", "bars", "dividends", "splits", "quarantine", "failures", "batches", "runs")
 
 # The proxy schemes curl tunnels HTTPS through.
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")

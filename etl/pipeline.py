@@ -21,7 +21,7 @@ from etl.lake.staging import RunPlan, RunStaging, open_run
 from etl.lake.store import RUN_CUT_SHORT, failures_leave
 from etl.memory import MemoryCheck, check_memory, sample_memory
 from etl.plan import Batch, plan_batches
-from etl.schema import BARS, BATCHES, FAILURES, QUARANTINE, QUOTES
+from etl.schema import BARS, BATCHES, DIVIDENDS, FAILURES, QUARANTINE, QUOTES, SPLITS
 from etl.source.rate import AdaptiveRate
 from etl.source.yahoo import YahooSource
 from etl.status import ErrorType, OutcomeKind, RunStatus
@@ -240,6 +240,8 @@ def write_batch(fetched: FetchedBatch, staging: RunStaging, source: YahooSource,
     try:
         bars, bad_bars = validate.split_bars(transform.to_bars(run_id, fetched.charts))
         quotes, bad_quotes = validate.split_quotes(transform.to_quotes(run_id, fetched.quotes))
+        dividends, bad_dividends = validate.split_dividends(transform.to_dividends(run_id, fetched.charts))
+        splits, bad_splits = validate.split_splits(transform.to_splits(run_id, fetched.charts))
     except SchemaError as exc:
         raise SchemaError(
             f"batch {batch_no}: {exc}; the batches committed before it are kept for a rerun to resume"
@@ -247,7 +249,9 @@ def write_batch(fetched: FetchedBatch, staging: RunStaging, source: YahooSource,
     with staging.batch(batch_no) as parts:
         parts.write(BARS, bars)
         parts.write(QUOTES, quotes)
-        parts.write(QUARANTINE, pa.concat_batches([bad_bars, bad_quotes]))
+        parts.write(DIVIDENDS, dividends)
+        parts.write(SPLITS, splits)
+        parts.write(QUARANTINE, pa.concat_batches([bad_bars, bad_quotes, bad_dividends, bad_splits]))
         parts.write(FAILURES, metrics.to_failures_record(run_id, batch_no, fetched.outcomes))
         write_s = time.perf_counter() - started
         check = check_memory(settings.memory_limit_mb)

@@ -59,6 +59,36 @@ BARS = Table(
     partition_key="year",
 )
 
+# Yahoo's chart events, one row an event a run; small tables, so no partition. ex_date is the exchange's
+# trading date of the ex-date session, and amount, numerator and denominator are as of that day (as paid).
+DIVIDENDS = Table(
+    "dividends",
+    pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("symbol", pa.string()),
+            ("ex_date", pa.date32()),
+            ("amount", PRICE),
+            ("currency", pa.string()),
+        ]
+    ),
+)
+
+SPLITS = Table(
+    "splits",
+    pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("symbol", pa.string()),
+            ("ex_date", pa.date32()),
+            ("numerator", pa.float64()),
+            ("denominator", pa.float64()),
+            # numerator / denominator: shares after the split for each share before it (4:1 is 4.0)
+            ("ratio", pa.float64()),
+        ]
+    ),
+)
+
 RUNS = Table(
     "runs",
     pa.schema(
@@ -134,7 +164,9 @@ QUARANTINE = Table(
 )
 
 # Data tables first, the run's manifest (`runs`) last: readers trust a run once its `runs` row exists.
-TABLES: dict[str, Table] = {t.name: t for t in (QUOTES, BARS, QUARANTINE, FAILURES, BATCHES, RUNS)}
+TABLES: dict[str, Table] = {
+    t.name: t for t in (QUOTES, BARS, DIVIDENDS, SPLITS, QUARANTINE, FAILURES, BATCHES, RUNS)
+}
 
 # Written by `python -m etl compact`, not by runs: one row a file that a compaction replaced.
 COMPACTIONS = Table(

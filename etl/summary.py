@@ -1,12 +1,14 @@
 """DuckDB over the lake: the views of sql/views.sql, the performance summary and the run comparison."""
 
+import tempfile
+from functools import cache
 from pathlib import Path
 
 import duckdb
 
-from etl.config import SQL_DIR
+from etl.config import COMPACTABLE, SQL_DIR
 from etl.errors import LakeError
-from etl.lake.holdings import compaction_record_keys, require_completed_run
+from etl.lake.holdings import compaction_record_keys, parquet_keys, require_completed_run
 from etl.lake.paths import Lake, open_lake
 
 
@@ -48,6 +50,7 @@ def lake_variables(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict:
         row = con.execute(load_sql("compaction_files"), {"lake": root, "records": records}).fetchone()
         replaced, written = row if row is not None else ([], [])  # an aggregate query: always one row
     files = bucket.files_to_read(set(replaced)) if bucket else {}
+    files |= {name: [empty_table_file(name)] for name in _tables_without_files(lake, files, bucket is None)}
     return {
         "lake": root,
         "replaced": replaced,
@@ -55,6 +58,31 @@ def lake_variables(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict:
         "tables": list(files),
         "files": list(files.values()),
     }
+
+
+def _tables_without_files(lake: Lake, files: dict[str, list[str]], is_local: bool) -> list[str]:
+    """The tables of which the lake holds no file yet: ones added to the job after the lake's last run."""
+    if is_local:
+        return [name for name in COMPACTABLE if not parquet_keys(lake, name)]
+    return [name for name in COMPACTABLE if name not in files]
+
+
+@cache
+def empty_table_file(name: str) -> str:
+    """A Parquet file of the table's schema and no rows, outside the lake, for the views of a table the lake
+    does not hold yet: DuckDB refuses to read no files at all. It lasts as long as the process."""
+    import pyarrow.parquet as pq  # only for a lake written before a table was added
+
+    from etl.schema import TABLES
+
+    path = Path(_empty_tables_dir().name, f"{name}.parquet")
+    pq.write_table(TABLES[name].schema.empty_table(), path)
+    return str(path)
+
+
+@cache
+def _empty_tables_dir() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="etl-empty-tables-")
 
 
 def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[dict]:

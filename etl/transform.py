@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl.errors import SchemaError
-from etl.schema import BARS, QUOTES
+from etl.schema import BARS, DIVIDENDS, QUOTES, SPLITS
 
 _BAR_PRICES = ("open", "high", "low", "close")
 # Yahoo's quote field for each quotes column, renamed once here.
@@ -25,20 +25,13 @@ _QUOTE_FIELDS = {
 
 
 def to_bars(run_id: str, charts: Sequence[tuple[str, dict]]) -> pa.RecordBatch:
-    """Daily bars of several symbols from their chart results; all-null bars are dropped."""
+    """Daily bars of several symbols from their chart results, as traded; all-null bars are dropped."""
     parts = []
     for symbol, chart in charts:
         with _fitting("bars", symbol):
-            parts.append(_chart_to_table(symbol, chart))
-    parts = [part for part in parts if part.num_rows]
-    if not parts:
-        return _empty(BARS.schema)
-    table = pa.concat_tables(parts).combine_chunks()
-    table = table.filter(_has_any_value(table))
-    run_ids = pa.array([run_id] * table.num_rows, pa.string())
-    return pa.RecordBatch.from_arrays(
-        [run_ids, *(c.combine_chunks() for c in table.columns)], schema=BARS.schema
-    )
+            table = _chart_to_table(symbol, chart)
+            parts.append(table.filter(_has_any_value(table)))
+    return _to_batch(run_id, parts, BARS.schema)
 
 
 def _chart_to_table(symbol: str, chart: dict) -> pa.Table:
@@ -46,19 +39,38 @@ def _chart_to_table(symbol: str, chart: dict) -> pa.Table:
     indicators = chart.get("indicators") or {}
     quote = (indicators.get("quote") or [{}])[0]
     adjclose = (indicators.get("adjclose") or [{}])[0].get("adjclose")
-    tz = (chart.get("meta") or {}).get("exchangeTimezoneName") or "UTC"
     n = len(timestamps)
-    moments = pa.array(timestamps, pa.timestamp("s", tz=tz))
-    columns = {
-        "symbol": pa.array([symbol] * n, pa.string()),
-        # A bar's date is the exchange's trading date, not the UTC date of its timestamp.
-        "date": pc.cast(pc.local_timestamp(moments), pa.date32()),
-    }
+    dates = _trading_dates(timestamps, chart)
+    # Yahoo's OHLC and volume are split-adjusted as of the request; stored as traded, a later split changes
+    # no stored bar. adj_close stays Yahoo's, as of this run.
+    factor = _split_factor(dates, _splits_of(chart))
+    columns = {"symbol": pa.array([symbol] * n, pa.string()), "date": dates}
     for name in _BAR_PRICES:
-        columns[name] = _floats(quote.get(name), n)
+        columns[name] = pc.multiply(_floats(quote.get(name), n), factor)
     columns["adj_close"] = _floats(adjclose, n)
-    columns["volume"] = pc.cast(_floats(quote.get("volume"), n), pa.int64())
+    shares = pc.round(pc.divide(_floats(quote.get("volume"), n), factor))
+    columns["volume"] = pc.cast(shares, pa.int64())
     return pa.table(columns)
+
+
+def _trading_dates(epochs: list, chart: dict) -> pa.Array:
+    """The exchange's trading date of each epoch (a bar's or an event's), not the UTC date."""
+    tz = (chart.get("meta") or {}).get("exchangeTimezoneName") or "UTC"
+    moments = pa.array(epochs, pa.timestamp("s", tz=tz))
+    return pc.cast(pc.local_timestamp(moments), pa.date32())
+
+
+def _split_factor(dates: pa.Array, splits: pa.Table) -> pa.Array:
+    """Per date, the product of the ratios of the splits after it: what undoes Yahoo's split adjustment.
+
+    A split whose numerator or denominator is not above zero is left out (validate quarantines it).
+    """
+    factor = pa.array([1.0] * len(dates), pa.float64())
+    usable = pc.and_(pc.greater(splits["numerator"], 0), pc.greater(splits["denominator"], 0))
+    for split in splits.filter(pc.fill_null(usable, False)).to_pylist():
+        before = pc.less(dates, pa.scalar(split["ex_date"], pa.date32()))
+        factor = pc.if_else(before, pc.multiply(factor, split["ratio"]), factor)
+    return factor
 
 
 def _floats(values: list | None, n: int) -> pa.Array:
@@ -73,6 +85,75 @@ def _has_any_value(table: pa.Table) -> pa.ChunkedArray:
     for other in valid[1:]:
         mask = pc.or_(mask, other)
     return mask
+
+
+def to_dividends(run_id: str, charts: Sequence[tuple[str, dict]]) -> pa.RecordBatch:
+    """The dividends in the charts' events, amounts as paid (Yahoo's are split-adjusted as of the request)."""
+    parts = []
+    for symbol, chart in charts:
+        with _fitting("dividends", symbol):
+            parts.append(_dividends_of(symbol, chart))
+    return _to_batch(run_id, parts, DIVIDENDS.schema)
+
+
+def to_splits(run_id: str, charts: Sequence[tuple[str, dict]]) -> pa.RecordBatch:
+    """The splits in the charts' events, with ratio = numerator / denominator."""
+    parts = []
+    for symbol, chart in charts:
+        with _fitting("splits", symbol):
+            splits = _splits_of(chart)
+            parts.append(splits.add_column(0, "symbol", pa.array([symbol] * splits.num_rows, pa.string())))
+    return _to_batch(run_id, parts, SPLITS.schema)
+
+
+def _events(chart: dict, kind: str) -> list[dict]:
+    """One kind of the chart's events ("dividends", "splits"), oldest first; Yahoo leaves out what is empty.
+
+    Each is keyed by its epoch, which its `date` repeats.
+    """
+    events = (chart.get("events") or {}).get(kind) or {}
+    dated = [event | {"date": event.get("date", int(key))} for key, event in events.items()]
+    return sorted(dated, key=lambda event: event["date"])
+
+
+def _splits_of(chart: dict) -> pa.Table:
+    events = _events(chart, "splits")
+    numerator = pa.array([e.get("numerator") for e in events], pa.float64())
+    denominator = pa.array([e.get("denominator") for e in events], pa.float64())
+    return pa.table(
+        {
+            "ex_date": _trading_dates([e["date"] for e in events], chart),
+            "numerator": numerator,
+            "denominator": denominator,
+            "ratio": pc.divide(numerator, denominator),
+        }
+    )
+
+
+def _dividends_of(symbol: str, chart: dict) -> pa.Table:
+    events = _events(chart, "dividends")
+    ex_dates = _trading_dates([e["date"] for e in events], chart)
+    adjusted = pa.array([e.get("amount") for e in events], pa.float64())
+    currency = (chart.get("meta") or {}).get("currency")
+    return pa.table(
+        {
+            "symbol": pa.array([symbol] * len(events), pa.string()),
+            "ex_date": ex_dates,
+            # Yahoo's amount is per share of the request day: times the ratios of the later splits.
+            "amount": pc.multiply(adjusted, _split_factor(ex_dates, _splits_of(chart))),
+            "currency": pa.array([currency] * len(events), pa.string()),
+        }
+    )
+
+
+def _to_batch(run_id: str, parts: list[pa.Table], schema: pa.Schema) -> pa.RecordBatch:
+    """The symbols' tables as one record batch of schema, run_id first."""
+    parts = [part for part in parts if part.num_rows]
+    if not parts:
+        return _empty(schema)
+    table = pa.concat_tables(parts).combine_chunks()
+    run_ids = pa.array([run_id] * table.num_rows, pa.string())
+    return pa.RecordBatch.from_arrays([run_ids, *(c.combine_chunks() for c in table.columns)], schema=schema)
 
 
 def to_quotes(run_id: str, quotes: Sequence[dict]) -> pa.RecordBatch:

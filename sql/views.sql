@@ -54,6 +54,107 @@ select *
 from bars_all
 qualify row_number() over (partition by symbol, date order by run_id desc) = 1;
 
+-- Yahoo's dividends and splits, one current row per (symbol, ex_date): the latest run wins, as for bars.
+-- amount is as paid, in `currency` per share of the ex-date session; ratio is numerator / denominator.
+create or replace view dividends as
+select dividends.*
+from lake_table('dividends') as dividends
+semi join runs using (run_id)
+qualify row_number() over (partition by symbol, ex_date order by run_id desc) = 1;
+
+create or replace view splits as
+select splits.*
+from lake_table('splits') as splits
+semi join runs using (run_id)
+qualify row_number() over (partition by symbol, ex_date order by run_id desc) = 1;
+
+-- Bars back-adjusted for every split and dividend in the lake, computed here rather than trusted from
+-- Yahoo: a bar's prices times adj_factor are in today's shares, net of the dividends paid since. Each
+-- event scales every bar before its ex-date, so a bar's factor is the product of the steps of the events
+-- after it: a suffix product per symbol over the events, newest first, found for each bar by an ASOF join
+-- to the first event after its date (never a subquery per bar).
+create or replace view bars_adjusted as
+with split_suffix as (
+    -- split_factor of a bar before this split: 1 / ratio of it and of every later split
+    select
+        symbol,
+        ex_date,
+        product(1 / ratio) over (
+            partition by symbol order by ex_date desc rows between unbounded preceding and current row
+        ) as split_factor
+    from splits
+),
+
+split_adjusted as (
+    -- a bar after the last split is in today's shares already
+    select bars.*, coalesce(split_suffix.split_factor, 1) as split_factor
+    from bars
+    asof left join split_suffix
+        on bars.symbol = split_suffix.symbol and bars.date < split_suffix.ex_date
+),
+
+dividends_in_todays_shares as (
+    -- the amount per share of today, as the closes before the ex-date are once split-adjusted
+    select dividends.symbol, dividends.ex_date, dividends.amount * coalesce(split_suffix.split_factor, 1) as amount
+    from dividends
+    asof left join split_suffix
+        on dividends.symbol = split_suffix.symbol and dividends.ex_date < split_suffix.ex_date
+),
+
+dividend_steps as (
+    -- 1 - amount / the close of the last bar before the ex-date, both in today's shares (so a split on
+    -- the ex-date itself is counted once). A dividend with no bar before it in the lake has no close to
+    -- divide by and no bar to adjust: it is left out, as is one at or above that close (a step not above 0).
+    select
+        dividends.symbol,
+        dividends.ex_date,
+        1 - dividends.amount / (previous.close * previous.split_factor) as step
+    from dividends_in_todays_shares as dividends
+    asof join split_adjusted as previous
+        on dividends.symbol = previous.symbol and dividends.ex_date > previous.date
+    where step > 0
+),
+
+dividend_suffix as (
+    select
+        symbol,
+        ex_date,
+        product(step) over (
+            partition by symbol order by ex_date desc rows between unbounded preceding and current row
+        ) as dividend_factor
+    from dividend_steps
+),
+
+adjusted as (
+    select
+        split_adjusted.*,
+        split_adjusted.split_factor * coalesce(dividend_suffix.dividend_factor, 1) as adj_factor
+    from split_adjusted
+    asof left join dividend_suffix
+        on split_adjusted.symbol = dividend_suffix.symbol and split_adjusted.date < dividend_suffix.ex_date
+),
+
+final as (
+    -- volume in today's shares: splits only, as a dividend changes no share count (a double: 3:2 halves)
+    select
+        symbol,
+        date,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        adj_factor,
+        open * adj_factor as adj_open,
+        high * adj_factor as adj_high,
+        low * adj_factor as adj_low,
+        close * adj_factor as adj_close,
+        volume / split_factor as adj_volume
+    from adjusted
+)
+
+select * from final;
+
 -- The performance summary of one run (null: the latest); cost in USD per API call.
 create or replace macro run_summary(rid, cost_per_call, full_scale) as table
 with run as (
@@ -113,10 +214,11 @@ select * from final;
 
 -- Table macros for the questions people ask of the lake: `from latest_quotes()` and the like.
 
--- One symbol's current bars between two dates, both included, oldest first.
+-- One symbol's current bars between two dates, both included, oldest first: prices and volume as traded
+-- and adjusted for every split and dividend in the lake (bars_adjusted's columns).
 create or replace macro symbol_bars(sym, from_date, to_date) as table
 select *
-from bars
+from bars_adjusted
 where symbol = sym and date between cast(from_date as date) and cast(to_date as date)
 order by date;
 
@@ -127,12 +229,13 @@ from quotes
 qualify row_number() over (partition by symbol order by run_id desc) = 1
 order by symbol;
 
--- The day's n biggest movers: each symbol's close against its previous bar's close, in percent.
+-- The day's n biggest movers: each symbol's adjusted close against its previous bar's, in percent. On
+-- adjusted prices, so a split is never a move and neither is a dividend's drop on its ex-date.
 create or replace macro movers(day, n) as table
 with up_to_day as (
     -- a previous bar is never after the day, so later bars need not be read
-    select symbol, date, close
-    from bars
+    select symbol, date, close, adj_close
+    from bars_adjusted
     where date <= cast(day as date)
 ),
 
@@ -141,15 +244,22 @@ with_previous as (
         symbol,
         date,
         close,
-        lag(close) over (partition by symbol order by date) as previous_close
+        adj_close,
+        lag(adj_close) over (partition by symbol order by date) as previous_adj_close
     from up_to_day
 ),
 
 final as (
-    -- a symbol's first bar has no previous close to move from
-    select symbol, date, close, previous_close, (close / previous_close - 1) * 100 as change_pct
+    -- a symbol's first bar has no previous close to move from; close is as traded, for the story
+    select
+        symbol,
+        date,
+        close,
+        adj_close,
+        previous_adj_close,
+        (adj_close / previous_adj_close - 1) * 100 as change_pct
     from with_previous
-    where date = cast(day as date) and previous_close is not null
+    where date = cast(day as date) and previous_adj_close is not null
 )
 
 select *

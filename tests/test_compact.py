@@ -16,7 +16,18 @@ from etl.lake.paths import open_lake
 from etl.summary import connect_lake
 
 SYMBOLS = ["AAPL", "MSFT", "KO", "XOM", "JPM", "DLSTD"]
-VIEWS = ["runs", "batches", "failures", "quarantine", "quotes", "bars_all", "bars"]
+VIEWS = [
+    "runs",
+    "batches",
+    "failures",
+    "quarantine",
+    "quotes",
+    "bars_all",
+    "bars",
+    "dividends",
+    "splits",
+    "bars_adjusted",
+]
 
 
 def views(lake_dir) -> dict[str, list[tuple]]:

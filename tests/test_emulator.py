@@ -30,7 +30,8 @@ from etl.source.session import YahooSession, new_session
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "yahoo-fixtures"
 QUERY1 = "https://query1.finance.yahoo.com"
 QUERY2 = "https://query2.finance.yahoo.com"
-# Keys Yahoo sends only for what the synthetic market never has: dividends, splits, a pre-market session.
+# Keys Yahoo sends only for a company that splits or pays, which the synthetic AAPL never does (and the
+# emulator tells only in the chart and the quote: see test_emulator_events.py).
 DIVIDEND_KEYS = {
     "dividendDate",
     "dividendRate",
@@ -141,9 +142,8 @@ def quotes(emu, symbols: str) -> dict:
 )
 def test_chart_has_yahoos_structure(emu, fixture, params):
     ours = chart(emu, "AAPL", **params).json()
-    assert_same_shape(
-        ours, recorded(fixture), skip={"events"}
-    )  # no dividends or splits in the synthetic market
+    # The synthetic AAPL neither splits nor pays: events are held to Yahoo's in test_emulator_events.py.
+    assert_same_shape(ours, recorded(fixture), skip={"events"})
     assert ours["chart"]["result"][0]["meta"]["range"] == params.get("range", "")
 
 
@@ -380,10 +380,12 @@ def test_a_bar_is_the_same_whatever_range_or_day_asks_for_it(emu):
             for i, t in enumerate(result["timestamp"][:-1])
         }
 
-    month, year = bars(chart(emu, "JPM", range="1mo").json()), bars(chart(emu, "JPM", range="1y").json())
+    # A split changes every bar before it, as of its ex-date: a symbol that never splits.
+    assert not market.corporate_actions(7, "KO").splits
+    month, year = bars(chart(emu, "KO", range="1mo").json()), bars(chart(emu, "KO", range="1y").json())
     assert month and all(year[t] == bar for t, bar in month.items())
     now = dt.datetime.now(market.NEW_YORK)
-    later = bars(responses.chart_body(7, "JPM", 0.0, {"range": "1y"}, now + dt.timedelta(days=40)))
+    later = bars(responses.chart_body(7, "KO", 0.0, {"range": "1y"}, now + dt.timedelta(days=40)))
     assert all(later[t] == bar for t, bar in year.items() if t in later) and len(set(year) & set(later)) > 200
 
 

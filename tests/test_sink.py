@@ -105,10 +105,12 @@ def test_publish_writes_one_file_per_table_and_partition(lake):
         "bars/year=2025/r1.parquet",
         "bars/year=2026/r1.parquet",
         "batches/r1.parquet",
+        "dividends/r1.parquet",
         "failures/r1.parquet",
         "quarantine/r1.parquet",
         "quotes/date=2026-11-24/r1.parquet",
         "runs/r1.parquet",
+        "splits/r1.parquet",
     ]
     assert sorted(lake_keys(lake.url)) == sorted(key.removeprefix(lake.key("")) for key in published)
     assert staging_keys(lake.url) == []

@@ -1,5 +1,5 @@
-"""Data checks: a bar or quote that breaks an invariant is quarantined with its reason, never dropped
-silently."""
+"""Data checks: a bar, quote, dividend or split that breaks an invariant is quarantined with its reason,
+never dropped silently."""
 
 import datetime as dt
 import json
@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from etl import validate
-from etl.schema import BARS, QUARANTINE, QUOTES
+from etl.schema import BARS, DIVIDENDS, QUARANTINE, QUOTES, SPLITS
 
 DAY = dt.date(2026, 11, 2)
 
@@ -92,9 +92,62 @@ def test_a_broken_quote_is_quarantined(quote, reason):
     ]
 
 
-@pytest.mark.parametrize("split", [validate.split_bars, validate.split_quotes])
+def dividend(amount):
+    return {"run_id": "r", "symbol": "KO", "ex_date": DAY, "amount": amount, "currency": "USD"}
+
+
+def split_row(numerator, denominator):
+    ratio = numerator / denominator if numerator is not None and denominator else None
+    return {
+        "run_id": "r",
+        "symbol": "NVDA",
+        "ex_date": DAY,
+        "numerator": numerator,
+        "denominator": denominator,
+        "ratio": ratio,
+    }
+
+
+BAD_RATIO = "numerator or denominator not above zero"
+
+
+@pytest.mark.parametrize(
+    ("split", "schema", "good", "bad", "reason"),
+    [
+        (validate.split_dividends, DIVIDENDS.schema, dividend(0.51), dividend(0.0), "amount not above zero"),
+        (validate.split_dividends, DIVIDENDS.schema, dividend(0.51), dividend(-0.5), "amount not above zero"),
+        (validate.split_dividends, DIVIDENDS.schema, dividend(0.51), dividend(None), "amount not above zero"),
+        *(
+            (validate.split_splits, SPLITS.schema, split_row(4, 1), split_row(n, d), BAD_RATIO)
+            for n, d in ((0, 1), (-1, 2), (10, 0), (None, 1))
+        ),
+    ],
+)
+def test_a_broken_dividend_or_split_is_quarantined_under_its_ex_date(split, schema, good, bad, reason):
+    clean, quarantined = split(pa.RecordBatch.from_pylist([good, bad], schema=schema))
+    assert clean.to_pylist() == [good]  # the negative control: a good row of the same batch passes
+    (row,) = quarantined.to_pylist()
+    table_name = "dividends" if split is validate.split_dividends else "splits"
+    assert (row["table_name"], row["symbol"], row["date"], row["reason"]) == (
+        table_name,
+        bad["symbol"],
+        DAY,
+        reason,
+    )
+    assert json.loads(row["row_json"])["ex_date"] == DAY.isoformat()
+
+
+SPLITTERS = {
+    validate.split_bars: BARS.schema,
+    validate.split_quotes: QUOTES.schema,
+    validate.split_dividends: DIVIDENDS.schema,
+    validate.split_splits: SPLITS.schema,
+}
+
+
+@pytest.mark.parametrize("split", list(SPLITTERS))
 def test_empty_batches_pass_through(split):
-    schema = BARS.schema if split is validate.split_bars else QUOTES.schema
+    schema = SPLITTERS[split]
     clean, quarantined = split(pa.RecordBatch.from_pylist([], schema=schema))
     assert clean.num_rows == quarantined.num_rows == 0
 

@@ -1,14 +1,24 @@
-"""The lake's table macros (sql/views.sql) on a real two-run lake, and the DuckDB shell that loads them."""
+"""The lake's views and table macros (sql/views.sql) on a real two-run lake and on lakes written row by row,
+and the DuckDB shell that loads them."""
 
 import csv
+import datetime as dt
+import json
 import subprocess
 import sys
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO_DIR, run_collect, write_universe
+from conftest import REPO_DIR, SHARED_DATA_DIR, run_collect, write_universe
+from etl import metrics, transform
 from etl.emulator import Emulator, EmulatorConfig
+from etl.lake.paths import open_lake
+from etl.lake.publish import publish_run
+from etl.lake.staging import RunPlan, open_run
+from etl.schema import BARS, DIVIDENDS, SPLITS, Table
 from etl.summary import connect_lake, fetch_dicts
 
 GOOD = ["AAPL", "MSFT", "NVDA", "JPM", "XOM", "KO", "PEP", "WMT"]
@@ -73,9 +83,11 @@ def test_symbol_bars_are_the_current_bars_between_two_dates_in_order(lake, curre
     rows = query(lake, "from symbol_bars($sym, $first, $last)", {"sym": "AAPL", "first": first, "last": last})
     expected = current_bars.filter((pl.col("symbol") == "AAPL") & pl.col("date").is_between(first, last))
     assert len(rows) == expected.height == 21
-    assert [(r["date"], r["close"], r["run_id"]) for r in rows] == list(
-        zip(expected["date"], expected["close"], expected["run_id"], strict=True)
+    assert [(r["date"], r["close"], r["volume"]) for r in rows] == list(
+        zip(expected["date"], expected["close"], expected["volume"], strict=True)
     )
+    # the emulator neither splits nor pays yet: adjusted is as traded
+    assert all(r["adj_factor"] == 1 and r["adj_close"] == r["close"] for r in rows)
 
 
 def test_symbol_bars_takes_dates_as_text_too(lake, dates):
@@ -104,7 +116,8 @@ def test_movers_are_the_largest_moves_against_the_previous_close(lake, current_b
     assert [r["symbol"] for r in rows] == [symbol for symbol, _ in expected[:n]]
     assert [r["change_pct"] for r in rows] == pytest.approx([pct for _, pct in expected[:n]])
     assert all(
-        r["date"] == day and r["change_pct"] == pytest.approx((r["close"] / r["previous_close"] - 1) * 100)
+        r["date"] == day
+        and r["change_pct"] == pytest.approx((r["adj_close"] / r["previous_adj_close"] - 1) * 100)
         for r in rows
     )
 
@@ -151,3 +164,229 @@ def test_shell_refuses_a_lake_path_with_a_newline(tmp_path):
     result = shell(tmp_path / "two\nlines", "select 1;\n")
     assert result.returncode == 2
     assert "newline" in result.stderr and not result.stdout
+
+
+# --- Splits and dividends: bars_adjusted, the event views and movers on a lake written row by row ---------
+
+STARTED_AT = dt.datetime(2026, 3, 9, 22, 0, tzinfo=dt.UTC)
+D1, D2, D3, D4, D5, D6 = (dt.date(2026, 3, 2) + dt.timedelta(days=i) for i in range(6))
+# SPL trades at 100, 102, 104; pays 2.00 a share, ex D4 (close 101); splits 2:1, ex D5 (51, then 52).
+# FLAT has no events and moves 1.5% on D5, more than SPL's real move that day, far less than its raw -49.5%.
+SPL_CLOSES = {D1: 100.0, D2: 102.0, D3: 104.0, D4: 101.0, D5: 51.0, D6: 52.0}
+FLAT_CLOSES = {D1: 50.0, D2: 50.0, D3: 50.0, D4: 50.0, D5: 50.75, D6: 50.0}
+DIVIDEND_STEP = 1 - 2.0 / 104.0
+ADJ_FACTORS = {
+    D1: 0.5 * DIVIDEND_STEP,
+    D2: 0.5 * DIVIDEND_STEP,
+    D3: 0.5 * DIVIDEND_STEP,
+    D4: 0.5,
+    D5: 1.0,
+    D6: 1.0,
+}
+
+
+def bar_rows(run_id: str, symbol: str, closes: dict) -> list[dict]:
+    return [
+        {"run_id": run_id, "symbol": symbol, "date": day, "open": c, "high": c, "low": c, "close": c}
+        | {"adj_close": c, "volume": 1000 if day < D5 else 2000}
+        for day, c in closes.items()
+    ]
+
+
+def dividend_row(run_id: str, day: dt.date, amount: float, symbol: str = "SPL") -> dict:
+    return {"run_id": run_id, "symbol": symbol, "ex_date": day, "amount": amount, "currency": "USD"}
+
+
+def split_row(run_id: str, symbol: str, day: dt.date, ratio: float) -> dict:
+    split = {"run_id": run_id, "symbol": symbol, "ex_date": day, "numerator": ratio, "denominator": 1.0}
+    return split | {"ratio": ratio}
+
+
+# SAME splits 2:1 and pays 1.00 a share of after the split, both ex D4: its close before is 100 as traded,
+# 50 in the shares the dividend is paid on, so the dividend's step is 1 - 1/50 and D3's factor 0.5 * 0.98.
+SAME_CLOSES = {D3: 100.0, D4: 50.0}
+
+
+def publish_rows(lake, run_id: str, rows: dict[Table, list[dict]]) -> None:
+    """A completed run that wrote these rows, through the lake's own staging and publish."""
+    staging = open_run(
+        lake, RunPlan(("SPL",), 10, "1y", "http://127.0.0.1:1"), new_run_id=run_id, started_at=STARTED_AT
+    )
+    with staging.batch(1) as parts:
+        for table, table_rows in rows.items():
+            parts.write(table, pa.RecordBatch.from_pylist(table_rows, schema=table.schema))
+    record = metrics.RunRecord(
+        run_id=run_id,
+        started_at=STARTED_AT,
+        finished_at=STARTED_AT,
+        status="succeeded",
+        message=None,
+        n_symbols=1,
+        n_batches=1,
+        batch_size=10,
+        api_calls=1,
+        source_url="http://127.0.0.1:1",
+        settings="{}",
+    )
+    staging.commit_manifest(metrics.to_runs_record(record))
+    publish_run(staging, row_group_rows=1000)
+
+
+@pytest.fixture(scope="module")
+def events_lake(tmp_path_factory):
+    """r1 writes the bars, the splits and the dividends, one of which r2 revises; r3's file has no `runs`
+    row."""
+    lake = open_lake(str(tmp_path_factory.mktemp("events") / "lake"))
+    bars = [
+        *bar_rows("r1", "SPL", SPL_CLOSES),
+        *bar_rows("r1", "FLAT", FLAT_CLOSES),
+        *bar_rows("r1", "SAME", SAME_CLOSES),
+    ]
+    splits = [split_row("r1", "SPL", D5, 2.0), split_row("r1", "SAME", D4, 2.0)]
+    # FLAT's dividend is on its first bar in the lake: no bar before it to adjust, nor a close to divide by
+    dividends = [
+        dividend_row("r1", D4, 1.9),
+        dividend_row("r1", D1, 0.5, "FLAT"),
+        dividend_row("r1", D4, 1.0, "SAME"),
+    ]
+    publish_rows(lake, "r1", {BARS: bars, SPLITS: splits, DIVIDENDS: dividends})
+    publish_rows(lake, "r2", {DIVIDENDS: [dividend_row("r2", D4, 2.0)]})
+    unpublished = pa.Table.from_pylist([dividend_row("r3", D4, 5.0)], schema=DIVIDENDS.schema)
+    pq.write_table(unpublished, lake.root_url + "/dividends/r3.parquet")
+    return lake
+
+
+def test_event_views_keep_the_latest_completed_runs_row(events_lake):
+    spl = "where symbol = 'SPL'"
+    assert query(events_lake, f"select run_id, amount from dividends {spl}") == [
+        {"run_id": "r2", "amount": 2.0}
+    ]
+    assert query(events_lake, f"select run_id, ex_date, ratio from splits {spl}") == [
+        {"run_id": "r1", "ex_date": D5, "ratio": 2.0}
+    ]
+
+
+def test_bars_adjusted_back_adjusts_for_the_split_and_the_dividend(events_lake):
+    rows = query(events_lake, "from bars_adjusted where symbol = 'SPL' order by date")
+    assert [r["date"] for r in rows] == list(SPL_CLOSES)
+    assert [r["close"] for r in rows] == list(SPL_CLOSES.values())  # as traded, from bars
+    assert [r["adj_factor"] for r in rows] == pytest.approx(list(ADJ_FACTORS.values()), rel=1e-12)
+    for r in rows:
+        factor = ADJ_FACTORS[r["date"]]
+        assert [r[f"adj_{c}"] for c in ("open", "high", "low", "close")] == pytest.approx(
+            [r["close"] * factor] * 4
+        )
+    assert [r["adj_volume"] for r in rows] == [2000.0] * 6  # 1,000 before the 2:1 split is 2,000 today
+
+
+def test_a_split_and_a_dividend_on_the_same_day_are_both_counted_once(events_lake):
+    rows = query(
+        events_lake, "select date, adj_factor from bars_adjusted where symbol = 'SAME' order by date"
+    )
+    assert [(r["date"], r["adj_factor"]) for r in rows] == [
+        (D3, pytest.approx(0.5 * (1 - 1.0 / 50))),
+        (D4, 1.0),
+    ]
+
+
+def test_bars_adjusted_has_no_jump_at_the_split(events_lake):
+    rows = query(events_lake, "select date, adj_close from bars_adjusted where symbol = 'SPL' order by date")
+    closes = {r["date"]: r["adj_close"] for r in rows}
+    assert closes[D5] / closes[D4] - 1 == pytest.approx(51 / 50.5 - 1)  # the real move, not -49.5%
+
+
+def test_bars_adjusted_leaves_a_symbol_without_events_as_traded(events_lake):
+    rows = query(events_lake, "from bars_adjusted where symbol = 'FLAT' order by date")
+    assert {r["adj_factor"] for r in rows} == {1.0}
+    assert [r["adj_close"] for r in rows] == list(FLAT_CLOSES.values())
+
+
+def test_movers_never_report_a_split_as_a_move(events_lake):
+    rows = query(events_lake, "from movers($day, 2)", {"day": D5})
+    assert [r["symbol"] for r in rows] == ["FLAT", "SPL"]
+    spl = rows[1]
+    assert (spl["close"], spl["change_pct"]) == (51.0, pytest.approx((51 / 50.5 - 1) * 100))
+    assert spl["previous_adj_close"] == pytest.approx(50.5)
+
+
+def test_movers_count_a_dividend_as_paid_not_as_a_drop(events_lake):
+    (spl,) = [r for r in query(events_lake, "from movers($day, 2)", {"day": D4}) if r["symbol"] == "SPL"]
+    assert spl["change_pct"] == pytest.approx((101 / (104 - 2.0) - 1) * 100)
+
+
+def publish_charts(lake, charts: list[tuple[str, dict]]) -> None:
+    """A run that collected these chart answers, through the job's own transform."""
+    rows = {table: to_rows("r1", charts).to_pylist() for table, to_rows in TRANSFORMS.items()}
+    publish_rows(lake, "r1", rows)
+
+
+TRANSFORMS = {BARS: transform.to_bars, SPLITS: transform.to_splits, DIVIDENDS: transform.to_dividends}
+
+
+def yahoo_answer_on_d6() -> dict:
+    """SPL's chart as Yahoo would answer it on D6: OHLC split-adjusted as of D6, adjclose adjusted for the
+    dividend too, the dividend's amount split-adjusted (1.00 for 2.00 paid), epochs at the New York open."""
+    epoch = {day: int(dt.datetime.combine(day, dt.time(14, 30), dt.UTC).timestamp()) for day in SPL_CLOSES}
+    split_factor = {day: 0.5 if day < D5 else 1.0 for day in SPL_CLOSES}
+    closes = [c * split_factor[day] for day, c in SPL_CLOSES.items()]
+    step = 1 - 1.0 / closes[2]  # Yahoo's way: the adjusted amount over the adjusted close before the ex-date
+    prices = {name: closes for name in ("open", "high", "low", "close")}
+    return {
+        "meta": {"exchangeTimezoneName": "America/New_York", "currency": "USD"},
+        "timestamp": list(epoch.values()),
+        "events": {
+            "dividends": {str(epoch[D4]): {"amount": 1.0, "date": epoch[D4]}},
+            "splits": {
+                str(epoch[D5]): {"date": epoch[D5], "numerator": 2, "denominator": 1, "splitRatio": "2:1"}
+            },
+        },
+        "indicators": {
+            "quote": [{**prices, "volume": [2000] * len(closes)}],
+            "adjclose": [
+                {
+                    "adjclose": [
+                        c * (step if day < D4 else 1) for day, c in zip(SPL_CLOSES, closes, strict=True)
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def test_bars_adjusted_reproduces_the_same_days_yahoo_answer(tmp_path):
+    chart = yahoo_answer_on_d6()
+    lake = open_lake(str(tmp_path / "lake"))
+    publish_charts(lake, [("SPL", chart)])
+    # volume / adj_volume is the split factor alone: close times it is the split-adjusted close
+    rows = query(
+        lake,
+        "select close, adj_close, close * volume / adj_volume as split_close "
+        "from bars_adjusted order by date",
+    )
+    assert [r["close"] for r in rows] == pytest.approx(list(SPL_CLOSES.values()))  # stored as traded
+    assert [r["adj_close"] for r in rows] == pytest.approx(
+        chart["indicators"]["adjclose"][0]["adjclose"], rel=1e-6
+    )
+    assert [r["split_close"] for r in rows] == pytest.approx(
+        chart["indicators"]["quote"][0]["close"], rel=1e-6
+    )
+
+
+def test_bars_adjusted_reproduces_yahoos_adjclose_of_a_recorded_answer(tmp_path):
+    path = (
+        SHARED_DATA_DIR
+        / "yahoo-fixtures"
+        / "node-yahoo-finance2"
+        / "chart-AAPL-2020-08-31-to-2020-11-07.json"
+    )
+    if not path.exists():
+        pytest.skip(f"recorded Yahoo responses not found at {path} (../shared is absent)")
+    chart = json.loads(path.read_text())["response"]["bodyJson"]["chart"]["result"][0]
+    lake = open_lake(str(tmp_path / "lake"))
+    publish_charts(lake, [("AAPL", chart)])
+    rows = query(lake, "select adj_close from bars_adjusted order by date")
+    yahoo_adjclose = chart["indicators"]["adjclose"][0]["adjclose"]
+    # Yahoo answered in 2025, adjusting for the dividends after 2020-11-07 too, which are not in the answer:
+    # one factor more on every bar, taken from the last, which no event in the answer adjusts.
+    later = yahoo_adjclose[-1] / rows[-1]["adj_close"]
+    assert [r["adj_close"] * later for r in rows] == pytest.approx(yahoo_adjclose, rel=1e-6)

@@ -67,7 +67,8 @@ def price(quote: dict, company: market.Company) -> dict:
 
 
 def summary_detail(quote: dict, company: market.Company) -> dict:
-    """The dividend keys are absent: a synthetic company pays none, and Yahoo leaves them out for such."""
+    """The trailing dividend keys are the quote's; the others (rate, yield, ex-date) are left out, as Yahoo
+    leaves them out for a company that pays none: the emulator tells dividends in the chart and the quote."""
     return {
         "maxAge": 1,
         "priceHint": 2,
@@ -189,8 +190,8 @@ def financial_data(quote: dict, company: market.Company) -> dict:
 
 
 def default_key_statistics(quote: dict, company: market.Company) -> dict:
-    """No split or dividend ever happened to a synthetic company: those keys are absent, as Yahoo leaves
-    them."""
+    """The last split and dividend keys are left out, as Yahoo leaves them out for a company that never split
+    nor paid: the emulator tells splits and dividends in the chart (and dividends in the quote)."""
     books, shares = _books(company), company.shares
     enterprise = quote["marketCap"] + books["debt"] - books["cash"]
     year_end = dt.date(_day_of(quote["regularMarketTime"]).year - 1, 12, 31)

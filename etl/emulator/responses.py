@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from etl.emulator import market
-from etl.emulator.market import FIRST_DAY, NEW_YORK, OPEN_TIME, Bars, Latest
+from etl.emulator import history, market
+from etl.emulator.history import Latest
+from etl.emulator.market import FIRST_DAY, NEW_YORK, OPEN_TIME, Bars
 
 VALID_RANGES = ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"]
 _RANGE_MONTHS = {"1mo": 1, "3mo": 3, "6mo": 6, "1y": 12, "2y": 24, "5y": 60, "10y": 120}
@@ -76,34 +77,40 @@ def _period(params: dict) -> tuple[int, int]:
 
 
 def chart_body(seed: int, symbol: str, null_fraction: float, params: dict, now: dt.datetime) -> dict:
-    """`/v8/finance/chart/{symbol}`: meta, then timestamps and OHLCV lists (null for a missing bar)."""
+    """`/v8/finance/chart/{symbol}`: meta, then timestamps, the window's events and OHLCV lists (null for a
+    missing bar), as Yahoo tells them on the last session by `now` (see etl/emulator/history.py)."""
     if not {"range", "period1", "period2"} & params.keys():
         params = {**params, "range": "1d"}  # what Yahoo answers a bare chart request, less its 1m bars
-    latest = market.latest(seed, symbol, now)
+    latest = history.latest(seed, symbol, now)
     bars, previous_close = _window(seed, symbol, null_fraction, params, latest.day)
     interval = params.get("interval", "1d")
-    result = {"meta": _chart_meta(symbol, latest, previous_close, params, now)}
+    result: dict[str, Any] = {"meta": _chart_meta(symbol, latest, previous_close, params, now)}
     if not len(bars):
         result["indicators"] = {"quote": [{}]}
         return {"chart": {"result": [result], "error": None}}
+    events = history.events(seed, symbol, bars, latest.day)
+    adjclose = bars.close * history.dividend_multipliers(seed, symbol, bars, latest.day)
     stamps = bars.timestamps.tolist()
     if interval == "1d" and stamps[-1] == market.epoch(latest.day, OPEN_TIME):
         # Yahoo stamps the last session's bar with the time of its last trade, not the open.
         stamps[-1] = latest.time
     elif interval != "1d":
-        bars = _grouped(bars, interval)
+        bars, adjclose = _grouped(bars, adjclose, interval)
         stamps = bars.timestamps.tolist()
     quote = {name: _floats(getattr(bars, name)) for name in ("open", "high", "low", "close")}
     quote["volume"] = _ints(bars.volume)
     result["timestamp"] = stamps
-    result["indicators"] = {"quote": [quote], "adjclose": [{"adjclose": quote["close"]}]}
+    if events:  # Yahoo's order: timestamp, events, indicators
+        result["events"] = events
+    result["indicators"] = {"quote": [quote], "adjclose": [{"adjclose": _floats(adjclose)}]}
     return {"chart": {"result": [result], "error": None}}
 
 
 def _window(
     seed: int, symbol: str, null_fraction: float, params: dict, last_day: dt.date
 ) -> tuple[Bars, float]:
-    """The bars asked for (a `range`, or `period1` <= open < `period2`) and the close before the first."""
+    """The bars asked for (a `range`, or `period1` <= open < `period2`) and the close before the first,
+    split-adjusted as of `last_day`."""
     if "period1" in params or "period2" in params:
         start, end = _period(params)
         first = _day_of(start)
@@ -115,6 +122,7 @@ def _window(
         first = _range_start(params.get("range", "1d"), last_day)
         bars = market.bars_between(seed, symbol, null_fraction, first - _LOOKBACK, last_day)
         lo, hi = np.searchsorted(bars.timestamps, market.epoch(first, OPEN_TIME)), len(bars)
+    bars = history.split_adjusted(seed, symbol, bars, last_day)
     window, before = bars[lo:hi], bars.close[:lo]
     before, opens = before[~np.isnan(before)], window.open[~np.isnan(window.open)]
     # Nothing before the window (it starts at the first session): Yahoo falls back on the first open.
@@ -139,9 +147,9 @@ def _range_start(period: str, last_day: dt.date) -> dt.date:
     return dt.date(year, month + 1, day) + dt.timedelta(days=1)
 
 
-def _grouped(bars: Bars, interval: str) -> Bars:
+def _grouped(bars: Bars, adjclose: np.ndarray, interval: str) -> tuple[Bars, np.ndarray]:
     """Daily bars merged into weeks, months, quarters or runs of 5 sessions, each stamped with its first
-    open."""
+    open, and the adjusted close of each one's last bar."""
     days = (bars.timestamps // 86400).astype("datetime64[D]")
     if interval == "5d":
         keys = np.arange(len(days)) // 5
@@ -157,7 +165,7 @@ def _grouped(bars: Bars, interval: str) -> Bars:
     first = valid[np.minimum(np.searchsorted(valid, starts), len(valid) - 1)]
     last = valid[np.maximum(np.searchsorted(valid, ends) - 1, 0)]
     volume = np.add.reduceat(np.nan_to_num(bars.volume), starts)
-    return Bars(
+    grouped = Bars(
         bars.timestamps[starts],
         np.where(empty, np.nan, bars.open[first]),
         np.fmax.reduceat(bars.high, starts),
@@ -165,6 +173,7 @@ def _grouped(bars: Bars, interval: str) -> Bars:
         np.where(empty, np.nan, bars.close[last]),
         np.where(empty, np.nan, volume),
     )
+    return grouped, np.where(empty, np.nan, adjclose[last])
 
 
 def _floats(values: np.ndarray) -> list:
@@ -341,7 +350,7 @@ def _trailing(latest: Latest) -> dict:
 
 
 def _per_share(seed: int, symbol: str, latest: Latest) -> dict:
-    """Valuation of the synthetic company, which pays no dividend: Yahoo's dividend keys are absent."""
+    """Valuation of the synthetic company, and its dividends."""
     company, price = market.company(seed, symbol), latest.price
     eps_year = round((company.eps + company.eps_forward) / 2, 4)
     earnings = market.epoch(latest.day + dt.timedelta(days=7 + company.shares % 80), dt.time(16, 30))
@@ -356,8 +365,7 @@ def _per_share(seed: int, symbol: str, latest: Latest) -> dict:
         "forwardPE": round(price / company.eps_forward, 6),
         "bookValue": company.book_value,
         "priceToBook": round(price / company.book_value, 6),
-        "trailingAnnualDividendRate": 0.0,
-        "trailingAnnualDividendYield": 0.0,
+        **_dividends(seed, symbol, latest),
         "averageAnalystRating": "2.0 - Buy",
         "earningsTimestamp": earnings,
         "earningsTimestampStart": earnings,
@@ -365,4 +373,24 @@ def _per_share(seed: int, symbol: str, latest: Latest) -> dict:
         "earningsCallTimestampStart": earnings + 1800,
         "earningsCallTimestampEnd": earnings + 1800,
         "isEarningsDateEstimate": True,
+    }
+
+
+def _dividends(seed: int, symbol: str, latest: Latest) -> dict:
+    """Yahoo's dividend keys: the trailing year's dividends (over the previous close), the last one a year
+    ahead (over the price, in percent) and its payment date, 3 days after the ex-date at midnight UTC; for a
+    symbol that has paid none in a year, zeros and no more, as Yahoo sends."""
+    year_ago = latest.day - dt.timedelta(days=365)
+    paid = history.adjusted_dividends(seed, symbol, year_ago + dt.timedelta(days=1), latest.day, latest.day)
+    if not paid:
+        return {"trailingAnnualDividendRate": 0.0, "trailingAnnualDividendYield": 0.0}
+    trailing, (last_ex, last_amount) = round(sum(amount for _, amount in paid), 4), paid[-1]
+    rate = round(4 * last_amount, 4)
+    paid_on = dt.datetime.combine(last_ex + dt.timedelta(days=3), dt.time(0, 0), dt.UTC)
+    return {
+        "dividendDate": int(paid_on.timestamp()),
+        "trailingAnnualDividendRate": trailing,
+        "dividendRate": rate,
+        "trailingAnnualDividendYield": round(trailing / latest.previous_close, 10),
+        "dividendYield": round(100 * rate / latest.price, 2),
     }

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from etl.emulator import fundamentals, market, responses, tls
+from etl.emulator import fundamentals, history, market, responses, tls
 from etl.emulator.config import EmulatorConfig
 
 log = logging.getLogger(__name__)
@@ -291,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(401, responses.error_body("finance", "Unauthorized", "Invalid Crumb"))
         seed, now = self.server.state.config.seed, self._now()
         known = [self._known(s) for s in params.get("symbols", "").split(",")]
-        result = [responses.quote_object(seed, s, market.latest(seed, s, now), now) for s in known if s]
+        result = [responses.quote_object(seed, s, history.latest(seed, s, now), now) for s in known if s]
         self._json(200, {"quoteResponse": {"result": result, "error": None}})
 
     def _quoteSummary(self, match, params) -> None:
@@ -306,7 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
                 ),
             )
         seed, now = self.server.state.config.seed, self._now()
-        quote = responses.quote_object(seed, symbol, market.latest(seed, symbol, now), now)
+        quote = responses.quote_object(seed, symbol, history.latest(seed, symbol, now), now)
         modules = [m for m in params.get("modules", "").split(",") if m]
         self._json(*fundamentals.summary_body(quote, market.company(seed, symbol), modules))
 

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterable, Iterator
+from itertools import islice
 
 import pyarrow as pa
 
@@ -57,9 +58,12 @@ def publish_run(staging: RunStaging, *, row_group_rows: int) -> list[str]:
     # `runs` sorts last: every data object is in the lake before the manifest that makes readers trust them.
     ordered = sorted(by_folder.items(), key=lambda item: list(TABLES).index(item[0].parts[0]))
     store, published = staging.lake.store, []
+    # One stream of every part, so that the fetches ahead run on across folders instead of starting anew at
+    # each (a round trip to a bucket per folder, waited for nine times a run).
+    stream = fetch_in_order(store, [key for _, parts in ordered for key in parts])
     for folder, parts in ordered:
         key = staging.lake.key(folder, f"{staging.run_id}.parquet")
-        store.put_new(key, merge(TABLES[folder.parts[0]], fetch_in_order(store, parts), row_group_rows))
+        store.put_new(key, merge(TABLES[folder.parts[0]], islice(stream, len(parts)), row_group_rows))
         published.append(key)
     staging.discard()
     return published
