@@ -26,6 +26,7 @@ from etl import pipeline
 from etl.config import (
     RAY_BATCHES_PER_CPU,
     RAY_CONNECT_TIMEOUT_S,
+    RAY_FORWARDED_ENV,
     RAY_NAMESPACE,
     RAY_TASK_RETRIES,
     Settings,
@@ -218,7 +219,7 @@ def connect(address: str) -> Cluster:
         ray.init(
             address=address,
             namespace=RAY_NAMESPACE,
-            runtime_env={"env_vars": _forwarded_env()},
+            runtime_env={"env_vars": forwarded_env()},
             logging_level=logging.WARNING,
         )
     except ConnectionError as exc:
@@ -258,6 +259,6 @@ def _check_answers(address: str) -> None:
         ) from None
 
 
-def _forwarded_env() -> dict[str, str]:
-    """The driver's AWS settings, so that workers write the lake with its credentials and endpoint."""
-    return {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
+def forwarded_env() -> dict[str, str]:
+    """The driver's AWS settings but its secrets, so that workers find the store the driver locked."""
+    return {name: os.environ[name] for name in RAY_FORWARDED_ENV if name in os.environ}

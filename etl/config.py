@@ -71,6 +71,17 @@ RAY_NAMESPACE = "market-voices-etl"
 RAY_CONNECT_TIMEOUT_S = 10
 RAY_TASK_RETRIES = 3
 RAY_BATCHES_PER_CPU = 2
+# The driver's AWS settings its workers get through Ray's runtime environment: where the lake's store is,
+# never a secret (Ray keeps a job's runtime environment in its cluster state, readable to whoever can list
+# jobs). Workers take credentials from their own node, as any process on it does: role, environment, ~/.aws.
+RAY_FORWARDED_ENV = (
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ALLOW_HTTP",
+    "AWS_PROFILE",
+)
 
 
 @dataclass(frozen=True)

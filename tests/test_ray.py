@@ -32,12 +32,17 @@ WAIT_S = 60
 
 
 @pytest.fixture(scope="session")
-def ray_address(tmp_path_factory):
-    """The GCS address of the session's local cluster: 2 CPUs, no dashboard, a small object store."""
+def ray_address(tmp_path_factory, s3_store):
+    """The GCS address of the session's local cluster: 2 CPUs, no dashboard, a small object store.
+
+    Its node has credentials of its own for the loopback store, the writer's, as a real cluster's nodes have
+    a role: the driver never hands its keys to the workers.
+    """
     folder = tmp_path_factory.mktemp("ray")  # short: Ray's socket paths must fit in 107 characters
     with pytest.MonkeyPatch.context() as patch:
         # The raylet's environment is its workers': their temp files and yfinance caches stay in `folder`.
-        for name, value in RAY_ENV.items() | {"TMPDIR": str(folder), "XDG_CACHE_HOME": str(folder)}.items():
+        node_env = RAY_ENV | s3_store.env() | {"TMPDIR": str(folder), "XDG_CACHE_HOME": str(folder)}
+        for name, value in node_env.items():
             patch.setenv(name, value)
         import ray  # after RAY_ENV, which Ray reads at import
 
@@ -177,6 +182,22 @@ def test_a_429_storm_slows_every_node_down_and_the_run_completes(ray_address, tm
     # The storm came, and the node's one budget kept both workers under the limit once told: no more 429s
     # than the burst before the first (two batches' requests) and the probes of the rate it won back.
     assert 0 < throttled <= 24
+
+
+def test_the_driver_hands_its_workers_the_stores_address_and_never_its_keys(s3_store, monkeypatch):
+    from etl.cluster import forwarded_env
+
+    for name, value in s3_store.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "a-session-token")
+    forwarded = forwarded_env()
+    assert forwarded["AWS_ENDPOINT_URL"] == s3_store.endpoint_url and forwarded["AWS_ALLOW_HTTP"] == "true"
+    secrets = {
+        s3_store.env()["AWS_SECRET_ACCESS_KEY"],
+        s3_store.env()["AWS_ACCESS_KEY_ID"],
+        "a-session-token",
+    }
+    assert secrets.isdisjoint(forwarded.values())
 
 
 def test_a_cluster_of_other_versions_is_one_line_naming_both(ray_address):
