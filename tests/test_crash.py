@@ -40,7 +40,7 @@ from etl.lake.paths import open_lake
 from etl.summary import connect_lake
 
 SEED = 20261125
-KILL_POINTS = 20
+KILL_POINTS = 12
 # In a bucket, every attempt also waits out the killed writer's lease (a second) and lists the store through
 # s3fs: fewer kills keep the test in make test's time, and the local test covers the instants at large.
 S3_KILL_POINTS = 5
