@@ -43,7 +43,7 @@ SEED = 20261125
 KILL_POINTS = 12
 # In a bucket, every attempt also waits out the killed writer's lease (a second) and lists the store through
 # s3fs: fewer kills keep the test in make test's time, and the local test covers the instants at large.
-S3_KILL_POINTS = 5
+S3_KILL_POINTS = 4
 SYMBOLS = [f"S{i:03d}" for i in range(40)]
 AS_OF = dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.UTC)
 FAULTY = EmulatorConfig(

@@ -5,6 +5,7 @@ Under pytest-xdist every test here is in the xdist group `ray` and `make test` r
 one worker runs them all and the session starts one cluster.
 """
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -63,16 +64,35 @@ def ray_address(tmp_path_factory, s3_store):
             ray.shutdown()  # this cluster's processes only
 
 
+# A fixed clock: the run on one machine and the Ray run, each against an emulator of its own, see one market.
+MARKET = EmulatorConfig(
+    delisted=frozenset({"DLSTD"}), latency_ms=20, as_of=dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.UTC)
+)
+
+
 @pytest.fixture
 def emulator():
-    with Emulator(EmulatorConfig(delisted=frozenset({"DLSTD"}), latency_ms=20)) as emu:
+    with Emulator(MARKET) as emu:
         yield emu
 
 
-def collect(emulator, universe: Path, lake: str, *options: str) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory) -> tuple[str, dict[str, int]]:
+    """The run on one machine that the Ray runs are held to, and the emulator's count of its requests."""
+    folder = tmp_path_factory.mktemp("alone")
+    universe = write_universe(folder / "u.txt", SYMBOLS)
+    with Emulator(MARKET) as emulator:
+        result = collect(emulator, universe, str(folder / "lake"), env={"XDG_CACHE_HOME": str(folder)})
+        assert result.returncode == 0, result.stderr
+        return str(folder / "lake"), emulator.counts()
+
+
+def collect(
+    emulator, universe: Path, lake: str, *options: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
     args = ["--universe", str(universe), "--lake", lake, "--history", "1mo", "--batch-size", "5"]
     args += ["--min-success", "0.9"]  # DLSTD is delisted
-    return run_cli("collect", *yahoo_route(emulator), *args, *options, timeout=WAIT_S * 2)
+    return run_cli("collect", *yahoo_route(emulator), *args, *options, env=env, timeout=WAIT_S * 2)
 
 
 def popen_collect(emulator, universe: Path, lake: str, *options: str) -> subprocess.Popen:
@@ -104,19 +124,17 @@ def assert_whole(lake: str, symbols: list[str]) -> None:
     assert set(per_symbol) == set(symbols) and len(set(per_symbol.values())) == 1
 
 
-def test_a_ray_run_equals_the_run_on_one_machine(ray_address, emulator, tmp_path, lake_url):
+def test_a_ray_run_equals_the_run_on_one_machine(ray_address, alone, emulator, tmp_path, lake_url):
+    alone_lake, counts_alone = alone
     universe = write_universe(tmp_path / "u.txt", SYMBOLS)
-    alone = collect(emulator, universe, str(tmp_path / "alone"))
-    assert alone.returncode == 0, alone.stderr
-    counts_alone = emulator.counts()
     on_ray = collect(emulator, universe, lake_url, "--ray", ray_address)
     assert on_ray.returncode == 0, on_ray.stderr
-    counts_ray = {k: v - counts_alone.get(k, 0) for k, v in emulator.counts().items()}
+    counts_ray = emulator.counts()
 
     bars = "select symbol, date, open, high, low, close, volume from bars"
     quotes, failures = "select symbol from quotes", "select symbol, outcome, error_type from failures"
     for sql in (bars, quotes, failures):
-        assert sorted(query(lake_url, sql)) == sorted(query(str(tmp_path / "alone"), sql))
+        assert sorted(query(lake_url, sql)) == sorted(query(alone_lake, sql))
     assert len(query(lake_url, bars)) > 0
     for endpoint in ("chart", "quote"):
         assert counts_ray[endpoint] == counts_alone[endpoint]
