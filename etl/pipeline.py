@@ -108,7 +108,7 @@ def _collect_staged(
 
 def staged_api_calls(staging: RunStaging) -> int:
     """The requests of the run's batches committed so far: a resumed run counts its earlier attempts'."""
-    return pc.sum(staging.read(BATCHES).column("api_calls")).as_py() or 0
+    return sum(pc.sum(part.column("api_calls")).as_py() or 0 for part in staging.read_each(BATCHES))
 
 
 def uncommitted(staging: RunStaging, batches: list[Batch]) -> list[Batch]:
@@ -201,12 +201,16 @@ def _describe_refusal(outcomes: list[Outcome]) -> str:
 def judge(settings: Settings, staging: RunStaging) -> tuple[RunStatus, str | None]:
     """A finished run's status: an outage when nothing came or Yahoo was blocking, short of --min-success, or
     fine."""
-    batches, failures = staging.read(BATCHES), staging.read(FAILURES)
-    n_done, n_ok = (pc.sum(batches.column(name)).as_py() or 0 for name in ("n_symbols", "n_ok"))
+    n_done = n_ok = 0
+    for part in staging.read_each(BATCHES):
+        n_done += pc.sum(part.column("n_symbols")).as_py() or 0
+        n_ok += pc.sum(part.column("n_ok")).as_py() or 0
     errors = [
         Outcome(**row | {"outcome": OutcomeKind(row["outcome"])})
-        for row in failures.drop_columns(["run_id", "batch_no"]).to_pylist()
-        if row["outcome"] == OutcomeKind.ERROR
+        for part in staging.read_each(FAILURES)
+        for row in part.filter(pc.equal(part.column("outcome"), OutcomeKind.ERROR.value))
+        .drop_columns(["run_id", "batch_no"])
+        .to_pylist()
     ]
     if errors and (n_ok == 0 or any(o.error_type == ErrorType.NO_DATA_WAVE for o in errors)):
         first = next((o for o in errors if o.error_type == ErrorType.NO_DATA_WAVE), errors[0])

@@ -106,11 +106,12 @@ class RunStaging:
                 by_folder.setdefault(Path(folder), []).append(f"{record['attempt']}/{folder}/{PART_NAME}")
         return by_folder
 
-    def read(self, table: Table) -> pa.Table:
-        """Every committed row of a small table (`batches`, `failures`), for judging the whole run."""
+    def read_each(self, table: Table) -> Iterator[pa.Table]:
+        """Each committed batch's rows of a small table (`batches`, `failures`), one batch at a time: judging
+        a run of 10,000 batches must not hold them all."""
         keys = [key for folder, keys in self.parts().items() if folder.parts[0] == table.name for key in keys]
-        tables = [read_part(data, table) for data in fetch_in_order(self.lake.store, keys)]
-        return pa.concat_tables(tables or [table.schema.empty_table()])
+        for data in fetch_in_order(self.lake.store, keys):
+            yield read_part(data, table)
 
     def discard(self) -> None:
         """Remove the run's staged objects: once it is published, or when another plan replaces it."""
