@@ -91,16 +91,10 @@ def _rss_mb(processes: list[psutil.Process]) -> float:
 
 
 def batch_figures(lake: Path) -> dict:
-    """From the run's `batches`: how many, on how many worker processes, and their own busy seconds."""
-    con = summary.connect_lake(str(lake))
-    sql = (
-        "select count(*), count(distinct (node_id, pid)), sum(fetch_s + write_s),"
-        " epoch(max(r.finished_at) - min(r.started_at)) from batches join runs as r using (run_id)"
-    )
-    n_batches, workers, busy_s, processing_s = con.execute(sql).fetchone() or (0, 0, 0.0, 0.0)
-    # Each worker is either running a batch's own work or waiting on Ray (submission, scheduling, results).
-    overhead_ms = (processing_s * workers - busy_s) / n_batches * 1000
-    return {"batches": n_batches, "workers": workers, "overhead_ms_per_batch": overhead_ms}
+    """From the run's `batches` (sql/ray_overhead.sql): how many, on how many worker processes, and the gap
+    each worker process leaves between one batch's own work and its next batch."""
+    (figures,) = summary.fetch_dicts(summary.connect_lake(str(lake)), summary.load_sql("ray_overhead"))
+    return figures
 
 
 def write_universe(folder: Path, n: int) -> Path:
@@ -136,7 +130,11 @@ def scale(work_dir: Path, address: str, n: int) -> None:
     tenth, last = rss[max(0, len(rss) // 10)], rss[-1]
     print(f"{n:,} symbols at 0 ms, --history 5d, Ray: {run.wall_s:.1f} s, {figures['batches']:,} batches")
     print(f"  driver RSS: peak {max(rss):.0f} MB; {tenth:.0f} MB after a tenth, {last:.0f} MB at the end")
-    print(f"  Ray overhead per batch (upper bound): {figures['overhead_ms_per_batch']:.1f} ms")
+    mean, median, p95 = (figures[f"overhead_ms_{k}"] for k in ("mean", "median", "p95"))
+    print(
+        f"  Ray overhead per batch (a worker's gap between batches): mean {mean:.1f} ms,"
+        f" median {median:.1f} ms, p95 {p95:.1f} ms over {figures['gaps']:,} gaps"
+    )
     print(f"  handshakes: {run.requests.get('cookie', 0)} for {figures['workers']} worker processes")
     print(f"  cluster memory (every Ray process, peak of the sum): {run.cluster_peak_mb:.0f} MB")
 
