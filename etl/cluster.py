@@ -4,7 +4,8 @@ This process is the driver: it plans, holds the lake's lock, opens the run's sta
 publishes it, manifest last, as a run on one machine does (etl/pipeline.py). Each batch is a task running
 etl/worker.py's `run_batch` (fetch, transform, validate, commit whole), a bounded number in flight. Yahoo
 limits each address, so every node has one budget actor, the session's adaptive rate (etl/source/rate.py)
-and the `--max-rps` cap, which every request of that node's workers waits its turn from.
+and the `--max-rps` cap: the node's workers tell it what they sent and what came back, and once the node is
+limited every request of theirs waits its turn from it.
 
 Imported by `collect --ray` only: a run on one machine never loads Ray.
 """
