@@ -3,7 +3,8 @@ the emulator in its own process.
 
 Two rows: N symbols at 100 ms a request, Ray against one process (wall, requests, ratio); and M symbols
 at 0 ms with --history 5d on Ray alone: the driver's peak RSS and whether it stays flat, Ray's overhead per
-batch, the handshakes (one per worker process) and the memory of every Ray process of the cluster.
+batch (each worker process's gap between batches, sql/ray_overhead.sql), the handshakes (one per worker
+process) and the memory of every Ray process of the cluster.
 """
 
 import argparse
