@@ -38,7 +38,7 @@ class Run:
 
     wall_s: float
     requests: dict[str, int]
-    driver_rss_mb: list[float]
+    driver_rss_mb: list[tuple[float, float]]  # (Unix time, MB)
     cluster_peak_mb: float
 
 
@@ -68,7 +68,7 @@ def collect(emulator: EmulatorProcess, universe: Path, lake: Path, *options: str
     driver = subprocess.Popen(command, cwd=REPO_DIR, stdout=subprocess.DEVNULL)
     rss, cluster_peak = [], 0.0
     while driver.poll() is None:
-        rss.append(_rss_mb([psutil.Process(driver.pid)]))
+        rss.append((time.time(), _rss_mb([psutil.Process(driver.pid)])))
         cluster_peak = max(cluster_peak, _rss_mb(_ray_processes(driver.pid, emulator)))
         time.sleep(SAMPLE_S)
     if driver.returncode != 0:
@@ -96,6 +96,16 @@ def batch_figures(lake: Path) -> dict:
     each worker process leaves between one batch's own work and its next batch."""
     (figures,) = summary.fetch_dicts(summary.connect_lake(str(lake)), summary.load_sql("ray_overhead"))
     return figures
+
+
+def rss_over_batches(rss: list[tuple[float, float]], figures: dict) -> tuple[float, float]:
+    """The driver's RSS once a tenth of the batches' time has passed, and just before the last batch ended
+    (judging and publishing, after it, read every batch's record: they are the peak, not the growth)."""
+    first_s, last_s = figures["first_started_s"], figures["last_ended_s"]
+    tenth_s = first_s + (last_s - first_s) / 10
+    tenth = next(mb for at, mb in rss if at >= tenth_s)
+    last = [mb for at, mb in rss if at <= last_s][-1]
+    return tenth, last
 
 
 def write_universe(folder: Path, n: int) -> Path:
@@ -127,10 +137,13 @@ def scale(work_dir: Path, address: str, n: int) -> None:
     finally:
         emulator.stop()
     figures = batch_figures(lake)
-    rss = run.driver_rss_mb
-    tenth, last = rss[max(0, len(rss) // 10)], rss[-1]
+    tenth, last = rss_over_batches(run.driver_rss_mb, figures)
+    peak = max(mb for _, mb in run.driver_rss_mb)
     print(f"{n:,} symbols at 0 ms, --history 5d, Ray: {run.wall_s:.1f} s, {figures['batches']:,} batches")
-    print(f"  driver RSS: peak {max(rss):.0f} MB; {tenth:.0f} MB after a tenth, {last:.0f} MB at the end")
+    print(
+        f"  driver RSS: {tenth:.0f} MB after a tenth of the batches, {last:.0f} MB after the last"
+        f" ({(last - tenth) / tenth:+.1%}); peak {peak:.0f} MB (judging and publishing the run included)"
+    )
     mean, median, p95 = (figures[f"overhead_ms_{k}"] for k in ("mean", "median", "p95"))
     print(
         f"  Ray overhead per batch (a worker's gap between batches): mean {mean:.1f} ms,"
