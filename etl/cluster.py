@@ -4,7 +4,8 @@ This process is the driver: it plans, holds the lake's lock, opens the run's sta
 publishes it, manifest last, as a run on one machine does (etl/pipeline.py). Each batch is a task running
 etl/worker.py's `run_batch` (fetch, transform, validate, commit whole), a bounded number in flight. Yahoo
 limits each address, so every node has one budget actor, the session's adaptive rate (etl/source/rate.py)
-and the `--max-rps` cap, which every request of that node's workers waits its turn from.
+and the `--max-rps` cap: the node's workers tell it what they sent and what came back, and once the node is
+limited every request of theirs waits its turn from it.
 
 Imported by `collect --ray` only: a run on one machine never loads Ray.
 """
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 from etl import pipeline
 from etl.config import (
     RAY_BATCHES_PER_CPU,
+    RAY_BUDGET_REPORT_S,
     RAY_CONNECT_TIMEOUT_S,
     RAY_FORWARDED_ENV,
     RAY_NAMESPACE,
@@ -53,51 +55,76 @@ log = logging.getLogger(__name__)
 
 
 class NodeBudget:
-    """The Yahoo budget of one node: its workers' requests take their turns here, and report answers and 429s
-    with the next turn, so a request costs one call to the actor."""
+    """The Yahoo budget of one node. Its workers report what they sent and what came back (answers, 429s);
+    once the node is limited (a 429, or --max-rps), every request takes its turn here, one call each."""
 
     def __init__(self, max_rps: float | None) -> None:
         self._rate = AdaptiveRate(max_rps=max_rps)
 
-    def turn(self, answers: int, limited: int) -> tuple[float, bool]:
-        """Seconds the asking request waits, after learning of the answers and 429s since its last turn; and
-        whether Yahoo has answered this node yet."""
+    def report(self, sent: int, answers: int, limited: int) -> tuple[bool, bool]:
+        """Learn of requests sent without a turn, answers and 429s; whether Yahoo has answered this node
+        yet, and whether the node is limited."""
+        self._rate.note_sent(sent)
         for _ in range(limited):
             self._rate.slow_down()
         for _ in range(answers):
             self._rate.speed_up()
-        return self._rate.reserve(), self._rate.answered
+        return self._rate.answered, self._rate.rps is not None
+
+    def turn(self, sent: int, answers: int, limited: int) -> tuple[float, bool, bool]:
+        """`report`, then the seconds the asking request waits for its turn."""
+        answered, paced = self.report(sent, answers, limited)
+        return self._rate.reserve(), answered, paced
 
     def rps(self) -> float | None:
         return self._rate.rps
 
 
 class NodeRate:
-    """A worker's session's rate: its node's budget actor."""
+    """A worker's session's rate: its node's budget actor, asked for a turn per request once the node is
+    limited, told what was sent every RAY_BUDGET_REPORT_S until then (a 429 at once)."""
 
     def __init__(self, budget) -> None:
         self._budget = budget
         self._lock = threading.Lock()
-        self._answers = self._limited = 0
-        self._answered = False
+        self._sent = self._answers = self._limited = 0
+        self._answered = self._paced = False
+        self._report_at = 0.0  # monotonic; 0: at the next request
 
     @property
     def answered(self) -> bool:
+        if not self._answered:  # asked on a 429 only: has another worker of the node been answered?
+            self._call(self._budget.report)
         return self._answered
 
     def acquire(self) -> None:
         with self._lock:
-            answers, limited, self._answers, self._limited = self._answers, self._limited, 0, 0
-        wait_s, self._answered = ray.get(self._budget.turn.remote(answers, limited))
+            if not self._paced and time.monotonic() < self._report_at:
+                self._sent += 1
+                return
+        wait_s, _, _ = self._call(self._budget.turn)
         time.sleep(wait_s)
 
     def slow_down(self) -> None:
         with self._lock:
             self._limited += 1
+        self._call(self._budget.report)
 
     def speed_up(self) -> None:
         with self._lock:
             self._answers += 1
+            if not self._answered:
+                self._report_at = 0.0  # the node's first answer: tell it at the next request
+
+    def _call(self, method) -> tuple:
+        """Call the budget with what happened since the last call; keep what it says of the node."""
+        with self._lock:
+            counts = (self._sent, self._answers, self._limited)
+            self._sent = self._answers = self._limited = 0
+            self._report_at = time.monotonic() + RAY_BUDGET_REPORT_S
+        said = ray.get(method.remote(*counts))
+        self._answered, self._paced = said[-2:]
+        return said
 
 
 _Budget = ray.remote(num_cpus=0)(NodeBudget)

@@ -71,6 +71,9 @@ RAY_NAMESPACE = "market-voices-etl"
 RAY_CONNECT_TIMEOUT_S = 10
 RAY_TASK_RETRIES = 3
 RAY_BATCHES_PER_CPU = 2
+# While its node has no limit (no 429, no --max-rps), a worker's requests skip the budget actor (about 1 ms a
+# call) and tell it what they sent this often, learning whether another worker's 429 has limited the node.
+RAY_BUDGET_REPORT_S = 0.25
 # The driver's AWS settings its workers get through Ray's runtime environment: where the lake's store is,
 # never a secret (Ray keeps a job's runtime environment in its cluster state, readable to whoever can list
 # jobs). Workers take credentials from their own node, as any process on it does: role, environment, ~/.aws.

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 import pyarrow as pa
 
 from etl.fetch import FetchedBatch, Outcome
-from etl.memory import MemoryCheck, MemorySample
+from etl.memory import MemoryCheck
 from etl.schema import BATCHES, FAILURES, RUNS
 from etl.status import OutcomeKind, RunStatus
 
@@ -50,7 +50,7 @@ def to_batch_metrics(
     run_id: str,
     api_calls: int,
     write_s: float,
-    before: MemorySample,
+    rss_mb_before: float,
     check: MemoryCheck,
     bar_rows: int,
     quote_rows: int,
@@ -67,7 +67,7 @@ def to_batch_metrics(
         started_at=fetched.started_at,
         fetch_s=fetched.fetch_s,
         write_s=write_s,
-        rss_mb_before=before.rss_mb,
+        rss_mb_before=rss_mb_before,
         rss_mb_after=check.sample.rss_mb,
         uss_mb_after=check.sample.uss_mb,
         arrow_mb_after=check.sample.arrow_mb,

@@ -19,7 +19,7 @@ from etl.lake.paths import Lake, open_lake
 from etl.lake.publish import publish_in_child
 from etl.lake.staging import RunPlan, RunStaging, open_run
 from etl.lake.store import RUN_CUT_SHORT, failures_leave
-from etl.memory import MemoryCheck, check_memory, sample_memory
+from etl.memory import MemoryCheck, check_memory, rss_mb
 from etl.plan import Batch, plan_batches
 from etl.schema import BARS, BATCHES, DIVIDENDS, FAILURES, QUARANTINE, QUOTES, SPLITS
 from etl.source.rate import AdaptiveRate
@@ -228,17 +228,17 @@ def judge(settings: Settings, staging: RunStaging) -> tuple[RunStatus, str | Non
 
 def _check_memory_limit(limit_mb: float) -> None:
     """A limit the process is already above would stop the run after its first batch: refuse it up front."""
-    rss_mb = sample_memory().rss_mb
-    if rss_mb >= limit_mb:
+    used_mb = rss_mb()
+    if used_mb >= limit_mb:
         raise ConfigError(
             f"--memory-limit-mb {limit_mb:g} is below what the job uses before fetching anything "
-            f"(RSS {rss_mb:.0f} MB); give it at least {rss_mb * 2:.0f}"
+            f"(RSS {used_mb:.0f} MB); give it at least {used_mb * 2:.0f}"
         )
 
 
 def write_batch(fetched: FetchedBatch, staging: RunStaging, source: YahooSource, settings: Settings):
     """Transform one fetched batch and commit it whole, with its metrics and the memory check after it."""
-    before = sample_memory()
+    rss_mb_before = rss_mb()
     started = time.perf_counter()
     run_id, batch_no = staging.run_id, fetched.batch.batch_no
     try:
@@ -264,7 +264,7 @@ def write_batch(fetched: FetchedBatch, staging: RunStaging, source: YahooSource,
             run_id=run_id,
             api_calls=source.counter.for_batch(batch_no),
             write_s=write_s,
-            before=before,
+            rss_mb_before=rss_mb_before,
             check=check,
             bar_rows=bars.num_rows,
             quote_rows=quotes.num_rows,

@@ -35,7 +35,7 @@ def test_a_batch_row_counts_its_outcomes_and_carries_its_memory_readings():
         run_id="r1",
         api_calls=5,
         write_s=0.01,
-        before=MemorySample(110.0, 80.0, 2.0),
+        rss_mb_before=110.0,
         check=check,
         bar_rows=500,
         quote_rows=1,

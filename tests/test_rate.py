@@ -27,6 +27,14 @@ def test_a_429_halves_what_was_sent_in_the_last_second_and_answers_win_it_back()
     assert 10.9 < rate.rps < 11.0
 
 
+def test_requests_sent_without_a_turn_count_in_the_second_a_429_halves():
+    rate = AdaptiveRate()
+    rate.note_sent(39)
+    rate.acquire()
+    rate.slow_down()
+    assert rate.rps == 20
+
+
 def test_the_rate_never_drops_below_its_floor():
     rate = AdaptiveRate(min_rps=0.5)
     for _ in range(20):

@@ -7,6 +7,7 @@ one worker runs them all and the session starts one cluster.
 
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -200,6 +201,23 @@ def test_a_429_storm_slows_every_node_down_and_the_run_completes(ray_address, tm
     # The storm came, and the node's one budget kept both workers under the limit once told: no more 429s
     # than the burst before the first (two batches' requests) and the probes of the rate it won back.
     assert 0 < throttled <= 24
+
+
+def test_a_worker_over_the_memory_limit_ends_the_run_with_what_it_collected(ray_address, emulator, tmp_path):
+    symbols = [f"M{i:03d}" for i in range(40)]  # 8 batches: more than the 4 in flight when the first ends
+    universe, lake = write_universe(tmp_path / "u.txt", symbols), str(tmp_path / "lake")
+    refused = collect(emulator, universe, lake, "--ray", ray_address, "--memory-limit-mb", "1")
+    assert refused.returncode == 2 and emulator.total_requests() == 0
+    # Just above the driver's RSS before fetching: a worker holding a batch, and Ray's own, is over it.
+    limit_mb = int(re.search(r"RSS (\d+) MB", refused.stderr).group(1)) + 1
+    result = collect(emulator, universe, lake, "--ray", ray_address, "--memory-limit-mb", str(limit_mb))
+    assert result.returncode == 1, result.stderr
+    assert "--memory-limit-mb" in result.stderr.strip().splitlines()[-1]
+    assert query(lake, "select status from runs") == [("memory_limit",)]
+    # No batch submitted after the first was over; those in flight are kept, whole.
+    ((n_batches,),) = query(lake, "select count(*) from batches")
+    assert 1 <= n_batches <= 4
+    assert query(lake, "select count(distinct symbol) from bars") == [(5 * n_batches,)]
 
 
 def test_the_driver_hands_its_workers_the_stores_address_and_never_its_keys(s3_store, monkeypatch):

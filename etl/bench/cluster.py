@@ -3,7 +3,8 @@ the emulator in its own process.
 
 Two rows: N symbols at 100 ms a request, Ray against one process (wall, requests, ratio); and M symbols
 at 0 ms with --history 5d on Ray alone: the driver's peak RSS and whether it stays flat, Ray's overhead per
-batch, the handshakes (one per worker process) and the memory of every Ray process of the cluster.
+batch (each worker process's gap between batches, sql/ray_overhead.sql), the handshakes (one per worker
+process) and the memory of every Ray process of the cluster.
 """
 
 import argparse
@@ -37,7 +38,7 @@ class Run:
 
     wall_s: float
     requests: dict[str, int]
-    driver_rss_mb: list[float]
+    driver_rss_mb: list[tuple[float, float]]  # (Unix time, MB)
     cluster_peak_mb: float
 
 
@@ -67,7 +68,7 @@ def collect(emulator: EmulatorProcess, universe: Path, lake: Path, *options: str
     driver = subprocess.Popen(command, cwd=REPO_DIR, stdout=subprocess.DEVNULL)
     rss, cluster_peak = [], 0.0
     while driver.poll() is None:
-        rss.append(_rss_mb([psutil.Process(driver.pid)]))
+        rss.append((time.time(), _rss_mb([psutil.Process(driver.pid)])))
         cluster_peak = max(cluster_peak, _rss_mb(_ray_processes(driver.pid, emulator)))
         time.sleep(SAMPLE_S)
     if driver.returncode != 0:
@@ -91,16 +92,20 @@ def _rss_mb(processes: list[psutil.Process]) -> float:
 
 
 def batch_figures(lake: Path) -> dict:
-    """From the run's `batches`: how many, on how many worker processes, and their own busy seconds."""
-    con = summary.connect_lake(str(lake))
-    sql = (
-        "select count(*), count(distinct (node_id, pid)), sum(fetch_s + write_s),"
-        " epoch(max(r.finished_at) - min(r.started_at)) from batches join runs as r using (run_id)"
-    )
-    n_batches, workers, busy_s, processing_s = con.execute(sql).fetchone() or (0, 0, 0.0, 0.0)
-    # Each worker is either running a batch's own work or waiting on Ray (submission, scheduling, results).
-    overhead_ms = (processing_s * workers - busy_s) / n_batches * 1000
-    return {"batches": n_batches, "workers": workers, "overhead_ms_per_batch": overhead_ms}
+    """From the run's `batches` (sql/ray_overhead.sql): how many, on how many worker processes, and the gap
+    each worker process leaves between one batch's own work and its next batch."""
+    (figures,) = summary.fetch_dicts(summary.connect_lake(str(lake)), summary.load_sql("ray_overhead"))
+    return figures
+
+
+def rss_over_batches(rss: list[tuple[float, float]], figures: dict) -> tuple[float, float]:
+    """The driver's RSS once a tenth of the batches' time has passed, and just before the last batch ended
+    (judging and publishing, after it, read every batch's record: they are the peak, not the growth)."""
+    first_s, last_s = figures["first_started_s"], figures["last_ended_s"]
+    tenth_s = first_s + (last_s - first_s) / 10
+    tenth = next(mb for at, mb in rss if at >= tenth_s)
+    last = [mb for at, mb in rss if at <= last_s][-1]
+    return tenth, last
 
 
 def write_universe(folder: Path, n: int) -> Path:
@@ -132,11 +137,18 @@ def scale(work_dir: Path, address: str, n: int) -> None:
     finally:
         emulator.stop()
     figures = batch_figures(lake)
-    rss = run.driver_rss_mb
-    tenth, last = rss[max(0, len(rss) // 10)], rss[-1]
+    tenth, last = rss_over_batches(run.driver_rss_mb, figures)
+    peak = max(mb for _, mb in run.driver_rss_mb)
     print(f"{n:,} symbols at 0 ms, --history 5d, Ray: {run.wall_s:.1f} s, {figures['batches']:,} batches")
-    print(f"  driver RSS: peak {max(rss):.0f} MB; {tenth:.0f} MB after a tenth, {last:.0f} MB at the end")
-    print(f"  Ray overhead per batch (upper bound): {figures['overhead_ms_per_batch']:.1f} ms")
+    print(
+        f"  driver RSS: {tenth:.0f} MB after a tenth of the batches, {last:.0f} MB after the last"
+        f" ({(last - tenth) / tenth:+.1%}); peak {peak:.0f} MB (judging and publishing the run included)"
+    )
+    mean, median, p95 = (figures[f"overhead_ms_{k}"] for k in ("mean", "median", "p95"))
+    print(
+        f"  Ray overhead per batch (a worker's gap between batches): mean {mean:.1f} ms,"
+        f" median {median:.1f} ms, p95 {p95:.1f} ms over {figures['gaps']:,} gaps"
+    )
     print(f"  handshakes: {run.requests.get('cookie', 0)} for {figures['workers']} worker processes")
     print(f"  cluster memory (every Ray process, peak of the sum): {run.cluster_peak_mb:.0f} MB")
 

@@ -52,14 +52,23 @@ class AdaptiveRate:
         shared through one actor (etl/cluster.py) never sleeps while others ask."""
         with self._lock:
             now = time.monotonic()
-            self._sent.append(now)
-            while self._sent[0] <= now - 1.0:
-                self._sent.popleft()
+            self._note_sent(now, 1)
             if self._rps is None:
                 return 0.0
             turn = max(now, self._next_at)
             self._next_at = turn + 1.0 / self._rps
         return turn - now
+
+    def note_sent(self, n: int) -> None:
+        """`n` requests went out without taking a turn (a Ray node's workers while it has no limit): they
+        count in the second a 429 halves."""
+        with self._lock:
+            self._note_sent(time.monotonic(), n)
+
+    def _note_sent(self, now: float, n: int) -> None:
+        self._sent.extend([now] * n)
+        while self._sent and self._sent[0] <= now - 1.0:
+            self._sent.popleft()
 
     def slow_down(self) -> None:
         """Yahoo said 429: half of what was sent in the last second, or half the limit if lower."""
