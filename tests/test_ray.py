@@ -1,8 +1,8 @@
-"""`collect --ray` on one local Ray cluster for the whole session, on 127.0.0.1 only, run as users run it: the
-CLI in a subprocess, as the cluster's driver.
+"""`collect --ray` on one local Ray cluster for this module, on 127.0.0.1 only, run as users run it: the CLI
+in a subprocess, as the cluster's driver.
 
 Under pytest-xdist every test here is in the xdist group `ray` and `make test` runs `--dist loadgroup`, so
-one worker runs them all and the session starts one cluster.
+one worker runs them all and starts one cluster.
 """
 
 import datetime as dt
@@ -33,9 +33,10 @@ RAY_ENV = {
 WAIT_S = 60
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_address(tmp_path_factory, s3_store):
-    """The GCS address of the session's local cluster: 2 CPUs, no dashboard, a small object store.
+    """The GCS address of this module's local cluster: 2 CPUs, no dashboard, a small object store. Stopped
+    when the module's tests end: an idle cluster's processes would take CPU from the rest of the suite.
 
     Its node has credentials of its own for the loopback store, the writer's, as a real cluster's nodes have
     a role: the driver never hands its keys to the workers.
