@@ -2,7 +2,20 @@
 
 import time
 
-from etl.source.rate import AdaptiveRate
+from etl.source.rate import HALVING_WINDOW_S, AdaptiveRate
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def test_no_limit_until_yahoo_says_429():
@@ -15,16 +28,33 @@ def test_no_limit_until_yahoo_says_429():
 
 
 def test_a_429_halves_what_was_sent_in_the_last_second_and_answers_win_it_back():
-    rate = AdaptiveRate()
+    clock = Clock()
+    rate = AdaptiveRate(clock=clock)
     for _ in range(40):
         rate.acquire()
     rate.slow_down()
     assert rate.rps == 20
+    clock.advance(HALVING_WINDOW_S)
+    rate.note_sent(20)  # a second at the halved rate
     rate.slow_down()
     assert rate.rps == 10
     for _ in range(10):
         rate.speed_up()
     assert 10.9 < rate.rps < 11.0
+
+
+def test_the_429s_of_one_burst_halve_the_rate_once():
+    clock = Clock()
+    rate = AdaptiveRate(clock=clock)
+    rate.note_sent(16)
+    for _ in range(8):  # the 429s of the 8 requests in flight when Yahoo started refusing
+        rate.slow_down()
+        clock.advance(HALVING_WINDOW_S / 10)
+    assert rate.rps == 8
+    clock.advance(HALVING_WINDOW_S)
+    rate.note_sent(8)  # a second at the halved rate, and still a 429
+    rate.slow_down()
+    assert rate.rps == 4
 
 
 def test_requests_sent_without_a_turn_count_in_the_second_a_429_halves():
@@ -36,9 +66,11 @@ def test_requests_sent_without_a_turn_count_in_the_second_a_429_halves():
 
 
 def test_the_rate_never_drops_below_its_floor():
-    rate = AdaptiveRate(min_rps=0.5)
+    clock = Clock()
+    rate = AdaptiveRate(min_rps=0.5, clock=clock)
     for _ in range(20):
         rate.slow_down()
+        clock.advance(HALVING_WINDOW_S)
     assert rate.rps == 0.5
 
 
