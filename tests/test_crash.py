@@ -44,6 +44,8 @@ KILL_POINTS = 12
 # In a bucket, every attempt also waits out the killed writer's lease (a second) and lists the store through
 # s3fs: fewer kills keep the test in make test's time, and the local test covers the instants at large.
 S3_KILL_POINTS = 4
+# Between two rounds of the readers' queries: flat out, they took both cores from the writer they watch.
+READER_PAUSE_S = 0.05
 SYMBOLS = [f"S{i:03d}" for i in range(40)]
 AS_OF = dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.UTC)
 FAULTY = EmulatorConfig(
@@ -99,6 +101,7 @@ class Readers:
                 except Exception as exc:  # any failure a reader would see is what this test counts
                     self.failures.append(f"{type(exc).__name__}: {exc}"[:3000])
                 self.queries += 1
+            self._stop.wait(READER_PAUSE_S)
 
 
 def collect_command(cli: list[str], emulator, universe: Path, lake_dir: Path | str) -> list[str]:
