@@ -36,8 +36,8 @@ query: $(STAMP) ## Open the DuckDB shell on LAKE's views and macros; SQL="from r
 	$(if $(SQL),$(PY) -m etl query --lake $(LAKE) "$(SQL)",$(PY) -m etl shell --lake $(LAKE))
 
 test: $(STAMP) ## Run the test suite (offline, against the emulator)
-	@# loadgroup: the tests of one xdist_group run on one worker, so tests/test_ray.py starts one Ray cluster.
-	$(PY) -m pytest -q -n auto --dist loadgroup $(ARGS)
+	@# loadfile: a module's tests run on one worker, so its module fixtures (a collect, a Ray cluster) run once.
+	$(PY) -m pytest -q -n auto --dist loadfile $(ARGS)
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy on etl/
 	$(PY) -m ruff check etl tests

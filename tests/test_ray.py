@@ -1,8 +1,7 @@
 """`collect --ray` on one local Ray cluster for this module, on 127.0.0.1 only, run as users run it: the CLI
 in a subprocess, as the cluster's driver.
 
-Under pytest-xdist every test here is in the xdist group `ray` and `make test` runs `--dist loadgroup`, so
-one worker runs them all and starts one cluster.
+`make test` runs pytest-xdist with `--dist loadfile`, so one worker runs them all and starts one cluster.
 """
 
 import datetime as dt
@@ -20,7 +19,7 @@ import pytest
 from conftest import REPO_DIR, run_cli, staging_keys, write_universe, yahoo_route
 from etl.emulator import Emulator, EmulatorConfig
 
-pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
+pytestmark = pytest.mark.ray
 
 SYMBOLS = [f"S{i:03d}" for i in range(18)] + ["DLSTD"]
 # Everything Ray listens on stays on loopback (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: Ray 2.60 otherwise also
