@@ -1,5 +1,5 @@
-"""The run report: one self-contained HTML page with a run's per-batch charts, its summary and a
-comparison."""
+"""The run report: one self-contained HTML page with a run's per-batch charts, its worker processes, its
+summary and a comparison."""
 
 import html
 import os
@@ -40,6 +40,8 @@ th { text-align: left; font-weight: normal; font-family: monospace; } td { text-
 <h1>Run report <code>$run_id</code></h1>
 <p>status $status, $n_symbols symbols in $batches_done batches, memory limit $memory_limit.</p>
 <div class="charts">$charts</div>
+<h2>Worker processes</h2>
+$workers
 <h2>Comparison with another run</h2>
 $comparison
 <h2>Performance summary</h2>
@@ -63,8 +65,9 @@ def write_report(lake: str, run_id: str | None, compare_run: str | None, out_pat
     comparison = (
         to_comparison(con, before, run_id, batches) if before else "<p>No earlier run to compare with.</p>"
     )
+    workers = to_table(summary.fetch_dicts(con, summary.load_sql("report_workers"), {"run_id": run_id}))
     out_path = out_path or default_report_path(lake)
-    write_page(out_path, to_page(figures, batches, charts, comparison))
+    write_page(out_path, to_page(figures, batches, charts, comparison, workers))
     return out_path
 
 
@@ -80,8 +83,11 @@ def to_comparison(
     return f'<div class="charts"><div>{to_div(chart)}</div><div>{caption}{to_table(rows)}</div></div>'
 
 
-def to_page(figures: dict, batches: dict[str, list], charts: list[go.Figure], comparison: str) -> str:
-    """The whole page: Plotly's JS once, the charts, the comparison and the summary table."""
+def to_page(
+    figures: dict, batches: dict[str, list], charts: list[go.Figure], comparison: str, workers: str
+) -> str:
+    """The whole page: Plotly's JS once, the charts, the worker processes' table (sql/report_workers.sql),
+    the comparison and the summary table."""
     return PAGE.substitute(
         run_id=html.escape(figures["run_id"]),
         status=html.escape(figures["status"]),
@@ -92,6 +98,7 @@ def to_page(figures: dict, batches: dict[str, list], charts: list[go.Figure], co
         charts="\n".join(to_div(chart) for chart in charts),
         summary_table=to_table([{"metric": k, "value": v} for k, v in figures.items()]),
         comparison=comparison,
+        workers=workers,
     )
 
 

@@ -7,6 +7,7 @@ tests run it in their own process.
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,12 +37,17 @@ class RunTarget:
 @dataclass(frozen=True)
 class BatchResult:
     """What a batch hands back to the driver: its metrics (None when another attempt committed it first), the
-    memory check after it and its symbols' outcomes, from which the driver judges whether to go on."""
+    memory check after it and its symbols' outcomes, from which the driver judges whether to go on; and when
+    (Unix seconds) the task's function began and ended, and its process's task before it ended (None: the
+    process's first), from which the driver tells Ray's overhead from the batch's own time."""
 
     batch_no: int
     metrics: BatchMetrics | None
     check: MemoryCheck
     outcomes: list[Outcome]
+    began_s: float
+    ended_s: float
+    previous_ended_s: float | None
 
 
 class _Worker:
@@ -59,6 +65,8 @@ class _Worker:
         )
         self.fetcher = BatchFetcher(self.source, settings.concurrency, settings.batch_size)
         self.staging = RunStaging(open_lake(settings.lake), target.run_id, target.started_at)
+        # When this process's last batch ended (Unix seconds): until then it was busy, not waiting on Ray.
+        self.last_ended_s: float | None = None
 
     def close(self) -> None:
         self.fetcher.close()
@@ -74,6 +82,7 @@ def run_batch(
 ) -> BatchResult:
     """Fetch one batch (`since`: where its symbols' bars start) and commit it whole; a batch another attempt
     committed first is reported so, and counted once."""
+    began_s = time.time()
     worker = _worker_for(target, new_rate)
     worker.source.start_from(since)
     fetched = next(worker.fetcher.fetch_all([batch]))
@@ -83,7 +92,10 @@ def run_batch(
     except BatchCommitted as exc:
         log.info("%s", exc)
         metrics, check = None, check_memory(target.settings.memory_limit_mb)
-    return BatchResult(batch.batch_no, metrics, check, fetched.outcomes)
+    previous_ended_s, worker.last_ended_s = worker.last_ended_s, time.time()
+    return BatchResult(
+        batch.batch_no, metrics, check, fetched.outcomes, began_s, worker.last_ended_s, previous_ended_s
+    )
 
 
 def _worker_for(target: RunTarget, new_rate: Callable[[], Rate]) -> _Worker:

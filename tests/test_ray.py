@@ -18,6 +18,7 @@ import pytest
 
 from conftest import REPO_DIR, run_cli, staging_keys, write_universe, yahoo_route
 from etl.emulator import Emulator, EmulatorConfig
+from etl.summary import connect_lake, fetch_dicts, load_sql
 
 pytestmark = pytest.mark.ray
 
@@ -105,8 +106,6 @@ def popen_collect(emulator, universe: Path, lake: str, *options: str) -> subproc
 
 
 def query(lake: str, sql: str) -> list[tuple]:
-    from etl.summary import connect_lake
-
     return connect_lake(lake).execute(sql).fetchall()
 
 
@@ -143,6 +142,16 @@ def test_a_ray_run_equals_the_run_on_one_machine(ray_address, alone, emulator, t
     workers = query(lake_url, "select distinct node_id, pid from batches")
     assert counts_ray["cookie"] == counts_alone["cookie"] * len(workers) and 1 <= len(workers) <= 2
     assert query(lake_url, "select api_calls from runs") == [(sum(counts_ray.values()),)]
+    # The driver tells Ray's part of each batch's time from the batch's own, on one clock.
+    said = rf"ray: 4 batches on {len(workers)} worker processes; .* median (-?[\d.]+) ms, p95 (-?[\d.]+) ms"
+    overhead = re.search(said, on_ray.stderr)
+    assert overhead and 0 <= float(overhead[1]) <= float(overhead[2]), on_ray.stderr
+    # The report's table of worker processes: each with its own batches, all of them in all.
+    ((run_id,),) = query(lake_url, "select run_id from runs")
+    per_worker = fetch_dicts(connect_lake(lake_url), load_sql("report_workers"), {"run_id": run_id})
+    assert {(w["node_id"], w["pid"]) for w in per_worker} == set(workers)
+    assert sum(w["batches"] for w in per_worker) == 4
+    assert sum(w["symbols"] for w in per_worker) == len(SYMBOLS)
 
 
 def worker_fetching(emulator) -> psutil.Process | None:

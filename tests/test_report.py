@@ -2,6 +2,7 @@
 it."""
 
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from plotly.offline import get_plotlyjs
 
 from conftest import REPO_DIR, run_cli, run_collect, write_universe
 from etl.emulator import Emulator, EmulatorConfig
+from etl.render import to_cell_text
 from etl.report import default_report_path
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "BRK-B", "JPM", "XOM", "KO", "PEP", "WMT", "V", "MA", "DLSTD"]
@@ -86,6 +88,21 @@ def test_the_summary_table_holds_the_runs_figures(default_page, runs):
     assert f"<th>run_id</th><td>{runs[-1]['run_id']}</td>" in summary
     assert f"<th>api_calls</th><td>{runs[-1]['api_calls']}</td>" in summary
     assert "<th>n_symbols</th><td>12</td>" in summary and "<th>batches_done</th><td>3</td>" in summary
+
+
+def test_the_page_shows_each_worker_process_with_its_batches_time_and_memory(default_page, lake, runs):
+    _, page = default_page
+    header, *rows = section(page, "Worker processes").split("<tr>")[1:]
+    for column in ("node_id", "pid", "batches", "symbols", "fetch_s", "write_s", "peak_rss_mb"):
+        assert f"<th>{column}</th>" in header
+    ((pid, peak_rss),) = duckdb.execute(
+        f"select distinct pid, max(rss_mb_after) over () from read_parquet('{lake}/batches/**/*.parquet') "
+        f"where run_id = '{runs[-1]['run_id']}'"
+    ).fetchall()
+    # A run on one machine has one worker: the collect's own process on this host, with all 3 batches.
+    assert len(rows) == 1
+    assert rows[0].startswith(f"<th>{socket.gethostname()}</th><td>{pid}</td><td>3</td><td>12</td>")
+    assert f"<td>{to_cell_text(peak_rss)}</td>" in rows[0]
 
 
 def test_by_default_the_run_is_compared_with_the_one_before(default_page, runs):

@@ -3,13 +3,15 @@ the emulator in its own process.
 
 Two rows: N symbols at 100 ms a request, Ray against one process (wall, requests, ratio); and M symbols
 at 0 ms with --history 5d on Ray alone: the driver's peak RSS and whether it stays flat, Ray's overhead per
-batch (each worker process's gap between batches, sql/ray_overhead.sql), the handshakes (one per worker
-process) and the memory of every Ray process of the cluster.
+batch (as the driver tells it: submission to result, less the batch's own time and its wait for a free
+worker), the handshakes (one per worker process), each worker process's batches, time and memory
+(sql/report_workers.sql) and the memory of every Ray process of the cluster.
 """
 
 import argparse
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -21,6 +23,7 @@ import psutil
 
 from etl import summary
 from etl.bench.measure import REPO_DIR, EmulatorProcess
+from etl.config import DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE
 
 MB = 1024 * 1024
 # Loopback only, no tokens, no usage stats: see tests/test_ray.py.
@@ -30,16 +33,22 @@ RAY_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
 }
 SAMPLE_S = 0.2
+# The driver's last word on Ray's overhead (etl/cluster.py, Overheads.describe).
+OVERHEAD_SAID = re.compile(
+    r"Ray's overhead a batch .*: median ([\d.-]+) ms, p95 ([\d.-]+) ms, mean ([\d.-]+) ms"
+)
 
 
 @dataclass
 class Run:
-    """One collect: wall time, the emulator's counts, the driver's memory over time, the cluster's peak."""
+    """One collect: wall time, the emulator's counts, the driver's memory over time, the cluster's peak, and
+    what the driver wrote to stderr."""
 
     wall_s: float
     requests: dict[str, int]
     driver_rss_mb: list[tuple[float, float]]  # (Unix time, MB)
     cluster_peak_mb: float
+    said: str
 
 
 def start_cluster(work_dir: Path) -> str:
@@ -65,15 +74,18 @@ def collect(emulator: EmulatorProcess, universe: Path, lake: Path, *options: str
     command = [sys.executable, "-m", "etl", "collect", "--universe", str(universe), "--lake", str(lake)]
     command += ["--proxy", emulator.proxy_url, "--ca-bundle", str(emulator.ca_path), "--quiet", *options]
     started = time.perf_counter()
-    driver = subprocess.Popen(command, cwd=REPO_DIR, stdout=subprocess.DEVNULL)
-    rss, cluster_peak = [], 0.0
-    while driver.poll() is None:
-        rss.append((time.time(), _rss_mb([psutil.Process(driver.pid)])))
-        cluster_peak = max(cluster_peak, _rss_mb(_ray_processes(driver.pid, emulator)))
-        time.sleep(SAMPLE_S)
+    with tempfile.TemporaryFile("w+") as stderr:
+        driver = subprocess.Popen(command, cwd=REPO_DIR, stdout=subprocess.DEVNULL, stderr=stderr)
+        rss, cluster_peak = [], 0.0
+        while driver.poll() is None:
+            rss.append((time.time(), _rss_mb([psutil.Process(driver.pid)])))
+            cluster_peak = max(cluster_peak, _rss_mb(_ray_processes(driver.pid, emulator)))
+            time.sleep(SAMPLE_S)
+        stderr.seek(0)
+        said = stderr.read()
     if driver.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {driver.returncode}")
-    return Run(time.perf_counter() - started, emulator.counts(), rss, cluster_peak)
+        raise RuntimeError(f"{' '.join(command)} exited {driver.returncode}: {said[-2000:]}")
+    return Run(time.perf_counter() - started, emulator.counts(), rss, cluster_peak, said)
 
 
 def _ray_processes(driver_pid: int, emulator: EmulatorProcess) -> list[psutil.Process]:
@@ -91,17 +103,20 @@ def _rss_mb(processes: list[psutil.Process]) -> float:
     return total / MB
 
 
-def batch_figures(lake: Path) -> dict:
-    """From the run's `batches` (sql/ray_overhead.sql): how many, on how many worker processes, and the gap
-    each worker process leaves between one batch's own work and its next batch."""
-    (figures,) = summary.fetch_dicts(summary.connect_lake(str(lake)), summary.load_sql("ray_overhead"))
-    return figures
+def worker_figures(lake: Path) -> list[dict]:
+    """The latest run's worker processes: batches, time and memory of each (sql/report_workers.sql)."""
+    con = summary.connect_lake(str(lake))
+    run_id = summary.run_summary(
+        con, None, cost_per_call=DEFAULT_COST_PER_CALL, full_scale=DEFAULT_FULL_SCALE
+    )["run_id"]
+    return summary.fetch_dicts(con, summary.load_sql("report_workers"), {"run_id": run_id})
 
 
-def rss_over_batches(rss: list[tuple[float, float]], figures: dict) -> tuple[float, float]:
+def rss_over_batches(rss: list[tuple[float, float]], workers: list[dict]) -> tuple[float, float]:
     """The driver's RSS once a tenth of the batches' time has passed, and just before the last batch ended
     (judging and publishing, after it, read every batch's record: they are the peak, not the growth)."""
-    first_s, last_s = figures["first_started_s"], figures["last_ended_s"]
+    first_s = min(w["first_started_at"] for w in workers).timestamp()
+    last_s = max(w["last_ended_at"] for w in workers).timestamp()
     tenth_s = first_s + (last_s - first_s) / 10
     tenth = next(mb for at, mb in rss if at >= tenth_s)
     last = [mb for at, mb in rss if at <= last_s][-1]
@@ -136,20 +151,29 @@ def scale(work_dir: Path, address: str, n: int) -> None:
         run = collect(emulator, universe, lake, "--ray", address, "--history", "5d")
     finally:
         emulator.stop()
-    figures = batch_figures(lake)
-    tenth, last = rss_over_batches(run.driver_rss_mb, figures)
+    workers = worker_figures(lake)
+    tenth, last = rss_over_batches(run.driver_rss_mb, workers)
     peak = max(mb for _, mb in run.driver_rss_mb)
-    print(f"{n:,} symbols at 0 ms, --history 5d, Ray: {run.wall_s:.1f} s, {figures['batches']:,} batches")
+    batches = sum(w["batches"] for w in workers)
+    print(f"{n:,} symbols at 0 ms, --history 5d, Ray: {run.wall_s:.1f} s, {batches:,} batches")
     print(
         f"  driver RSS: {tenth:.0f} MB after a tenth of the batches, {last:.0f} MB after the last"
         f" ({(last - tenth) / tenth:+.1%}); peak {peak:.0f} MB (judging and publishing the run included)"
     )
-    mean, median, p95 = (figures[f"overhead_ms_{k}"] for k in ("mean", "median", "p95"))
+    said = OVERHEAD_SAID.search(run.said)
+    if said is None:
+        raise RuntimeError(f"the driver did not tell Ray's overhead: {run.said[-2000:]}")
+    median, p95, mean = said.groups()
     print(
-        f"  Ray overhead per batch (a worker's gap between batches): mean {mean:.1f} ms,"
-        f" median {median:.1f} ms, p95 {p95:.1f} ms over {figures['gaps']:,} gaps"
+        "  Ray's overhead per batch (submission to result, less the batch's own time and its wait for a free"
+        f" worker): median {median} ms, p95 {p95} ms, mean {mean} ms"
     )
-    print(f"  handshakes: {run.requests.get('cookie', 0)} for {figures['workers']} worker processes")
+    print(f"  handshakes: {run.requests.get('cookie', 0)} for {len(workers)} worker processes")
+    for w in workers:
+        print(
+            f"  worker {w['node_id'][:8]} pid {w['pid']}: {w['batches']:,} batches,"
+            f" fetch {w['fetch_s']:.1f} s, write {w['write_s']:.1f} s, peak RSS {w['peak_rss_mb']:.0f} MB"
+        )
     print(f"  cluster memory (every Ray process, peak of the sum): {run.cluster_peak_mb:.0f} MB")
 
 
