@@ -7,11 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import lake_keys, staging_keys
-from etl import metrics
+from conftest import lake_keys, publish_staged, staging_keys
 from etl.errors import ConfigError, LakeError, SchemaError
 from etl.lake.paths import open_lake
-from etl.lake.publish import publish_run
 from etl.lake.staging import BatchCommitted, RunPlan, RunStaging, open_run
 from etl.schema import BARS, QUOTES, SCHEMA_VERSION, TABLES
 from etl.summary import connect_lake
@@ -59,29 +57,6 @@ def put_object(lake, name: str, data: bytes) -> None:
     lake.store.put_new(lake.key(name), data)
 
 
-def runs_row(run_id: str) -> pa.RecordBatch:
-    return metrics.to_runs_record(
-        metrics.RunRecord(
-            run_id=run_id,
-            started_at=STARTED_AT,
-            finished_at=STARTED_AT,
-            status="succeeded",
-            message=None,
-            n_symbols=2,
-            n_batches=1,
-            batch_size=10,
-            api_calls=3,
-            source_url="http://127.0.0.1:1",
-            settings="{}",
-        )
-    )
-
-
-def publish(staging, row_group_rows=1000):
-    staging.commit_manifest(runs_row(staging.run_id))
-    return publish_run(staging, row_group_rows=row_group_rows)
-
-
 def commit(staging, batch_no, *batches):
     with staging.batch(batch_no) as parts:
         for batch in batches:
@@ -100,7 +75,7 @@ def test_nothing_is_in_the_lake_until_published(lake):
 def test_publish_writes_one_file_per_table_and_partition(lake):
     staging = new_run(lake)
     commit(staging, 1, bars_batch("r1", "AAPL", every_day(dt.date(2025, 12, 30), 5)))
-    published = publish(staging)
+    published = publish_staged(staging)
     assert sorted(key.removeprefix(lake.key("")) for key in published) == [
         "bars/year=2025/r1.parquet",
         "bars/year=2026/r1.parquet",
@@ -120,7 +95,7 @@ def test_runs_manifest_is_published_last(lake):
     # An object where the manifest goes makes its create fail: what was created before it is in the lake.
     put_object(lake, "runs/r1.parquet", b"in the way")
     with pytest.raises(LakeError, match=r"runs/r1\.parquet already exists"):
-        publish(new_run(lake))
+        publish_staged(new_run(lake))
     data_tables = {name.partition("/")[0] for name in lake_keys(lake.url) if name.endswith("/r1.parquet")}
     assert data_tables == set(TABLES)
 
@@ -129,7 +104,7 @@ def test_files_read_back_with_duckdb_and_the_canonical_schema(lake):
     staging = new_run(lake)
     commit(staging, 1, bars_batch("r1", "AAPL", every_day(dt.date(2026, 3, 2), 3)))
     commit(staging, 2, bars_batch("r1", "MSFT", every_day(dt.date(2026, 3, 2), 3)))
-    publish(staging)
+    publish_staged(staging)
     rows = (
         connect_lake(lake)
         .execute("select symbol, count(*), any_value(year) from bars_all group by 1 order by 1")
@@ -159,7 +134,7 @@ def test_batches_are_merged_into_row_groups_of_the_configured_size(lake):
     staging = new_run(lake)
     for i in range(25):
         commit(staging, i + 1, bars_batch("r1", f"S{i}", every_day(dt.date(2026, 1, 1), 100)))
-    publish(staging)
+    publish_staged(staging)
     file = read_file(lake, "bars/year=2026/r1.parquet")
     sizes = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
     assert sizes == [1000, 1000, 500]
@@ -167,19 +142,19 @@ def test_batches_are_merged_into_row_groups_of_the_configured_size(lake):
 
 
 def test_empty_tables_still_get_a_typed_file(lake):
-    publish(new_run(lake))
+    publish_staged(new_run(lake))
     quotes = read_file(lake, "quotes/date=2026-11-24/r1.parquet").read()
     assert quotes.num_rows == 0
     assert quotes.schema.remove_metadata() == QUOTES.schema
 
 
 def test_a_published_file_is_never_replaced(lake):
-    publish(new_run(lake))
+    publish_staged(new_run(lake))
     before = lake.store.get(lake.key("runs/r1.parquet"))
     other = new_run(lake, run_id="r2", plan=RunPlan(("XOM",), 10, "1y", "http://127.0.0.1:1"))
     commit(other, 1, bars_batch("r1", "XOM", every_day(dt.date(2026, 1, 2), 5)))
     with pytest.raises(LakeError, match="never replaced"):
-        publish(other_as_r1(other))
+        publish_staged(other_as_r1(other))
     assert lake.store.get(lake.key("runs/r1.parquet")) == before
 
 
@@ -211,7 +186,7 @@ def test_a_batch_written_twice_is_committed_once(lake):
     with pytest.raises(BatchCommitted, match="batch 1 was committed by another attempt"):
         commit(new_run(lake), 1, bars_batch("r1", "AAPL", every_day(dt.date(2026, 1, 2), 6)))
     assert [key for key in staging_keys(lake.url) if "/parts/" in key] == parts_before  # its parts are gone
-    publish(staging)
+    publish_staged(staging)
     assert connect_lake(lake).execute("select count(*) from bars_all").fetchone() == (5,)
 
 
@@ -225,7 +200,7 @@ def test_a_rerun_of_another_plan_discards_the_unfinished_one(lake):
 
 
 def test_resume_without_an_unfinished_run_is_refused(lake):
-    publish(new_run(lake))
+    publish_staged(new_run(lake))
     with pytest.raises(ConfigError, match="--resume: no unfinished run"):
         new_run(lake, run_id="r2", resume=True)
 
@@ -235,11 +210,11 @@ def test_a_publish_cut_off_midway_completes_on_the_next_attempt(lake):
     commit(staging, 1, bars_batch("r1", "AAPL", every_day(dt.date(2026, 1, 2), 5)))
     put_object(lake, "runs/r1.parquet", b"in the way")  # the manifest's create fails, after every data file
     with pytest.raises(LakeError):
-        publish(staging)
+        publish_staged(staging)
     lake.store.delete([lake.key("runs/r1.parquet")])
     again = new_run(lake, run_id="r2")
     assert again.run_id == "r1"
-    publish(again)  # the data files already there are the same bytes: created before, not replaced
+    publish_staged(again)  # the data files already there are the same bytes: created before, not replaced
     assert connect_lake(lake).execute("select count(*) from bars").fetchone() == (5,)
     assert "runs/r1.parquet" in lake_keys(lake.url) and staging_keys(lake.url) == []
 
@@ -249,7 +224,7 @@ def test_many_one_row_batches_land_in_order_in_one_row_group(lake):
     days = every_day(dt.date(2026, 1, 1), 200)
     for i, day in enumerate(days):
         commit(staging, i + 1, bars_batch("r1", "AAPL", [day]), bars_batch("r1", "AAPL", []))
-    publish(staging)
+    publish_staged(staging)
     file = read_file(lake, "bars/year=2026/r1.parquet")
     assert file.num_row_groups == 1
     assert file.read().column("date").to_pylist() == days

@@ -12,11 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO_DIR, SHARED_DATA_DIR, run_collect, write_universe
-from etl import metrics, transform
+from conftest import REPO_DIR, SHARED_DATA_DIR, publish_staged, run_collect, write_universe
+from etl import transform
 from etl.emulator import Emulator, EmulatorConfig
 from etl.lake.paths import open_lake
-from etl.lake.publish import publish_run
 from etl.lake.staging import RunPlan, open_run
 from etl.schema import BARS, DIVIDENDS, SPLITS, Table
 from etl.summary import connect_lake, fetch_dicts
@@ -215,21 +214,7 @@ def publish_rows(lake, run_id: str, rows: dict[Table, list[dict]]) -> None:
     with staging.batch(1) as parts:
         for table, table_rows in rows.items():
             parts.write(table, pa.RecordBatch.from_pylist(table_rows, schema=table.schema))
-    record = metrics.RunRecord(
-        run_id=run_id,
-        started_at=STARTED_AT,
-        finished_at=STARTED_AT,
-        status="succeeded",
-        message=None,
-        n_symbols=1,
-        n_batches=1,
-        batch_size=10,
-        api_calls=1,
-        source_url="http://127.0.0.1:1",
-        settings="{}",
-    )
-    staging.commit_manifest(metrics.to_runs_record(record))
-    publish_run(staging, row_group_rows=1000)
+    publish_staged(staging)
 
 
 @pytest.fixture(scope="module")
