@@ -89,18 +89,21 @@ def alone(tmp_path_factory) -> tuple[str, dict[str, int]]:
         return str(folder / "lake"), emulator.counts()
 
 
+def collect_args(emulator, universe: Path, lake: str, *options: str) -> list[str]:
+    """The arguments of this module's collects: a month of history in batches of 5."""
+    args = ["collect", *yahoo_route(emulator), "--universe", str(universe), "--lake", lake]
+    args += ["--history", "1mo", "--batch-size", "5", "--min-success", "0.9"]  # DLSTD is delisted
+    return [*args, *options]
+
+
 def collect(
     emulator, universe: Path, lake: str, *options: str, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    args = ["--universe", str(universe), "--lake", lake, "--history", "1mo", "--batch-size", "5"]
-    args += ["--min-success", "0.9"]  # DLSTD is delisted
-    return run_cli("collect", *yahoo_route(emulator), *args, *options, env=env, timeout=WAIT_S * 2)
+    return run_cli(*collect_args(emulator, universe, lake, *options), env=env, timeout=WAIT_S * 2)
 
 
 def popen_collect(emulator, universe: Path, lake: str, *options: str) -> subprocess.Popen:
-    args = ["--universe", str(universe), "--lake", lake, "--history", "1mo", "--batch-size", "5"]
-    args += ["--min-success", "0.9"]
-    command = [sys.executable, "-m", "etl", "collect", *yahoo_route(emulator), *args, *options, "--quiet"]
+    command = [sys.executable, "-m", "etl", *collect_args(emulator, universe, lake, *options), "--quiet"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
     return subprocess.Popen(command, cwd=REPO_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
