@@ -36,8 +36,9 @@ query: $(STAMP) ## Open the DuckDB shell on LAKE's views and macros; SQL="from r
 	$(if $(SQL),$(PY) -m etl query --lake $(LAKE) "$(SQL)",$(PY) -m etl shell --lake $(LAKE))
 
 test: $(STAMP) ## Run the test suite (offline, against the emulator)
-	@# loadfile: a module's tests run on one worker, so its module fixtures (a collect, a Ray cluster) run once.
-	$(PY) -m pytest -q -n auto --dist loadfile $(ARGS)
+	@# loadfile: a module's tests run on one worker, so its module fixtures (a collect, a Ray cluster) run once;
+	@# modules in collection order, the longest first (tests/conftest.py), not xdist's most-tests-first.
+	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder $(ARGS)
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy on etl/
 	$(PY) -m ruff check etl tests
