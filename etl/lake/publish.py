@@ -83,14 +83,22 @@ def merge(table: Table, sources: Iterable[bytes], row_group_rows: int) -> bytes:
 
 def _row_groups(table: Table, sources: Iterable[bytes], row_group_rows: int) -> Iterator[pa.Table]:
     """The sources' rows in order, cut into row groups of exactly row_group_rows (the last one shorter)."""
-    buffered = table.schema.empty_table()
+    # Parts wait in a list and are joined once a row group's worth is in: joining each part to what waits
+    # costs a step per chunk already there, quadratic in the parts of a row group (650 of a 10-symbol batch's
+    # bars at 5 days a symbol).
+    pending: list[pa.Table] = []
+    rows = 0
     for source in sources:
-        buffered = pa.concat_tables([buffered, read_part(source, table)])
-        while buffered.num_rows >= row_group_rows:
+        part = read_part(source, table)
+        pending.append(part)
+        rows += part.num_rows
+        while rows >= row_group_rows:
+            buffered = pa.concat_tables(pending)
             yield buffered.slice(0, row_group_rows)
-            buffered = buffered.slice(row_group_rows)
-    if buffered.num_rows:
-        yield buffered
+            pending = [buffered.slice(row_group_rows)]
+            rows = pending[0].num_rows
+    if rows:
+        yield pa.concat_tables(pending)
 
 
 def main() -> None:
