@@ -106,22 +106,28 @@ class LocalStore:
             raise StoreError(f"reading {path} failed ({exc.strerror or exc})") from exc
 
     def list_keys(self, prefix: str) -> list[str]:
-        folder = self.path(prefix)
-        if not folder.is_dir():
-            return []
-        return sorted(str(path.relative_to(self.root)) for path in folder.rglob("*") if path.is_file())
+        # os.walk, not Path.rglob: a run's staging holds tens of thousands of parts, and rglob's Path objects
+        # took seconds to list and discard them.
+        keys: list[str] = []
+        for folder, _, names in os.walk(self.path(prefix)):  # nothing, where there is no such folder
+            under = os.path.relpath(folder, self.root)
+            keys += (name if under == "." else f"{under}/{name}" for name in names)
+        return sorted(keys)
 
     def delete(self, keys: list[str]) -> None:
-        folders: set[Path] = set()
+        folders: set[str] = set()
         for key in keys:
-            with _os_errors("removing", self.path(key)):
-                self.path(key).unlink(missing_ok=True)
-            folders.update(self.path(key).parents)
+            path = self.path(key)
+            with _os_errors("removing", path):
+                path.unlink(missing_ok=True)
+            folder = key.rpartition("/")[0]
+            while folder and folder not in folders:  # a folder already there brings its parents along
+                folders.add(folder)
+                folder = folder.rpartition("/")[0]
         # A folder is only a prefix of keys, as in a bucket: one that held nothing else goes with them.
-        for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True):
-            if self.root in folder.parents:
-                with contextlib.suppress(OSError):  # not empty: it holds other keys
-                    folder.rmdir()
+        for folder in sorted(folders, key=lambda name: name.count("/"), reverse=True):
+            with contextlib.suppress(OSError):  # not empty: it holds other keys
+                self.path(folder).rmdir()
 
 
 def fetch_in_order(store: Store, keys: list[str]) -> Iterator[bytes]:
