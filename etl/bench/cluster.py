@@ -155,7 +155,12 @@ def scale(work_dir: Path, address: str, n: int) -> None:
     tenth, last = rss_over_batches(run.driver_rss_mb, workers)
     peak = max(mb for _, mb in run.driver_rss_mb)
     batches = sum(w["batches"] for w in workers)
-    print(f"{n:,} symbols at 0 ms, --history 5d, Ray: {run.wall_s:.1f} s, {batches:,} batches")
+    # The driver's last sample (every SAMPLE_S) against the end of the last batch's own work.
+    after_s = run.driver_rss_mb[-1][0] - max(w["last_ended_at"] for w in workers).timestamp()
+    print(
+        f"{n:,} symbols at 0 ms, --history 5d, Ray: {run.wall_s:.1f} s, {batches:,} batches;"
+        f" {after_s:.0f} s of it after the last batch (judging and publishing the run)"
+    )
     print(
         f"  driver RSS: {tenth:.0f} MB after a tenth of the batches, {last:.0f} MB after the last"
         f" ({(last - tenth) / tenth:+.1%}); peak {peak:.0f} MB (judging and publishing the run included)"
