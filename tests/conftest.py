@@ -124,27 +124,32 @@ def copy_lake(source_dir: Path, lake_url: str) -> str:
     return lake_url
 
 
+def run_record(run_id: str, started_at, **fields):
+    """A `runs` row of placeholder figures; `fields` sets the ones a test looks at."""
+    from etl import metrics
+    from etl.status import RunStatus
+
+    placeholders = {
+        "finished_at": started_at,
+        "status": RunStatus.SUCCEEDED,
+        "message": None,
+        "n_symbols": 1,
+        "n_batches": 1,
+        "batch_size": 10,
+        "api_calls": 1,
+        "source_url": "http://127.0.0.1:1",
+        "settings": "{}",
+    }
+    return metrics.RunRecord(run_id=run_id, started_at=started_at, **(placeholders | fields))
+
+
 def publish_staged(staging, row_group_rows: int = 1000):
     """Publish a staged run as collect does once it has judged it, under a `runs` row of placeholder
     figures."""
     from etl import metrics
     from etl.lake.publish import publish_run
-    from etl.status import RunStatus
 
-    record = metrics.RunRecord(
-        run_id=staging.run_id,
-        started_at=staging.started_at,
-        finished_at=staging.started_at,
-        status=RunStatus.SUCCEEDED,
-        message=None,
-        n_symbols=1,
-        n_batches=1,
-        batch_size=10,
-        api_calls=1,
-        source_url="http://127.0.0.1:1",
-        settings="{}",
-    )
-    staging.commit_manifest(metrics.to_runs_record(record))
+    staging.commit_manifest(metrics.to_runs_record(run_record(staging.run_id, staging.started_at)))
     return publish_run(staging, row_group_rows=row_group_rows)
 
 

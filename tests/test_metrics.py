@@ -5,6 +5,7 @@ import os
 import re
 import socket
 
+from conftest import run_record
 from etl import metrics
 from etl.fetch import FetchedBatch, Outcome
 from etl.memory import MemoryCheck, MemorySample
@@ -59,19 +60,7 @@ def test_failures_are_the_symbols_that_did_not_end_ok():
 
 
 def test_the_runs_row_stores_the_status_as_its_plain_string():
-    run = metrics.RunRecord(
-        run_id="r1",
-        started_at=STARTED_AT,
-        finished_at=STARTED_AT + dt.timedelta(seconds=3),
-        status=RunStatus.BELOW_MIN_SUCCESS,
-        message="success rate 0.5",
-        n_symbols=3,
-        n_batches=1,
-        batch_size=10,
-        api_calls=5,
-        source_url="https://query1.finance.yahoo.com",
-        settings="{}",
-    )
+    run = run_record("r1", STARTED_AT, status=RunStatus.BELOW_MIN_SUCCESS, message="success rate 0.5")
     record = metrics.to_runs_record(run)
     assert record.schema == RUNS.schema
     assert record.to_pylist()[0]["status"] == "below_min_success"
