@@ -17,19 +17,13 @@ import psutil
 import pytest
 
 from conftest import REPO_DIR, run_cli, staging_keys, write_universe, yahoo_route
+from etl.bench.cluster import RAY_ENV, start_cluster
 from etl.emulator import Emulator, EmulatorConfig
 from etl.summary import connect_lake, fetch_dicts, load_sql
 
 pytestmark = pytest.mark.ray
 
 SYMBOLS = [f"S{i:03d}" for i in range(18)] + ["DLSTD"]
-# Everything Ray listens on stays on loopback (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: Ray 2.60 otherwise also
-# listens on the machine's other interfaces, and a driver resolves 127.0.0.1 to them); no tokens, no stats.
-RAY_ENV = {
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_AUTH_MODE": "disabled",
-    "RAY_USAGE_STATS_ENABLED": "0",
-}
 WAIT_S = 60
 
 
@@ -47,21 +41,14 @@ def ray_address(tmp_path_factory, s3_store):
         node_env = RAY_ENV | s3_store.env() | {"TMPDIR": str(folder), "XDG_CACHE_HOME": str(folder)}
         for name, value in node_env.items():
             patch.setenv(name, value)
-        import ray  # after RAY_ENV, which Ray reads at import
+        address = start_cluster(folder)
+        import ray  # loaded by start_cluster, after RAY_ENV
 
-        context = ray.init(
-            num_cpus=2,
-            _node_ip_address="127.0.0.1",
-            include_dashboard=False,
-            object_store_memory=80 * 1024 * 1024,
-            _temp_dir=str(folder),
-            logging_level="WARNING",
-        )
         patch.undo()  # the tests' own TMPDIR, but still RAY_ENV for every driver they start
         for name, value in RAY_ENV.items():
             patch.setenv(name, value)
         try:
-            yield context.address_info["gcs_address"]
+            yield address
         finally:
             ray.shutdown()  # this cluster's processes only
 

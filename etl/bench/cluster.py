@@ -26,7 +26,9 @@ from etl.bench.measure import REPO_DIR, EmulatorProcess
 from etl.config import DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE
 
 MB = 1024 * 1024
-# Loopback only, no tokens, no usage stats: see tests/test_ray.py.
+# A local cluster's, for this bench and tests/test_ray.py: everything Ray listens on stays on loopback
+# (without RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 Ray 2.60 also listens on the machine's other interfaces, and a
+# driver resolves 127.0.0.1 to them); no tokens, no usage stats. Ray reads them at import.
 RAY_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_AUTH_MODE": "disabled",
@@ -51,8 +53,9 @@ class Run:
     said: str
 
 
-def start_cluster(work_dir: Path) -> str:
-    """A local cluster on 127.0.0.1 in this process: 2 CPUs, no dashboard; its GCS address."""
+def start_cluster(temp_dir: Path) -> str:
+    """A local cluster on 127.0.0.1 in this process: 2 CPUs, no dashboard, a small object store, its files in
+    `temp_dir` (short: Ray's socket paths must fit in 107 characters); its GCS address."""
     os.environ.update(RAY_ENV)
     import ray
 
@@ -61,7 +64,7 @@ def start_cluster(work_dir: Path) -> str:
         _node_ip_address="127.0.0.1",
         include_dashboard=False,
         object_store_memory=80 * MB,
-        _temp_dir=str(work_dir / "ray"),
+        _temp_dir=str(temp_dir),
         logging_level=logging.WARNING,
     )
     return context.address_info["gcs_address"]  # type: ignore[attr-defined]  # a local cluster's context
@@ -112,11 +115,15 @@ def worker_figures(lake: Path) -> list[dict]:
     return summary.fetch_dicts(con, summary.load_sql("report_workers"), {"run_id": run_id})
 
 
-def rss_over_batches(rss: list[tuple[float, float]], workers: list[dict]) -> tuple[float, float]:
+def batches_span(workers: list[dict]) -> tuple[float, float]:
+    """When (Unix seconds) the first batch started and the last one's own work ended, over every worker."""
+    first = min(w["first_started_at"] for w in workers)
+    return first.timestamp(), max(w["last_ended_at"] for w in workers).timestamp()
+
+
+def rss_over_batches(rss: list[tuple[float, float]], first_s: float, last_s: float) -> tuple[float, float]:
     """The driver's RSS once a tenth of the batches' time has passed, and just before the last batch ended
     (judging and publishing, after it, read every batch's record: they are the peak, not the growth)."""
-    first_s = min(w["first_started_at"] for w in workers).timestamp()
-    last_s = max(w["last_ended_at"] for w in workers).timestamp()
     tenth_s = first_s + (last_s - first_s) / 10
     tenth = next(mb for at, mb in rss if at >= tenth_s)
     last = [mb for at, mb in rss if at <= last_s][-1]
@@ -152,11 +159,12 @@ def scale(work_dir: Path, address: str, n: int) -> None:
     finally:
         emulator.stop()
     workers = worker_figures(lake)
-    tenth, last = rss_over_batches(run.driver_rss_mb, workers)
+    first_s, last_s = batches_span(workers)
+    tenth, last = rss_over_batches(run.driver_rss_mb, first_s, last_s)
     peak = max(mb for _, mb in run.driver_rss_mb)
     batches = sum(w["batches"] for w in workers)
     # The driver's last sample (every SAMPLE_S) against the end of the last batch's own work.
-    after_s = run.driver_rss_mb[-1][0] - max(w["last_ended_at"] for w in workers).timestamp()
+    after_s = run.driver_rss_mb[-1][0] - last_s
     print(
         f"{n:,} symbols at 0 ms, --history 5d, Ray: {run.wall_s:.1f} s, {batches:,} batches;"
         f" {after_s:.0f} s of it after the last batch (judging and publishing the run)"
@@ -189,7 +197,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="etl-bench-ray-") as folder:
         work_dir = Path(folder)
-        address = start_cluster(work_dir)
+        address = start_cluster(work_dir / "ray")
         compare(work_dir, address, args.compare_symbols)
         scale(work_dir, address, args.scale_symbols)
 
