@@ -10,6 +10,9 @@ from etl.errors import SchemaError
 from etl.schema import BARS, DIVIDENDS, QUOTES, SPLITS
 
 _BAR_PRICES = ("open", "high", "low", "close")
+# What a chart without events gives: most charts, whose window holds no split or no dividend, skip the work.
+_NO_SPLITS = pa.schema([f for f in SPLITS.schema if f.name not in ("run_id", "symbol")]).empty_table()
+_NO_DIVIDENDS = pa.schema([f for f in DIVIDENDS.schema if f.name != "run_id"]).empty_table()
 # Yahoo's quote field for each quotes column, renamed once here.
 _QUOTE_FIELDS = {
     "price": "regularMarketPrice",
@@ -66,6 +69,8 @@ def _split_factor(dates: pa.Array, splits: pa.Table) -> pa.Array:
     A split whose numerator or denominator is not above zero is left out (validate quarantines it).
     """
     factor = pa.array([1.0] * len(dates), pa.float64())
+    if not splits.num_rows:
+        return factor
     usable = pc.and_(pc.greater(splits["numerator"], 0), pc.greater(splits["denominator"], 0))
     for split in splits.filter(pc.fill_null(usable, False)).to_pylist():
         before = pc.less(dates, pa.scalar(split["ex_date"], pa.date32()))
@@ -118,6 +123,8 @@ def _events(chart: dict, kind: str) -> list[dict]:
 
 def _splits_of(chart: dict) -> pa.Table:
     events = _events(chart, "splits")
+    if not events:
+        return _NO_SPLITS
     numerator = pa.array([e.get("numerator") for e in events], pa.float64())
     denominator = pa.array([e.get("denominator") for e in events], pa.float64())
     return pa.table(
@@ -132,6 +139,8 @@ def _splits_of(chart: dict) -> pa.Table:
 
 def _dividends_of(symbol: str, chart: dict) -> pa.Table:
     events = _events(chart, "dividends")
+    if not events:
+        return _NO_DIVIDENDS
     ex_dates = _trading_dates([e["date"] for e in events], chart)
     adjusted = pa.array([e.get("amount") for e in events], pa.float64())
     currency = (chart.get("meta") or {}).get("currency")
