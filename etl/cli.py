@@ -139,13 +139,15 @@ def shell(lake) -> None:
 
     Example: python -m etl shell --lake data/demo
     """
+    import duckdb  # DuckDB is loaded by the commands that read, never by collect
+
     from etl import shell as duckdb_shell
-    from etl import summary  # DuckDB is loaded by the commands that read, never by collect
+    from etl import summary
 
     opened = open_lake(lake)
     duckdb_shell.check_shell_lake(opened)
-    con = summary.connect_lake(opened)  # refuses a lake with no run, as `query` does
-    init_sql = duckdb_shell.to_init_sql(summary.lake_variables(con, opened))
+    # Refuses a lake with no run, as `query` does; the shell reads the same snapshot the variables list.
+    init_sql = duckdb_shell.to_init_sql(summary.lake_variables(duckdb.connect(), opened))
     binary = duckdb_shell.find_duckdb_shell()
     # -cmd rather than -init FILE: once exec'd, nothing would be left to delete a temp file.
     os.execv(binary, [str(binary), "-cmd", init_sql])
@@ -155,13 +157,14 @@ def shell(lake) -> None:
 @options.lake_option
 @options.compact_table_option
 @options.keep_minutes_option
+@options.z_order_option
 @options.lock_lease_option
 @options.config_option
-def compact(lake, tables, keep_minutes, lock_lease_s) -> None:
-    """Rewrite each partition's small files as one with full row groups; readers never see a row twice or miss
-    one.
+def compact(lake, tables, keep_minutes, z_order, lock_lease_s) -> None:
+    """Optimize the lake's Delta tables (small files rewritten as few) and vacuum the files no snapshot of
+    the last --keep-minutes needs; readers of an older snapshot keep reading until then.
 
-    Example: python -m etl compact --lake data/lake --table bars
+    Example: python -m etl compact --lake data/lake --table bars --z-order
     """
     from etl.lake.compact import compact_lake
     from etl.lake.holdings import require_completed_run
@@ -174,10 +177,29 @@ def compact(lake, tables, keep_minutes, lock_lease_s) -> None:
         keep_minutes=keep_minutes,
         row_group_rows=ROW_GROUP_ROWS,
         lease_s=lock_lease_s,
+        z_order=z_order,
     )
-    for folder in done:
-        click.echo(f"{folder.folder}: {folder.files} files into 1, {folder.rows:,} rows")
-    click.echo(f"compacted {len(done)} folders" if done else "nothing to compact: no folder holds two files")
+    for table in done:
+        click.echo(
+            f"{table.table}: {table.files_removed} files rewritten as {table.files_added}, "
+            f"{table.files_vacuumed} files vacuumed"
+        )
+
+
+@app.command()
+@options.lake_option
+@options.lock_lease_option
+@options.config_option
+def migrate(lake, lock_lease_s) -> None:
+    """Convert a lake of the layout before Delta (one Parquet file a run and table) into Delta tables, keeping
+    every row and every run's bars.
+
+    Example: python -m etl migrate --lake data/lake
+    """
+    from etl.lake.migrate import migrate_lake
+
+    for table, rows in migrate_lake(open_lake(lake), lease_s=lock_lease_s, row_group_rows=ROW_GROUP_ROWS):
+        click.echo(f"{table}: {rows:,} rows")
 
 
 app.add_command(emulator)

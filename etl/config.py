@@ -33,9 +33,23 @@ DEFAULT_CONCURRENCY = 8
 # DuckDB reads row groups under ~5,000 rows 5-10x slower; its own default is 122,880 rows.
 ROW_GROUP_ROWS = 32_768
 
-# What `compact` rewrites: every table of etl/schema.py. Spelled out rather than read from the schemas, so
-# that `compact --help` lists them without loading pyarrow.
-COMPACTABLE = ("quotes", "bars", "dividends", "splits", "quarantine", "failures", "batches", "runs")
+# The lake's Delta tables, as etl/schema.py defines them: spelled out so that `compact --help` lists them
+# without loading pyarrow.
+COMPACTABLE = (
+    "quotes",
+    "bars",
+    "bar_revisions",
+    "dividends",
+    "splits",
+    "quarantine",
+    "failures",
+    "batches",
+    "runs",
+)
+# A Delta file is cut at about this size: a writer holds one open file's row group a partition, not the run.
+DELTA_TARGET_FILE_BYTES = 8_000_000
+# A merge beaten to its commit by another tool's writer is run again on the new snapshot, this often at most.
+DELTA_COMMIT_ATTEMPTS = 3
 
 # The proxy schemes curl tunnels HTTPS through.
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")

@@ -7,6 +7,7 @@ EtlError                 anything the job reports to its user as a one-line erro
 ├── SchemaError          Yahoo's answer does not fit a table's schema  (exit 3)
 ├── MemoryLimitError     the process stayed above --memory-limit-mb    (exit 1)
 ├── LakeError            the lake cannot be read or written            (exit 1)
+│   └── LegacyLakeError  the lake predates Delta tables: migrate it    (exit 2)
 └── ClusterError         a batch's Ray worker kept dying               (exit 1)
 """
 
@@ -47,6 +48,12 @@ class MemoryLimitError(EtlError):
 
 class LakeError(EtlError):
     """The lake cannot be read or written."""
+
+
+class LegacyLakeError(LakeError):
+    """The lake is of the layout before Delta tables; `etl migrate` converts it, nothing else touches it."""
+
+    exit_code = 2
 
 
 class ClusterError(EtlError):

@@ -99,13 +99,16 @@ compact_table_option = click.option(
     "tables",
     multiple=True,
     type=click.Choice(COMPACTABLE),
-    help="A table to compact (default: all but runs); repeat for more.",
+    help="A table to compact (default: all); repeat for more.",
 )
 keep_minutes_option = click.option(
     "--keep-minutes",
     default=DEFAULT_KEEP_MINUTES,
     show_default=True,
-    help="Keep replaced files this long for readers that listed them; a later compact removes them.",
+    help="Vacuum only files out of every snapshot for this long (whole hours, rounded up).",
+)
+z_order_option = click.option(
+    "--z-order", is_flag=True, help="Rewrite each table's files ordered by symbol (Delta's Z-order)."
 )
 
 lock_lease_option = click.option(

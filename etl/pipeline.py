@@ -13,7 +13,7 @@ from etl import metrics, transform, validate
 from etl.config import Settings
 from etl.errors import ConfigError, SchemaError
 from etl.fetch import BatchFetcher, FetchedBatch, Outcome
-from etl.lake.holdings import read_refetch_from
+from etl.lake.holdings import read_refetch_from, refuse_legacy
 from etl.lake.lock import LakeLock, lake_lock
 from etl.lake.paths import Lake, open_lake
 from etl.lake.publish import publish_in_child
@@ -48,6 +48,7 @@ def collect(
     _check_memory_limit(settings.memory_limit_mb)
     started_at = dt.datetime.now(dt.UTC)
     lake = open_lake(settings.lake)
+    refuse_legacy(lake)
     with lake_lock(lake, lease_s=settings.lock_lease_s) as lock, failures_leave(RUN_CUT_SHORT):
         since = _since(settings, lake, symbols)
         plan = RunPlan(
@@ -62,6 +63,9 @@ def collect(
             plan,
             new_run_id=metrics.new_run_id(started_at),
             started_at=started_at,
+            finish=lambda run: publish_in_child(
+                run, row_group_rows=settings.row_group_rows, pass_fds=lock.pass_fds
+            ),
             resume=settings.resume,
         )
         if cluster is not None:

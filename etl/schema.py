@@ -1,4 +1,5 @@
-"""Every table of the lake: its Arrow schema and its hive partition key, defined once."""
+"""Every table of the lake: its Arrow schema, its Delta partition columns and how a run writes it, defined
+once."""
 
 from dataclasses import dataclass
 
@@ -9,13 +10,32 @@ UTC_TIME = pa.timestamp("us", tz="UTC")
 PRICE = pa.float64()
 
 
+# The Delta partition columns a table's rows gain when they are published, from a column of the row
+# (bars' date) or the run's own date (quotes); staged rows never carry them.
+PARTITION_TYPES = {"year": pa.int32(), "month": pa.int32(), "date": pa.date32()}
+
+
 @dataclass(frozen=True)
 class Table:
-    """A table of the lake; `partition_key` names its hive folder level, if it has one."""
+    """A table of the lake.
+
+    `partition_by`: its Delta partition columns (PARTITION_TYPES). `merge_key`: a run MERGEs its rows on these
+    columns, a row replaced only by one of a later run; without one, a run appends. `staged_as`: the staged
+    table whose rows it is published from (bar_revisions from the bars), if not its own.
+    """
 
     name: str
     schema: pa.Schema
-    partition_key: str | None = None
+    partition_by: tuple[str, ...] = ()
+    merge_key: tuple[str, ...] = ()
+    staged_as: str | None = None
+
+    @property
+    def lake_schema(self) -> pa.Schema:
+        """The schema of the table's Delta table: its columns, then its partition columns."""
+        return pa.schema(
+            [*self.schema, *(pa.field(name, PARTITION_TYPES[name]) for name in self.partition_by)]
+        )
 
 
 QUOTES = Table(
@@ -38,7 +58,7 @@ QUOTES = Table(
             ("quote_time", UTC_TIME),
         ]
     ),
-    partition_key="date",
+    partition_by=("date",),
 )
 
 BARS = Table(
@@ -56,8 +76,13 @@ BARS = Table(
             ("volume", pa.int64()),
         ]
     ),
-    partition_key="year",
+    # By month: a daily run's 5-day revision window rewrites a month's file, not a year's (README, The lake).
+    partition_by=("year", "month"),
+    merge_key=("symbol", "date"),
 )
+
+# Every bar every run fetched, as it fetched it, appended: which run changed which bar, and from what.
+BAR_REVISIONS = Table("bar_revisions", BARS.schema, partition_by=("year",), staged_as="bars")
 
 # Yahoo's chart events, one row an event a run; small tables, so no partition. ex_date is the exchange's
 # trading date of the ex-date session, and amount, numerator and denominator are as of that day (as paid).
@@ -72,6 +97,7 @@ DIVIDENDS = Table(
             ("currency", pa.string()),
         ]
     ),
+    merge_key=("symbol", "ex_date"),
 )
 
 SPLITS = Table(
@@ -87,6 +113,7 @@ SPLITS = Table(
             ("ratio", pa.float64()),
         ]
     ),
+    merge_key=("symbol", "ex_date"),
 )
 
 RUNS = Table(
@@ -165,19 +192,5 @@ QUARANTINE = Table(
 
 # Data tables first, the run's manifest (`runs`) last: readers trust a run once its `runs` row exists.
 TABLES: dict[str, Table] = {
-    t.name: t for t in (QUOTES, BARS, DIVIDENDS, SPLITS, QUARANTINE, FAILURES, BATCHES, RUNS)
+    t.name: t for t in (QUOTES, BARS, BAR_REVISIONS, DIVIDENDS, SPLITS, QUARANTINE, FAILURES, BATCHES, RUNS)
 }
-
-# Written by `python -m etl compact`, not by runs: one row a file that a compaction replaced.
-COMPACTIONS = Table(
-    "compactions",
-    pa.schema(
-        [
-            ("compaction_id", pa.string()),
-            ("compacted_at", UTC_TIME),
-            ("table_name", pa.string()),
-            ("replaced_file", pa.string()),
-            ("compacted_file", pa.string()),
-        ]
-    ),
-)

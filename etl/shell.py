@@ -18,12 +18,12 @@ def find_duckdb_shell() -> Path:
 
 
 def to_init_sql(variables: dict) -> str:
-    """sql/set_lake.sql, sql/set_compactions.sql, sql/set_files.sql, sql/views.sql; the shell binds no
+    """sql/set_lake.sql, sql/set_files.sql, sql/views.sql; the shell binds no
     parameters, so values go in as literals."""
     from etl.summary import load_sql  # DuckDB is loaded by the commands that read, never by --help
 
     literals = {name: to_sql_literal(value) for name, value in variables.items()}
-    statements = [load_sql("set_lake"), load_sql("set_compactions"), load_sql("set_files")]
+    statements = [load_sql("set_lake"), load_sql("set_files")]
     for name, literal in literals.items():
         statements = [statement.replace(f"${name}", literal) for statement in statements]
     return "".join(statement.rstrip() + ";\n" for statement in statements) + load_sql("views")
@@ -43,8 +43,8 @@ def check_shell_lake(lake: Lake) -> None:
         )
 
 
-def to_sql_literal(value: str | list[str]) -> str:
-    """A string, or a list of strings, as a DuckDB literal with its quotes doubled."""
+def to_sql_literal(value: str | list) -> str:
+    """A string, or a list of strings (or of lists of them), as a DuckDB literal with its quotes doubled."""
     if isinstance(value, list):
         return "[" + ", ".join(map(to_sql_literal, value)) + "]"
     return "'" + value.replace("'", "''") + "'"

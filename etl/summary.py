@@ -6,10 +6,12 @@ from pathlib import Path
 
 import duckdb
 
-from etl.config import COMPACTABLE, SQL_DIR
+from etl.config import SQL_DIR
 from etl.errors import LakeError
-from etl.lake.holdings import compaction_record_keys, parquet_keys, require_completed_run
+from etl.lake.delta import require_table
+from etl.lake.holdings import require_completed_run
 from etl.lake.paths import Lake, open_lake
+from etl.schema import TABLES
 
 
 def load_sql(name: str) -> str:
@@ -18,16 +20,12 @@ def load_sql(name: str) -> str:
 
 
 def connect_lake(location: str | Path | Lake) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the lake's views and macros in place."""
+    """An in-memory DuckDB with the lake's views and macros in place, over each table's current snapshot."""
     lake = open_lake(location)
-    require_completed_run(lake)
     con = duckdb.connect()
     try:
         variables = lake_variables(con, lake)
         con.execute(load_sql("set_lake"), {"lake": variables["lake"]})
-        con.execute(
-            load_sql("set_compactions"), {"replaced": variables["replaced"], "written": variables["written"]}
-        )
         con.execute(load_sql("set_files"), {"tables": variables["tables"], "files": variables["files"]})
         con.execute(load_sql("views"))
     except duckdb.Error as exc:  # a file of the lake that is not Parquet, or not of this job's schema
@@ -36,47 +34,31 @@ def connect_lake(location: str | Path | Lake) -> duckdb.DuckDBPyConnection:
 
 
 def lake_variables(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict:
-    """What sql/set_lake.sql and sql/set_compactions.sql bind: the lake's path, and its compactions' files."""
-    root = lake.root_url
-    bucket = None
+    """What sql/set_lake.sql and sql/set_files.sql bind; a lake with no completed run is refused."""
+    require_completed_run(lake)
+    files = table_files(con, lake)
+    return {"lake": lake.root_url, "tables": list(files), "files": list(files.values())}
+
+
+def table_files(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict[str, list[str]]:
+    """Each table's files as its Delta snapshot lists them now (read once: a commit landing later is the next
+    connection's); a lake in a bucket is made readable to DuckDB here."""
+    files = {name: require_table(lake, table).file_uris() for name, table in TABLES.items()}
     if not lake.is_local:
         from etl.lake.s3_readers import BucketReader  # s3fs and obstore, for a lake in a bucket only
 
-        bucket = BucketReader(con, lake)
-    # Read once, now: a compaction published later stays unseen by this connection, which is consistent.
-    records = [lake.store.url(key) for key in compaction_record_keys(lake)]
-    replaced, written = [], []
-    if records:
-        row = con.execute(load_sql("compaction_files"), {"lake": root, "records": records}).fetchone()
-        replaced, written = row if row is not None else ([], [])  # an aggregate query: always one row
-    files = bucket.files_to_read(set(replaced)) if bucket else {}
-    files |= {name: [empty_table_file(name)] for name in _tables_without_files(lake, files, bucket is None)}
-    return {
-        "lake": root,
-        "replaced": replaced,
-        "written": written,
-        "tables": list(files),
-        "files": list(files.values()),
-    }
-
-
-def _tables_without_files(lake: Lake, files: dict[str, list[str]], is_local: bool) -> list[str]:
-    """The tables of which the lake holds no file yet: ones added to the job after the lake's last run."""
-    if is_local:
-        return [name for name in COMPACTABLE if not parquet_keys(lake, name)]
-    return [name for name in COMPACTABLE if name not in files]
+        BucketReader(con, lake).prefetch(file for names in files.values() for file in names)
+    return {name: names or [empty_table_file(name)] for name, names in files.items()}
 
 
 @cache
 def empty_table_file(name: str) -> str:
-    """A Parquet file of the table's schema and no rows, outside the lake, for the views of a table the lake
-    does not hold yet: DuckDB refuses to read no files at all. It lasts as long as the process."""
-    import pyarrow.parquet as pq  # only for a lake written before a table was added
-
-    from etl.schema import TABLES
+    """A Parquet file of the table's schema and no rows, outside the lake, for the views of a table whose
+    snapshot holds no file yet: DuckDB refuses to read no files at all. It lasts as long as the process."""
+    import pyarrow.parquet as pq  # only for a table with no rows
 
     path = Path(_empty_tables_dir().name, f"{name}.parquet")
-    pq.write_table(TABLES[name].schema.empty_table(), path)
+    pq.write_table(TABLES[name].lake_schema.empty_table(), path)
     return str(path)
 
 

@@ -1,4 +1,3 @@
--- A lake in a bucket: each table's files as the job listed them when the connection opened (DuckDB's own
--- glob, through fsspec, would list the store again for every view). A local lake's views glob instead. Either
--- way a table the lake holds no file of yet (added to the job after its last run) reads an empty file.
+-- Each table's files: the Parquet files of its current Delta snapshot, as the job read its log when the
+-- connection opened (etl/lake/delta.py). A table whose snapshot holds no file reads an empty file of its schema.
 set variable lake_files = map($tables::varchar[], $files::varchar[][])

@@ -1,72 +1,103 @@
--- Views over the Parquet lake (folder in the variable `lake`, see set_lake.sql).
--- A run is trusted once its row is in `runs`, the manifest it publishes last, so every other
--- view keeps only rows of runs that have one: a crashed or running run is never seen.
-
--- Every table is read through lake_table(name): all its Parquet files but those a published
--- compaction replaced (left on disk a while for readers that listed them before) and the compacted
--- files of a compaction not yet published (etl/lake/compact.py; the lists come from set_compactions.sql).
--- In a bucket it reads the files set_files.sql lists; on a disk, a glob of the table's folder.
+-- Views over the lake's Delta tables (the lake's folder in the variable `lake`, see set_lake.sql).
+-- Each table is read as its current Delta snapshot: the Parquet files its log lists when the connection
+-- opened (set_files.sql), so the views show exactly what polars.read_delta or Spark shows, and never a file
+-- that a commit or an optimize left outside the snapshot.
 create or replace macro lake_table(name) as table
-select * exclude (filename)
-from read_parquet(
-    coalesce(getvariable('lake_files')[name], [getvariable('lake') || '/' || name || '/**/*.parquet']),
-    hive_partitioning = true, union_by_name = true, filename = true
-)
-where
-    filename not in (select unnest(getvariable('compactions').replaced))
-    and (not contains(filename, '/compacted-') or filename in (select unnest(getvariable('compactions').written)));
+select *
+from read_parquet(getvariable('lake_files')[name], hive_partitioning = true, union_by_name = true);
 
 create or replace view runs as
 select *
 from lake_table('runs');
 
 create or replace view batches as
-select batches.*
-from lake_table('batches') as batches
-semi join runs using (run_id);
+select *
+from lake_table('batches');
 
 create or replace view failures as
-select failures.*
-from lake_table('failures') as failures
-semi join runs using (run_id);
+select *
+from lake_table('failures');
 
 -- Rows that broke an invariant of their table (see etl/validate.py), with the reason and the row as JSON.
 create or replace view quarantine as
-select quarantine.*
-from lake_table('quarantine') as quarantine
-semi join runs using (run_id);
+select *
+from lake_table('quarantine');
 
--- `date` is the hive partition: the UTC day the run collected the quote.
+-- `date` is the partition: the UTC day the run collected the quote.
 create or replace view quotes as
-select quotes.*
-from lake_table('quotes') as quotes
-semi join runs using (run_id);
+select *
+from lake_table('quotes');
 
--- Every bar every completed run wrote, revisions included; `year` is the hive partition.
-create or replace view bars_all as
-select bars.*
-from lake_table('bars') as bars
-semi join runs using (run_id);
-
--- One current row per (symbol, date): the latest run wins (run ids sort by start time).
+-- One current row per (symbol, date): each run MERGEs its bars, a row replaced only by a later run's.
+-- `year` and `month` are the partitions.
 create or replace view bars as
 select *
-from bars_all
-qualify row_number() over (partition by symbol, date order by run_id desc) = 1;
+from lake_table('bars');
 
--- Yahoo's dividends and splits, one current row per (symbol, ex_date): the latest run wins, as for bars.
+-- Every bar every run fetched, revisions included, as the run fetched it (the bar_revisions table).
+create or replace view bars_all as
+select *
+from lake_table('bar_revisions');
+
+-- Which run changed which bar, and from what: each bar a run fetched that differs from the one the run
+-- before it fetched (a bar's first fetch is no change).
+create or replace view bar_changes as
+with versions as (
+    select
+        *,
+        lag(run_id) over bar as previous_run_id,
+        lag(open) over bar as previous_open,
+        lag(high) over bar as previous_high,
+        lag(low) over bar as previous_low,
+        lag(close) over bar as previous_close,
+        lag(adj_close) over bar as previous_adj_close,
+        lag(volume) over bar as previous_volume
+    from bars_all
+    window bar as (partition by symbol, date order by run_id)
+),
+
+final as (
+    select
+        symbol,
+        date,
+        run_id,
+        previous_run_id,
+        previous_open,
+        open,
+        previous_high,
+        high,
+        previous_low,
+        low,
+        previous_close,
+        close,
+        previous_adj_close,
+        adj_close,
+        previous_volume,
+        volume
+    from versions
+    where
+        previous_run_id is not null
+        and (
+            open is distinct from previous_open
+            or high is distinct from previous_high
+            or low is distinct from previous_low
+            or close is distinct from previous_close
+            or adj_close is distinct from previous_adj_close
+            or volume is distinct from previous_volume
+        )
+)
+
+select * from final;
+
+-- Yahoo's dividends and splits, one current row per (symbol, ex_date), merged as bars are.
 -- amount is as paid, in `currency` per share of the ex-date session; ratio is numerator / denominator.
 create or replace view dividends as
-select dividends.*
-from lake_table('dividends') as dividends
-semi join runs using (run_id)
-qualify row_number() over (partition by symbol, ex_date order by run_id desc) = 1;
+select *
+from lake_table('dividends');
 
 create or replace view splits as
-select splits.*
-from lake_table('splits') as splits
-semi join runs using (run_id)
-qualify row_number() over (partition by symbol, ex_date order by run_id desc) = 1;
+select *
+from lake_table('splits');
 
 -- Bars back-adjusted for every split and dividend in the lake, computed here rather than trusted from
 -- Yahoo: a bar's prices times adj_factor are in today's shares, net of the dividends paid since. Each

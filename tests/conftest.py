@@ -115,11 +115,12 @@ def lake_keys(lake_url: str, under: str = "") -> list[str]:
 
 
 def copy_lake(source_dir: Path, lake_url: str) -> str:
-    """A local lake's files copied into the lake at lake_url, a folder or a bucket."""
+    """A local lake's files (its Delta tables' logs and Parquet files) copied into the lake at lake_url, a
+    folder or a bucket."""
     from etl.lake.paths import open_lake
 
     lake = open_lake(lake_url)
-    for path in sorted(source_dir.rglob("*.parquet")):
+    for path in sorted(p for p in source_dir.rglob("*") if p.is_file()):
         lake.store.put_new(lake.key(path.relative_to(source_dir)), path.read_bytes())
     return lake_url
 

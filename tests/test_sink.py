@@ -1,17 +1,23 @@
-"""The lake writer: batches committed whole in staging outside the lake, merged and published, resumable;
-on a local folder and in a bucket of the loopback S3 store alike."""
+"""The lake writer: batches committed whole in staging outside the lake, published into each Delta table as one
+commit, resumable; on a local folder and in a bucket of the loopback S3 store alike."""
 
 import datetime as dt
 
+from functools import partial
+
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from conftest import lake_keys, publish_staged, staging_keys
 from etl.errors import ConfigError, LakeError, SchemaError
+from etl.lake.delta import storage_options
 from etl.lake.paths import open_lake
+from etl.lake.publish import publish_run
 from etl.lake.staging import BatchCommitted, RunPlan, RunStaging, open_run
-from etl.schema import BARS, QUOTES, SCHEMA_VERSION, TABLES
+from etl.schema import BARS, QUOTES, TABLES
 from etl.summary import connect_lake
 
 STARTED_AT = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
@@ -46,11 +52,31 @@ def lake(lake_url):
 
 
 def new_run(lake, run_id="r1", plan=PLAN, **kwargs):
-    return open_run(lake, plan, new_run_id=run_id, started_at=STARTED_AT, **kwargs)
+    finish = partial(publish_run, row_group_rows=1000)  # as collect does, in a child
+    return open_run(lake, plan, new_run_id=run_id, started_at=STARTED_AT, finish=finish, **kwargs)
 
 
-def read_file(lake, name: str) -> pq.ParquetFile:
-    return pq.ParquetFile(pa.BufferReader(lake.store.get(lake.key(name))))
+def delta_table(lake, name: str) -> DeltaTable:
+    return DeltaTable(lake.table_url(name), storage_options=storage_options())
+
+
+def has_run(lake, name: str, run_id: str) -> bool:
+    return delta_table(lake, name).transaction_version(run_id) is not None
+
+
+def parquet_files(lake, name: str) -> list[pq.ParquetFile]:
+    """The Parquet files of a table's current snapshot."""
+    prefix = lake.table_url(name) + "/"
+    return [
+        pq.ParquetFile(pa.BufferReader(lake.store.get(lake.key(name, uri.removeprefix(prefix)))))
+        for uri in delta_table(lake, name).file_uris()
+    ]
+
+
+def table_files(lake, name: str) -> list[str]:
+    """The partition folders of a table's current files."""
+    prefix = lake.table_url(name) + "/"
+    return sorted(uri.removeprefix(prefix).rpartition("/")[0] for uri in delta_table(lake, name).file_uris())
 
 
 def put_object(lake, name: str, data: bytes) -> None:
@@ -72,32 +98,25 @@ def test_nothing_is_in_the_lake_until_published(lake):
     assert all(not key.startswith(lake.key("")) for key in staged)
 
 
-def test_publish_writes_one_file_per_table_and_partition(lake):
+def test_publish_commits_each_table_once_under_the_run_id(lake):
     staging = new_run(lake)
     commit(staging, 1, bars_batch("r1", "AAPL", every_day(dt.date(2025, 12, 30), 5)))
     published = publish_staged(staging)
-    assert sorted(key.removeprefix(lake.key("")) for key in published) == [
-        "bars/year=2025/r1.parquet",
-        "bars/year=2026/r1.parquet",
-        "batches/r1.parquet",
-        "dividends/r1.parquet",
-        "failures/r1.parquet",
-        "quarantine/r1.parquet",
-        "quotes/date=2026-11-24/r1.parquet",
-        "runs/r1.parquet",
-        "splits/r1.parquet",
-    ]
-    assert sorted(lake_keys(lake.url)) == sorted(key.removeprefix(lake.key("")) for key in published)
+    assert published == [lake.table_url(name) for name in TABLES]
+    for name in TABLES:
+        table = delta_table(lake, name)
+        assert (table.version(), table.transaction_version("r1")) == (0, 1)
+        assert table.history()[0]["run_id"] == "r1"
+    assert table_files(lake, "bars") == ["year=2025/month=12", "year=2026/month=1"]
     assert staging_keys(lake.url) == []
 
 
-def test_runs_manifest_is_published_last(lake):
-    # An object where the manifest goes makes its create fail: what was created before it is in the lake.
-    put_object(lake, "runs/r1.parquet", b"in the way")
-    with pytest.raises(LakeError, match=r"runs/r1\.parquet already exists"):
+def test_runs_is_committed_last(lake):
+    # A log entry that is not JSON where runs' first commit goes: every table before it has the run's rows.
+    put_object(lake, "runs/_delta_log/00000000000000000000.json", b"in the way")
+    with pytest.raises(LakeError, match=r"runs"):
         publish_staged(new_run(lake))
-    data_tables = {name.partition("/")[0] for name in lake_keys(lake.url) if name.endswith("/r1.parquet")}
-    assert data_tables == set(TABLES)
+    assert all(has_run(lake, name, "r1") for name in TABLES if name != "runs")
 
 
 def test_files_read_back_with_duckdb_and_the_canonical_schema(lake):
@@ -107,13 +126,12 @@ def test_files_read_back_with_duckdb_and_the_canonical_schema(lake):
     publish_staged(staging)
     rows = (
         connect_lake(lake)
-        .execute("select symbol, count(*), any_value(year) from bars_all group by 1 order by 1")
+        .execute("select symbol, count(*), any_value(year), any_value(month) from bars group by 1 order by 1")
         .fetchall()
     )
-    assert rows == [("AAPL", 3, 2026), ("MSFT", 3, 2026)]
-    file = read_file(lake, "bars/year=2026/r1.parquet")
-    assert file.schema_arrow.remove_metadata() == BARS.schema
-    assert file.schema_arrow.metadata[b"etl.schema_version"] == SCHEMA_VERSION.encode()
+    assert rows == [("AAPL", 3, 2026, 3), ("MSFT", 3, 2026, 3)]
+    (file,) = parquet_files(lake, "bars")
+    assert file.schema_arrow.remove_metadata() == BARS.schema  # the partition columns are in the path only
     assert file.metadata.row_group(0).column(0).compression == "ZSTD"
     assert file.metadata.row_group(0).column(2).statistics.has_min_max
 
@@ -132,30 +150,74 @@ def test_a_batch_of_another_schema_is_refused_at_write(lake):
 
 def test_batches_are_merged_into_row_groups_of_the_configured_size(lake):
     staging = new_run(lake)
-    for i in range(25):
-        commit(staging, i + 1, bars_batch("r1", f"S{i}", every_day(dt.date(2026, 1, 1), 100)))
+    for i in range(50):
+        commit(staging, i + 1, bars_batch("r1", f"S{i}", every_day(dt.date(2026, 1, 1), 30)))
     publish_staged(staging)
-    file = read_file(lake, "bars/year=2026/r1.parquet")
+    (file,) = parquet_files(lake, "bars")
     sizes = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
-    assert sizes == [1000, 1000, 500]
-    assert file.read().column("symbol").to_pylist() == [f"S{i}" for i in range(25) for _ in range(100)]
+    assert sizes == [1000, 500]
+    # Delta promises no order of rows within a file: every row is there once.
+    assert sorted(file.read().column("symbol").to_pylist()) == sorted(
+        f"S{i}" for i in range(50) for _ in range(30)
+    )
 
 
-def test_empty_tables_still_get_a_typed_file(lake):
+def test_a_table_without_rows_is_a_typed_empty_table(lake):
     publish_staged(new_run(lake))
-    quotes = read_file(lake, "quotes/date=2026-11-24/r1.parquet").read()
-    assert quotes.num_rows == 0
-    assert quotes.schema.remove_metadata() == QUOTES.schema
+    quotes = delta_table(lake, "quotes")
+    assert quotes.file_uris() == []
+    assert pa.schema(quotes.schema().to_arrow()) == QUOTES.lake_schema
+    assert connect_lake(lake).execute("select count(*) from quotes").fetchone() == (0,)
 
 
-def test_a_published_file_is_never_replaced(lake):
+def test_a_run_published_again_writes_no_table_twice(lake):
     publish_staged(new_run(lake))
-    before = lake.store.get(lake.key("runs/r1.parquet"))
+    versions = {name: delta_table(lake, name).version() for name in TABLES}
     other = new_run(lake, run_id="r2", plan=RunPlan(("XOM",), 10, "1y", "http://127.0.0.1:1"))
     commit(other, 1, bars_batch("r1", "XOM", every_day(dt.date(2026, 1, 2), 5)))
-    with pytest.raises(LakeError, match="never replaced"):
-        publish_staged(other_as_r1(other))
-    assert lake.store.get(lake.key("runs/r1.parquet")) == before
+    assert publish_staged(other_as_r1(other)) == []
+    assert {name: delta_table(lake, name).version() for name in TABLES} == versions
+    assert connect_lake(lake).execute("select count(*) from bars").fetchone() == (0,)
+
+
+def test_a_late_writer_never_puts_older_bars_over_newer(lake):
+    """r1 started first but commits after r2: where both have a bar, r2's stays; r1's other bars go in."""
+    newer = new_run(lake, run_id="r2")
+    commit(newer, 1, priced(bars_batch("r2", "AAPL", every_day(dt.date(2026, 1, 5), 3)), 20.0))
+    publish_staged(newer)
+    older = new_run(lake, run_id="r1", plan=RunPlan(("MSFT",), 10, "1y", "http://127.0.0.1:1"))
+    commit(older, 1, priced(bars_batch("r1", "AAPL", every_day(dt.date(2026, 1, 2), 5)), 10.0))
+    publish_staged(older)
+    bars = pl.read_delta(lake.table_url("bars"), storage_options=storage_options()).sort("date")
+    assert bars.select("run_id", "close").rows() == [("r1", 10.0)] * 3 + [("r2", 20.0)] * 3
+    revisions = connect_lake(lake).execute("select run_id, count(*) from bars_all group by 1 order by 1")
+    assert revisions.fetchall() == [("r1", 5), ("r2", 3)]
+
+
+def test_a_later_run_replaces_the_bars_it_fetched_again(lake):
+    """The control of the test above: a newer run's bars do replace older ones."""
+    older = new_run(lake, run_id="r1")
+    commit(older, 1, priced(bars_batch("r1", "AAPL", every_day(dt.date(2026, 1, 2), 5)), 10.0))
+    publish_staged(older)
+    newer = new_run(lake, run_id="r2", plan=RunPlan(("MSFT",), 10, "1y", "http://127.0.0.1:1"))
+    commit(newer, 1, priced(bars_batch("r2", "AAPL", every_day(dt.date(2026, 1, 5), 3)), 20.0))
+    publish_staged(newer)
+    changes = connect_lake(lake).execute(
+        "select date, previous_run_id, run_id, previous_close, close from bar_changes order by date"
+    )
+    assert changes.fetchall() == [(day, "r1", "r2", 10.0, 20.0) for day in every_day(dt.date(2026, 1, 5), 2)]
+
+
+def priced(batch: pa.RecordBatch, close: float) -> pa.RecordBatch:
+    """The bars at another close (and high, so that they still hold together)."""
+    columns = {name: batch.column(name) for name in batch.schema.names}
+    n = batch.num_rows
+    columns |= {
+        "close": pa.array([close] * n),
+        "adj_close": pa.array([close] * n),
+        "high": pa.array([close] * n),
+    }
+    return pa.RecordBatch.from_pydict(columns, schema=BARS.schema)
 
 
 def other_as_r1(other: RunStaging) -> RunStaging:
@@ -208,23 +270,43 @@ def test_resume_without_an_unfinished_run_is_refused(lake):
 def test_a_publish_cut_off_midway_completes_on_the_next_attempt(lake):
     staging = new_run(lake)
     commit(staging, 1, bars_batch("r1", "AAPL", every_day(dt.date(2026, 1, 2), 5)))
-    put_object(lake, "runs/r1.parquet", b"in the way")  # the manifest's create fails, after every data file
+    put_object(lake, "runs/_delta_log/00000000000000000000.json", b"in the way")  # after every data table
     with pytest.raises(LakeError):
         publish_staged(staging)
-    lake.store.delete([lake.key("runs/r1.parquet")])
+    lake.store.delete([lake.key("runs/_delta_log/00000000000000000000.json")])
     again = new_run(lake, run_id="r2")
     assert again.run_id == "r1"
-    publish_staged(again)  # the data files already there are the same bytes: created before, not replaced
+    assert publish_staged(again) == [lake.table_url("runs")]  # the data tables are not written twice
     assert connect_lake(lake).execute("select count(*) from bars").fetchone() == (5,)
-    assert "runs/r1.parquet" in lake_keys(lake.url) and staging_keys(lake.url) == []
+    assert staging_keys(lake.url) == []
 
 
-def test_many_one_row_batches_land_in_order_in_one_row_group(lake):
+def test_a_run_of_another_plan_cut_off_while_publishing_is_finished_by_the_next(lake):
     staging = new_run(lake)
-    days = every_day(dt.date(2026, 1, 1), 200)
+    commit(staging, 1, bars_batch("r1", "AAPL", every_day(dt.date(2026, 1, 2), 5)))
+    put_object(lake, "runs/_delta_log/00000000000000000000.json", b"in the way")
+    with pytest.raises(LakeError):
+        publish_staged(staging)
+    lake.store.delete([lake.key("runs/_delta_log/00000000000000000000.json")])
+    other = new_run(lake, run_id="r2", plan=RunPlan(("XOM",), 10, "1y", "http://127.0.0.1:1"))
+    assert other.run_id == "r2"
+    assert connect_lake(lake).execute("select run_id from runs").fetchall() == [("r1",)]
+    assert has_run(lake, "bars", "r1") and delta_table(lake, "bars").version() == 0
+
+
+def test_an_unfinished_run_of_another_plan_that_never_published_is_discarded_unpublished(lake):
+    """The control of the test above: without a staged manifest, nothing of the old run reaches the lake."""
+    commit(new_run(lake), 1, bars_batch("r1", "AAPL", every_day(dt.date(2026, 1, 2), 5)))
+    new_run(lake, run_id="r2", plan=RunPlan(("XOM",), 10, "1y", "http://127.0.0.1:1"))
+    assert lake_keys(lake.url) == []
+
+
+def test_many_one_row_batches_land_in_one_row_group(lake):
+    staging = new_run(lake)
+    days = every_day(dt.date(2026, 1, 1), 31)  # one month: one partition
     for i, day in enumerate(days):
         commit(staging, i + 1, bars_batch("r1", "AAPL", [day]), bars_batch("r1", "AAPL", []))
     publish_staged(staging)
-    file = read_file(lake, "bars/year=2026/r1.parquet")
+    (file,) = parquet_files(lake, "bars")
     assert file.num_row_groups == 1
-    assert file.read().column("date").to_pylist() == days
+    assert sorted(file.read().column("date").to_pylist()) == days

@@ -1,7 +1,8 @@
-"""What the lake holds: its completed runs, its compactions' records, and where each symbol's bars resume.
+"""What the lake holds: whether it is a lake of Delta tables, its completed runs, and where each symbol's bars
+resume.
 
-The last is read by DuckDB over the lake's views, in a child process of its own, so that DuckDB never
-sits in the collector's memory: `python -m etl.lake.holdings LAKE REVISION_DAYS` prints
+The last is read by DuckDB over the lake's views, in a child process of its own, so that neither DuckDB nor
+deltalake ever sits in the collector's memory: `python -m etl.lake.holdings LAKE REVISION_DAYS` prints
 `{symbol: first date}`.
 """
 
@@ -9,35 +10,44 @@ import datetime as dt
 import json
 import sys
 
-from etl.errors import LakeError
+from etl.errors import LakeError, LegacyLakeError
 from etl.lake.child import errors_to_one_line, run_child
-from etl.lake.paths import COMPACTED_PREFIX, COMPACTIONS_DIR_NAME, RUNS_DIR_NAME, Lake, open_lake
+from etl.lake.paths import DELTA_LOG_DIR_NAME, RUNS_DIR_NAME, Lake, open_lake
+
+# The folder of the records that `compact` wrote before the lake's tables were Delta tables.
+LEGACY_COMPACTIONS_DIR_NAME = "compactions"
 
 
-def completed_run_ids(lake: Lake) -> set[str]:
-    """The runs whose own `runs` object is published: the lake's completed runs (a compaction's file of many
-    is not one, and leaves theirs in place)."""
-    names = (key.rpartition("/")[2] for key in parquet_keys(lake, RUNS_DIR_NAME))
-    return {name.removesuffix(".parquet") for name in names if not name.startswith(COMPACTED_PREFIX)}
+def has_runs_table(lake: Lake) -> bool:
+    """Whether the lake's `runs` Delta table exists: a run has completed in it."""
+    return bool(lake.store.list_keys(lake.key(RUNS_DIR_NAME, DELTA_LOG_DIR_NAME, "")))
+
+
+def refuse_legacy(lake: Lake) -> None:
+    """A lake of one Parquet file a run and table (before Delta), or one `etl migrate` did not finish: refused
+    in one line naming the command that converts it."""
+    runs = lake.store.list_keys(lake.key(RUNS_DIR_NAME, ""))
+    legacy_runs = any(key.endswith(".parquet") and f"/{DELTA_LOG_DIR_NAME}/" not in key for key in runs)
+    has_log = any(f"/{DELTA_LOG_DIR_NAME}/" in key for key in runs)
+    if (legacy_runs and not has_log) or lake.store.list_keys(lake.key(LEGACY_COMPACTIONS_DIR_NAME, "")):
+        raise LegacyLakeError(
+            f"the lake at {lake.url} predates Delta tables (one Parquet file a run); convert it once with "
+            f"`python -m etl migrate --lake {lake.url}`"
+        )
 
 
 def require_completed_run(lake: Lake) -> None:
-    """Refuse, in one line, a lake that holds no completed run."""
-    # A run killed while publishing can leave `runs/` made but empty: that lake has no completed run either.
-    if not completed_run_ids(lake):
+    """Refuse, in one line, a lake of the layout before Delta, or one that holds no completed run."""
+    refuse_legacy(lake)
+    if not has_runs_table(lake):
         raise LakeError(
             f"the lake at {lake.url} holds no completed run yet; run `make demo` or `make collect` first"
         )
 
 
-def compaction_record_keys(lake: Lake) -> list[str]:
-    """The published compactions' records (`compactions/<id>.parquet`), oldest first."""
-    return parquet_keys(lake, COMPACTIONS_DIR_NAME)
-
-
 def read_refetch_from(lake: Lake, revision_days: int) -> dict[str, dt.date]:
-    """Per symbol in the lake's completed runs, the first date to fetch again; empty for a new lake."""
-    if not completed_run_ids(lake):
+    """Per symbol in the lake, the first date to fetch again; empty for a new lake."""
+    if not has_runs_table(lake):
         return {}
     try:
         output = run_child("etl.lake.holdings", lake.url, str(revision_days))
@@ -48,14 +58,9 @@ def read_refetch_from(lake: Lake, revision_days: int) -> dict[str, dt.date]:
     return {symbol: dt.date.fromisoformat(day) for symbol, day in json.loads(output).items()}
 
 
-def parquet_keys(lake: Lake, folder: str) -> list[str]:
-    """The keys of a folder's Parquet files, at any depth: a table's, or its partition's."""
-    return [key for key in lake.store.list_keys(lake.key(folder, "")) if key.endswith(".parquet")]
-
-
 def main() -> None:
     """`python -m etl.lake.holdings LAKE REVISION_DAYS`: print `{symbol: first date to fetch}` as JSON."""
-    from etl import summary  # DuckDB, in this child only
+    from etl import summary  # DuckDB and deltalake, in this child only
 
     lake, revision_days = open_lake(sys.argv[1]), int(sys.argv[2])
     with errors_to_one_line():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 from dataclasses import dataclass
@@ -11,15 +10,12 @@ from typing import TYPE_CHECKING
 
 from etl.errors import ConfigError
 
-if TYPE_CHECKING:  # etl.schema loads pyarrow; the readers of these keys (holdings, the CLI) need none
+if TYPE_CHECKING:
     from etl.lake.store import Store
-    from etl.schema import Table
 
-# The folders of the `runs` and `compactions` tables (etl/schema.py names them so too).
+# The `runs` table's folder (etl/schema.py names it so too), and the log beside every Delta table's files.
 RUNS_DIR_NAME = "runs"
-COMPACTIONS_DIR_NAME = "compactions"
-# A compaction's file in a table's folder (etl/lake/compact.py).
-COMPACTED_PREFIX = "compacted-"
+DELTA_LOG_DIR_NAME = "_delta_log"
 S3_SCHEME = "s3://"
 # S3's rule for bucket names (AWS, MinIO and R2 share it): 3-63 lowercase letters, digits, dots, hyphens.
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -43,7 +39,7 @@ class Lake:
         return self.store.url(self.name)
 
     def key(self, *parts: str | Path) -> str:
-        """A key inside the lake: `lake/bars/year=2026/<run_id>.parquet`."""
+        """A key inside the lake: `lake/bars/_delta_log/00000000000000000000.json`."""
         return "/".join((self.name, *map(str, parts)))
 
     def staging_key(self, *parts: str) -> str:
@@ -55,9 +51,9 @@ class Lake:
         """The single writer's lock, beside the lake."""
         return f".{self.name}.lock"
 
-    def manifest_key(self, run_id: str) -> str:
-        """A run's `runs` object: once it exists, the run is complete."""
-        return self.key(RUNS_DIR_NAME, f"{run_id}.parquet")
+    def table_url(self, name: str) -> str:
+        """A table's Delta table, as deltalake and every other reader names it."""
+        return f"{self.root_url}/{name}"
 
 
 def open_lake(location: str | Path | Lake) -> Lake:
@@ -91,18 +87,3 @@ def split_s3_url(url: str) -> tuple[str, str, str]:
             "lock sit beside it"
         )
     return bucket, parent, name
-
-
-def lake_folder(table: Table, partition: str | None) -> Path:
-    """A table's (partition's) folder, relative to the lake: `bars/year=2026`."""
-    return Path(table.name) if partition is None else Path(table.name, f"{table.partition_key}={partition}")
-
-
-def default_partition(table: Table, run_date: dt.date) -> str | None:
-    """Quotes are filed under the day they were collected, bars under their year (the run's for an empty
-    run)."""
-    if table.partition_key == "date":
-        return run_date.isoformat()
-    if table.partition_key == "year":
-        return str(run_date.year)
-    return None

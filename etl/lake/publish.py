@@ -1,22 +1,23 @@
-"""Publishing a staged run into the lake: its parts merged per table and partition, created in place, `runs`
-last.
+"""Publishing a staged run into the lake: its parts streamed into each Delta table as one commit, `runs` last.
 
 The commit protocol this follows: etl/lake/__init__.py. `python -m etl.lake.publish` is the child process
-the collector publishes through.
+the collector publishes through: deltalake and its buffers never sit in the collector's memory.
 """
 
 import ctypes
+import datetime as dt
 import os
 import signal
 import sys
 from collections.abc import Iterable, Iterator
-from itertools import islice
+from functools import partial
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from etl.lake.child import errors_to_one_line, run_child
-from etl.lake.formats import file_schema, read_part
-from etl.lake.paths import default_partition, lake_folder, open_lake
+from etl.lake.formats import read_part
+from etl.lake.paths import open_lake
 from etl.lake.staging import RunStaging, load_run
 from etl.lake.store import fetch_in_order
 from etl.schema import TABLES, Table
@@ -49,56 +50,51 @@ def _die_with(parent_pid: int) -> None:
 
 
 def publish_run(staging: RunStaging, *, row_group_rows: int) -> list[str]:
-    """Merge the run's parts into one object per table and partition, each created in the lake, `runs`
-    last."""
-    by_folder = staging.parts()
+    """Commit the run's rows to each table of the lake, `runs` last; the tables it committed before a cut-off
+    are skipped. The URLs of the tables committed now."""
+    from etl.lake import delta  # deltalake: 20 MB in this child, never in the collector
+
+    parts = staging.parts()
+    published = []
+    # TABLES ends with `runs`: every table has the run's rows before the manifest that makes readers trust it.
     for table in TABLES.values():
-        if not any(folder.parts[0] == table.name for folder in by_folder):
-            by_folder[lake_folder(table, default_partition(table, staging.started_at.date()))] = []
-    # `runs` sorts last: every data object is in the lake before the manifest that makes readers trust them.
-    ordered = sorted(by_folder.items(), key=lambda item: list(TABLES).index(item[0].parts[0]))
-    store, published = staging.lake.store, []
-    # One stream of every part, so that the fetches ahead run on across folders instead of starting anew at
-    # each (a round trip to a bucket per folder, waited for nine times a run).
-    stream = fetch_in_order(store, [key for _, parts in ordered for key in parts])
-    for folder, parts in ordered:
-        key = staging.lake.key(folder, f"{staging.run_id}.parquet")
-        store.put_new(key, merge(TABLES[folder.parts[0]], islice(stream, len(parts)), row_group_rows))
-        published.append(key)
+        keys = parts.get(table.staged_as or table.name, [])
+        if delta.commit_run(
+            staging.lake,
+            table,
+            partial(_read_staged, table, keys, staging),
+            staging.run_id,
+            row_group_rows=row_group_rows,
+        ):
+            published.append(staging.lake.table_url(table.name))
     staging.discard()
     return published
 
 
-def merge(table: Table, sources: Iterable[bytes], row_group_rows: int) -> bytes:
-    """A table's Arrow IPC parts or Parquet files, in order, as one Parquet file of full row groups."""
-    # Only the publishing child and compact write Parquet: 9 MB the collector never pays
-    import pyarrow.parquet as pq
-
-    sink = pa.BufferOutputStream()
-    with pq.ParquetWriter(sink, file_schema(table), compression="zstd", write_statistics=True) as writer:
-        for group in _row_groups(table, sources, row_group_rows):
-            writer.write_table(group, row_group_size=row_group_rows)
-    return sink.getvalue().to_pybytes()
+def _read_staged(table: Table, keys: list[str], staging: RunStaging) -> pa.RecordBatchReader:
+    return to_reader(table, fetch_in_order(staging.lake.store, keys), staging)
 
 
-def _row_groups(table: Table, sources: Iterable[bytes], row_group_rows: int) -> Iterator[pa.Table]:
-    """The sources' rows in order, cut into row groups of exactly row_group_rows (the last one shorter)."""
-    # Parts wait in a list and are joined once a row group's worth is in: joining each part to what waits
-    # costs a step per chunk already there, quadratic in the parts of a row group (650 of a 10-symbol batch's
-    # bars at 5 days a symbol).
-    pending: list[pa.Table] = []
-    rows = 0
+def to_reader(table: Table, sources: Iterable[bytes], staging: RunStaging) -> pa.RecordBatchReader:
+    """The staged parts' rows, read one part at a time, with the table's partition columns."""
+    return pa.RecordBatchReader.from_batches(table.lake_schema, _batches(table, sources, staging))
+
+
+def _batches(table: Table, sources: Iterable[bytes], staging: RunStaging) -> Iterator[pa.RecordBatch]:
     for source in sources:
-        part = read_part(source, table)
-        pending.append(part)
-        rows += part.num_rows
-        while rows >= row_group_rows:
-            buffered = pa.concat_tables(pending)
-            yield buffered.slice(0, row_group_rows)
-            pending = [buffered.slice(row_group_rows)]
-            rows = pending[0].num_rows
-    if rows:
-        yield pa.concat_tables(pending)
+        part = read_part(source, TABLES[table.staged_as or table.name])
+        yield from with_partitions(table, part, staging.started_at.date()).to_batches()
+
+
+def with_partitions(table: Table, rows: pa.Table, run_date: dt.date) -> pa.Table:
+    """Rows with their Delta partition columns: a bar's year and month, a quote's collection day (UTC)."""
+    for name in table.partition_by:
+        if name == "date":
+            column = pa.array([run_date] * rows.num_rows, pa.date32())
+        else:  # year, month
+            column = getattr(pc, name)(rows.column("date")).cast(pa.int32())
+        rows = rows.append_column(name, column)
+    return rows.cast(table.lake_schema)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ Imported only for a lake in a bucket.
 
 import io
 import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 from urllib.parse import urlsplit
@@ -68,20 +69,17 @@ class BucketReader:
         con.register_filesystem(filesystem)
         return filesystem
 
-    def files_to_read(self, replaced: set[str]) -> dict[str, list[str]]:
-        """Each table's Parquet files but those a compaction replaced (the views would read them only to skip
-        them); the small ones fetched now, side by side."""
-        files: dict[str, list[str]] = {}
-        small: dict[str, str] = {}
-        for listed in self.listed:
-            url = self.lake.store.url(listed.key)
-            if listed.key.endswith(".parquet") and url not in replaced:
-                files.setdefault(listed.key.removeprefix(self.lake.key("")).partition("/")[0], []).append(url)
-                if listed.size <= SMALL_OBJECT_BYTES:
-                    small[url.removeprefix("s3://")] = listed.key
-        if self.filesystem:
-            self._prefetch(self.filesystem, small)
-        return files
+    def prefetch(self, urls: Iterable[str]) -> None:
+        """Fetch the small files of these now, side by side, where s3fs reads (httpfs reads them itself)."""
+        if self.filesystem is None:
+            return
+        sizes = {self.lake.store.url(listed.key): listed for listed in self.listed}
+        small = {
+            url.removeprefix("s3://"): sizes[url].key
+            for url in urls
+            if url in sizes and sizes[url].size <= SMALL_OBJECT_BYTES
+        }
+        self._prefetch(self.filesystem, small)
 
     def _prefetch(self, filesystem: LakeFileSystem, small: dict[str, str]) -> None:
         """DuckDB reads every file's footer to bind the views, one round trip after another: the small files

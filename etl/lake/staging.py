@@ -8,17 +8,14 @@ import datetime as dt
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from etl.errors import ConfigError, LakeError, SchemaError
 from etl.lake.formats import PART_NAME, file_schema, read_part
-from etl.lake.holdings import completed_run_ids
-from etl.lake.paths import Lake, default_partition, lake_folder
+from etl.lake.paths import Lake
 from etl.lake.store import ObjectExists, fetch_in_order, put_all
 from etl.schema import RUNS, Table
 
@@ -70,7 +67,7 @@ class RunStaging:
     def batch(self, batch_no: int) -> Iterator["BatchParts"]:
         """Write one batch's parts; they are committed, all at once, when the block ends without error."""
         attempt = f"{self.prefix}/parts/{batch_no:06d}/{uuid.uuid4().hex}"
-        parts = BatchParts(attempt, self.started_at.date())
+        parts = BatchParts(attempt)
         try:
             yield parts
             put_all(self.lake.store, parts.staged)
@@ -78,7 +75,7 @@ class RunStaging:
             with contextlib.suppress(LakeError):  # cleaning up must not hide the error that made it necessary
                 self.lake.store.delete(list(parts.staged))
             raise
-        record = {"attempt": attempt, "parts": [str(folder) for folder in parts.folders]}
+        record = {"attempt": attempt, "parts": parts.tables}
         try:
             self.lake.store.put_new(_record_key(self.prefix, batch_no), json.dumps(record).encode())
         except ObjectExists:
@@ -93,24 +90,27 @@ class RunStaging:
             with self.batch(0) as manifest:
                 manifest.write(RUNS, runs_record)
 
-    def parts(self) -> dict[Path, list[str]]:
-        """Every committed part's key by its lake folder (`bars/year=2026`), in batch order."""
-        by_folder: dict[Path, list[str]] = {}
+    def manifest_staged(self) -> bool:
+        """Whether the run's manifest is staged: its publishing may have begun, and must be finished."""
+        return 0 in self.committed()
+
+    def parts(self) -> dict[str, list[str]]:
+        """Every committed part's key by its table, in batch order."""
+        by_table: dict[str, list[str]] = {}
         committed = sorted(self.committed())
         unread = [n for n in committed if n not in self._records]
         records = fetch_in_order(self.lake.store, [_record_key(self.prefix, n) for n in unread])
         self._records.update((n, json.loads(data)) for n, data in zip(unread, records, strict=True))
         for batch_no in committed:
             record = self._records[batch_no]
-            for folder in record["parts"]:
-                by_folder.setdefault(Path(folder), []).append(f"{record['attempt']}/{folder}/{PART_NAME}")
-        return by_folder
+            for name in record["parts"]:
+                by_table.setdefault(name, []).append(f"{record['attempt']}/{name}/{PART_NAME}")
+        return by_table
 
     def read_each(self, table: Table) -> Iterator[pa.Table]:
         """Each committed batch's rows of a small table (`batches`, `failures`), one batch at a time: judging
         a run of 10,000 batches must not hold them all."""
-        keys = [key for folder, keys in self.parts().items() if folder.parts[0] == table.name for key in keys]
-        for data in fetch_in_order(self.lake.store, keys):
+        for data in fetch_in_order(self.lake.store, self.parts().get(table.name, [])):
             yield read_part(data, table)
 
     def discard(self) -> None:
@@ -123,39 +123,27 @@ def _record_key(prefix: str, batch_no: int) -> str:
 
 
 class BatchParts:
-    """The parts of one batch being written: an Arrow IPC object per table and partition, each written
-    once."""
+    """The parts of one batch being written: an Arrow IPC object per table, each written once."""
 
-    def __init__(self, prefix: str, run_date: dt.date) -> None:
+    def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self.run_date = run_date
-        self.folders: list[Path] = []
+        self.tables: list[str] = []
         self.staged: dict[str, bytes] = {}  # put together when the batch ends
 
     def write(self, table: Table, batch: pa.RecordBatch) -> None:
-        """Write a batch's rows of a table; bars may span several years, so several partitions."""
-        for partition, rows in self._split(table, batch):
-            folder = lake_folder(table, partition)
-            sink = pa.BufferOutputStream()
-            # Arrow IPC, not Parquet: parts are read once, by the merge, and Parquet's encoders would
-            # cost the collector 3 MB of RSS and CPU for nothing.
-            with pa.ipc.new_file(sink, file_schema(table)) as part_file:
-                part_file.write_table(_to_schema(table, rows))
-            key = f"{self.prefix}/{folder}/{PART_NAME}"
-            if key in self.staged:
-                raise LakeError(f"{key} written twice in one batch; each part is written once")
-            self.staged[key] = sink.getvalue().to_pybytes()
-            self.folders.append(folder)
-
-    def _split(self, table: Table, batch: pa.RecordBatch) -> Iterator[tuple[str | None, pa.RecordBatch]]:
+        """Write a batch's rows of a table (none: no part)."""
         if not batch.num_rows:
             return
-        if table.partition_key != "year":
-            yield default_partition(table, self.run_date), batch
-            return
-        years = pc.year(batch.column("date"))
-        for year in pc.unique(years).to_pylist():
-            yield str(year), batch.filter(pc.equal(years, year))
+        sink = pa.BufferOutputStream()
+        # Arrow IPC, not Parquet: parts are read once, by the publisher, and Parquet's encoders would cost the
+        # collector 3 MB of RSS and CPU for nothing.
+        with pa.ipc.new_file(sink, file_schema(table)) as part_file:
+            part_file.write_table(_to_schema(table, batch))
+        key = f"{self.prefix}/{table.name}/{PART_NAME}"
+        if key in self.staged:
+            raise LakeError(f"{key} written twice in one batch; each part is written once")
+        self.staged[key] = sink.getvalue().to_pybytes()
+        self.tables.append(table.name)
 
 
 def _to_schema(table: Table, rows: pa.RecordBatch) -> pa.Table:
@@ -171,11 +159,18 @@ def _to_schema(table: Table, rows: pa.RecordBatch) -> pa.Table:
 
 
 def open_run(
-    lake: Lake, plan: RunPlan, *, new_run_id: str, started_at: dt.datetime, resume: bool = False
+    lake: Lake,
+    plan: RunPlan,
+    *,
+    new_run_id: str,
+    started_at: dt.datetime,
+    finish: Callable[["RunStaging"], None],
+    resume: bool = False,
 ) -> RunStaging:
-    """The unfinished run of this plan, to resume; else a new one. Leftovers of finished or other plans go."""
-    completed = completed_run_ids(lake)
-    unfinished = [run for run, saved in _leftovers(lake) if _settle(run, saved, plan, completed)]
+    """The unfinished run of this plan, to resume; else a new one. A run of another plan cut off while it
+    published is finished first (`finish` publishes it: its tables must not stay half written); the other
+    leftovers go."""
+    unfinished = [run for run, saved in _leftovers(lake) if _settle(run, saved, plan, finish)]
     if unfinished:
         run = unfinished[-1]
         log.info("resuming run %s: %d batches already committed", run.run_id, len(run.committed()))
@@ -208,16 +203,18 @@ def _leftovers(lake: Lake) -> list[tuple[RunStaging, dict]]:
     return runs
 
 
-def _settle(run: RunStaging, saved: dict, plan: RunPlan, completed: set[str]) -> bool:
-    """Whether a leftover run is this plan's unfinished one; otherwise its objects are removed."""
-    finished = run.run_id in completed
-    if not finished and saved == _to_json(plan):
+def _settle(run: RunStaging, saved: dict, plan: RunPlan, finish: Callable[[RunStaging], None]) -> bool:
+    """Whether a leftover run is this plan's unfinished one; otherwise it is finished or removed."""
+    if saved == _to_json(plan):
         return True
-    if not finished:
+    if run.manifest_staged():
+        log.info("finishing run %s: it was cut off while it published", run.run_id)
+        finish(run)
+    else:
         log.info(
             "discarding unfinished run %s: it collected another universe or with other settings", run.run_id
         )
-    run.discard()
+        run.discard()
     return False
 
 

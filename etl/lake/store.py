@@ -2,8 +2,8 @@
 
 Keys are `/`-separated and relative to the lake's parent (a folder, or a prefix of a bucket), so the
 lake, its staging and its lock sit side by side whatever holds them: `lake/bars/...`,
-`.lake.staging/...`, `.lake.lock`. Every write is create-only and whole: an object appears complete
-or not at all, and a published object is never replaced. Writing the same bytes again is not an
+`.lake.staging/...`, `.lake.lock`. The job's own writes here (staging, lock) are create-only and whole:
+an object appears complete or not at all; the Delta tables are written by deltalake (etl/lake/delta.py). Writing the same bytes again is not an
 error (a publish cut off and run again, a put whose answer was lost and that was retried).
 """
 
@@ -21,10 +21,10 @@ from etl.lake.files import fsync_path, make_dirs
 
 # What a failed write leaves behind, as its one-line error tells the user: a run's, or a compaction's.
 RUN_CUT_SHORT = (
-    "nothing of this run is published, earlier runs are untouched, and a rerun resumes after this run's last "
-    "committed batch"
+    "every table is at its last committed version, earlier runs are untouched, and a rerun resumes after "
+    "this run's last committed batch or finishes its publishing"
 )
-COMPACTION_CUT_SHORT = "the views read the lake as before, and the next compact removes what this one left"
+COMPACTION_CUT_SHORT = "every table is at its last committed version, and the next compact removes what this one left"
 # Requests to a bucket made side by side, each a round trip: a batch's parts, the parts a merge reads.
 REQUESTS_IN_FLIGHT = 8
 
