@@ -48,8 +48,9 @@ COMPACTABLE = (
 )
 # A Delta file is cut at about this size: a writer holds one open file's row group a partition, not the run.
 DELTA_TARGET_FILE_BYTES = 8_000_000
-# A merge beaten to its commit by another tool's writer is run again on the new snapshot, this often at most.
-DELTA_COMMIT_ATTEMPTS = 3
+# A table's commit that failed (another tool's commit won the race, the store failed a put) is tried again
+# on the new snapshot, this often at most, with backoff.
+DELTA_COMMIT_ATTEMPTS = 5
 
 # The proxy schemes curl tunnels HTTPS through.
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")

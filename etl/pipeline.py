@@ -48,8 +48,8 @@ def collect(
     _check_memory_limit(settings.memory_limit_mb)
     started_at = dt.datetime.now(dt.UTC)
     lake = open_lake(settings.lake)
-    refuse_legacy(lake)
     with lake_lock(lake, lease_s=settings.lock_lease_s) as lock, failures_leave(RUN_CUT_SHORT):
+        refuse_legacy(lake)
         since = _since(settings, lake, symbols)
         plan = RunPlan(
             tuple(symbols),

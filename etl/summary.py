@@ -3,6 +3,7 @@
 import tempfile
 from functools import cache
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 
@@ -43,7 +44,10 @@ def lake_variables(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict:
 def table_files(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict[str, list[str]]:
     """Each table's files as its Delta snapshot lists them now (read once: a commit landing later is the next
     connection's); a lake in a bucket is made readable to DuckDB here."""
-    files = {name: require_table(lake, table).file_uris() for name, table in TABLES.items()}
+    # deltalake gives URIs percent-encoded (a space as %20); DuckDB and s3fs take the path as it is.
+    files = {
+        name: list(map(unquote, require_table(lake, table).file_uris())) for name, table in TABLES.items()
+    }
     if not lake.is_local:
         from etl.lake.s3_readers import BucketReader  # s3fs and obstore, for a lake in a bucket only
 

@@ -144,6 +144,17 @@ def run_record(run_id: str, started_at, **fields):
     return metrics.RunRecord(run_id=run_id, started_at=started_at, **(placeholders | fields))
 
 
+def open_staged_run(lake, plan, run_id: str, started_at, **kwargs):
+    """open_run as collect calls it, a leftover run cut off while it published finished in this process."""
+    from functools import partial
+
+    from etl.lake.publish import publish_run
+    from etl.lake.staging import open_run
+
+    finish = partial(publish_run, row_group_rows=1000)
+    return open_run(lake, plan, new_run_id=run_id, started_at=started_at, finish=finish, **kwargs)
+
+
 def publish_staged(staging, row_group_rows: int = 1000):
     """Publish a staged run as collect does once it has judged it, under a `runs` row of placeholder
     figures."""

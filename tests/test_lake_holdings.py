@@ -11,13 +11,14 @@ def test_a_new_lake_holds_nothing_and_starts_no_child(tmp_path):
     assert read_refetch_from(open_lake(tmp_path / "lake"), revision_days=5) == {}
 
 
-def test_a_lake_the_reader_cannot_read_is_one_line_naming_the_file(tmp_path):
+def test_a_lake_the_reader_cannot_read_is_one_line_naming_the_table(tmp_path):
     lake_dir = tmp_path / "lake"
-    (lake_dir / "runs").mkdir(parents=True)
-    (lake_dir / "runs" / "r1.parquet").write_text("not a Parquet file")
+    for table in ("quotes", "runs"):  # quotes: the first table the reader opens
+        (lake_dir / table / "_delta_log").mkdir(parents=True)
+        (lake_dir / table / "_delta_log" / "00000000000000000000.json").write_text("not a Delta log")
     with pytest.raises(LakeError) as caught:
         read_refetch_from(open_lake(lake_dir), revision_days=5)
     message = str(caught.value)
     assert message.startswith(f"cannot read what the lake at {lake_dir} holds (")
-    assert "r1.parquet" in message and message.endswith("; --full-refresh ignores it")
+    assert f"the Delta table {lake_dir}/quotes" in message and message.endswith("; --full-refresh ignores it")
     assert "\n" not in message and "Traceback" not in message

@@ -1,9 +1,7 @@
-"""The lake writer: batches committed whole in staging outside the lake, published into each Delta table as one
-commit, resumable; on a local folder and in a bucket of the loopback S3 store alike."""
+"""The lake writer: batches committed whole in staging outside the lake, published into each Delta table as
+one commit, resumable; on a local folder and in a bucket of the loopback S3 store alike."""
 
 import datetime as dt
-
-from functools import partial
 
 import polars as pl
 import pyarrow as pa
@@ -11,12 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from conftest import lake_keys, publish_staged, staging_keys
+from conftest import lake_keys, open_staged_run, publish_staged, staging_keys
 from etl.errors import ConfigError, LakeError, SchemaError
 from etl.lake.delta import storage_options
 from etl.lake.paths import open_lake
-from etl.lake.publish import publish_run
-from etl.lake.staging import BatchCommitted, RunPlan, RunStaging, open_run
+from etl.lake.staging import BatchCommitted, RunPlan, RunStaging
 from etl.schema import BARS, QUOTES, TABLES
 from etl.summary import connect_lake
 
@@ -52,8 +49,7 @@ def lake(lake_url):
 
 
 def new_run(lake, run_id="r1", plan=PLAN, **kwargs):
-    finish = partial(publish_run, row_group_rows=1000)  # as collect does, in a child
-    return open_run(lake, plan, new_run_id=run_id, started_at=STARTED_AT, finish=finish, **kwargs)
+    return open_staged_run(lake, plan, run_id, STARTED_AT, **kwargs)
 
 
 def delta_table(lake, name: str) -> DeltaTable:

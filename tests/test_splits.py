@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import browser, run_collect, write_universe
+from conftest import browser, run_cli, run_collect, write_universe
 from etl.emulator import Emulator, EmulatorConfig, market
 from etl.summary import connect_lake, fetch_dicts
 
@@ -238,18 +238,19 @@ def test_a_dividend_changes_bars_adjusted_history_and_not_bars(dividend):
     assert close_to(adjusted[eve]["adj_close"], after[eve]["close"] * factor)
 
 
-def test_a_lake_from_before_the_event_tables_is_read_and_collected_into(split, tmp_path):
+def test_a_lake_missing_a_table_is_refused_in_one_line_and_nothing_is_written(split, tmp_path):
     lake = tmp_path / "lake"
     shutil.copytree(split.lake, lake)
-    for table in ("dividends", "splits"):
-        shutil.rmtree(lake / table)
-    assert query(lake, "select count(*) as n from splits") == [{"n": 0}]
-    (row,) = query(lake, "select count(*) filter (where adj_factor != 1) as n from bars_adjusted")
-    assert row["n"] == 0  # without events nothing is adjusted
+    shutil.rmtree(lake / "dividends")
+    before = sorted(path for path in lake.rglob("*"))
+    result = run_cli("query", "--lake", str(lake), "select count(*) from splits")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: the lake at {lake} has no dividends table ({lake}/dividends/_delta_log is missing); "
+        "restore it, or collect into a new lake (--lake)"
+    )
     with Emulator(EmulatorConfig(as_of=evening(split.ex_date))) as emulator:
         universe = write_universe(tmp_path / "u.txt", [split.symbol])
-        result = run_collect(emulator, universe, lake)
-    assert result.returncode == 0, result.stderr
-    assert query(lake, "select count(*) as n from splits where symbol = $s", {"s": split.symbol}) == [
-        {"n": 1}
-    ]
+        collected = run_collect(emulator, universe, lake)
+    assert collected.returncode == 1 and "has no dividends table" in collected.stderr.splitlines()[-1]
+    assert sorted(path for path in lake.rglob("*")) == before

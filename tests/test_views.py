@@ -11,12 +11,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
-from conftest import REPO_DIR, SHARED_DATA_DIR, publish_staged, run_collect, write_universe
+from conftest import REPO_DIR, SHARED_DATA_DIR, open_staged_run, publish_staged, run_collect, write_universe
 from etl import transform
 from etl.emulator import Emulator, EmulatorConfig
 from etl.lake.paths import open_lake
-from etl.lake.staging import RunPlan, open_run
+from etl.lake.staging import RunPlan
 from etl.schema import BARS, DIVIDENDS, SPLITS, Table
 from etl.summary import connect_lake, fetch_dicts
 
@@ -43,15 +44,22 @@ def lake(tmp_path_factory):
     return lake_dir
 
 
+def read_table(lake, name: str) -> pl.DataFrame:
+    """A table through deltalake's pyarrow dataset: polars 2.1's read_delta cannot open a path with a space
+    (it passes deltalake's percent-encoded file URIs on as paths)."""
+    return pl.from_arrow(DeltaTable(str(lake / name)).to_pyarrow_table())
+
+
 @pytest.fixture(scope="module")
 def run_ids(lake) -> list[str]:
-    return sorted(pl.read_parquet(lake / "runs" / "*.parquet")["run_id"].to_list())
+    return sorted(read_table(lake, "runs")["run_id"].to_list())
 
 
 @pytest.fixture(scope="module")
 def current_bars(lake) -> pl.DataFrame:
-    """The bars read straight from the files, the latest run's row of each (symbol, date), oldest first."""
-    bars = pl.read_parquet(lake / "bars" / "**" / "*.parquet", hive_partitioning=True)
+    """Every run's bars read straight from the bar_revisions table, the latest run's row of each (symbol,
+    date), oldest first: computed here, not by the MERGE that keeps `bars` current."""
+    bars = read_table(lake, "bar_revisions")
     latest = bars.group_by("symbol", "date").agg(pl.col("run_id").max())
     return bars.join(latest, on=["symbol", "date", "run_id"]).sort("symbol", "date")
 
@@ -208,9 +216,7 @@ SAME_CLOSES = {D3: 100.0, D4: 50.0}
 
 def publish_rows(lake, run_id: str, rows: dict[Table, list[dict]]) -> None:
     """A completed run that wrote these rows, through the lake's own staging and publish."""
-    staging = open_run(
-        lake, RunPlan(("SPL",), 10, "1y", "http://127.0.0.1:1"), new_run_id=run_id, started_at=STARTED_AT
-    )
+    staging = open_staged_run(lake, RunPlan(("SPL",), 10, "1y", "http://127.0.0.1:1"), run_id, STARTED_AT)
     with staging.batch(1) as parts:
         for table, table_rows in rows.items():
             parts.write(table, pa.RecordBatch.from_pylist(table_rows, schema=table.schema))
@@ -219,8 +225,8 @@ def publish_rows(lake, run_id: str, rows: dict[Table, list[dict]]) -> None:
 
 @pytest.fixture(scope="module")
 def events_lake(tmp_path_factory):
-    """r1 writes the bars, the splits and the dividends, one of which r2 revises; r3's file has no `runs`
-    row."""
+    """r1 writes the bars, the splits and the dividends, one of which r2 revises; r3's file lies in the
+    dividends folder but in no commit (a writer killed before it committed)."""
     lake = open_lake(str(tmp_path_factory.mktemp("events") / "lake"))
     bars = [
         *bar_rows("r1", "SPL", SPL_CLOSES),

@@ -2,10 +2,10 @@
 
 import datetime as dt
 
-from conftest import staging_keys
+from conftest import open_staged_run, staging_keys
 from etl.config import Settings
 from etl.lake.paths import open_lake
-from etl.lake.staging import RunPlan, open_run
+from etl.lake.staging import RunPlan
 from etl.plan import Batch
 from etl.source.rate import AdaptiveRate
 from etl.worker import RunTarget, run_batch
@@ -19,7 +19,7 @@ def test_a_batch_run_twice_is_committed_once_and_the_handshake_made_once(emulato
         lake=str(lake_dir), proxy=emulator.proxy_url, ca_bundle=emulator.ca_path, history="1mo"
     )
     plan = RunPlan(("AAPL", "MSFT", "GOOG"), 2, "1mo", "https://query1.finance.yahoo.com")
-    staging = open_run(open_lake(str(lake_dir)), plan, new_run_id="r1", started_at=STARTED_AT)
+    staging = open_staged_run(open_lake(str(lake_dir)), plan, "r1", STARTED_AT)
     target = RunTarget(settings, staging.run_id, staging.started_at)
 
     first, second = (run_batch(target, batch, {}, AdaptiveRate) for batch in batches)

@@ -1,7 +1,7 @@
-"""The lake of Delta tables, on a local folder or in an S3 bucket: where its objects live, and how a run's rows
-appear in it whole, once a table, and `runs` last.
+"""The lake of Delta tables, on a local folder or in an S3 bucket: where its objects live, and how a run's
+rows appear in it whole, once a table, and `runs` last.
 
-    <lake>/<table>/_delta_log/                      each table's Delta log: its commits, a checkpoint every 100
+    <lake>/<table>/_delta_log/                      each table's Delta log: its commits and checkpoints
     <lake>/<table>/[<key>=<value>/...]part-*.parquet the table's Parquet files (bars by year and month)
     .<lake>.lock                                    the single writer's lock: a flock, or a lease
     .<lake>.staging/<run_id>/

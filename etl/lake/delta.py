@@ -15,13 +15,16 @@ opened 17 more, which the collector never pays.
 
 from __future__ import annotations
 
+import logging
 import os
+import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
-from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from etl.config import DELTA_COMMIT_ATTEMPTS, DELTA_TARGET_FILE_BYTES
 from etl.errors import LakeError
@@ -30,6 +33,7 @@ from etl.schema import Table
 
 # What a table's readers must follow to read it right through its file list (sql/views.sql reads the files).
 _READER_FEATURES_READ = {"timestampNtz"}
+log = logging.getLogger(__name__)
 _WHAT_TO_DO = "restore it, or collect into a new lake (--lake)"
 
 
@@ -117,21 +121,22 @@ def commit_run(
     attempt = 1
     while True:
         delta = open_table(lake, table)
-        if has_run(delta, run_id):
+        if has_run(delta, run_id):  # an attempt whose answer was lost had committed: not twice
             return False
         try:
             _commit(lake, table, delta, rows(), run_id, writer_properties(row_group_rows))
             return True
-        except CommitFailedError as exc:  # another writer (not this job: it holds the lake's lock) won
-            if attempt == DELTA_COMMIT_ATTEMPTS or not table.merge_key:
-                raise _commit_failed(lake, table, exc) from exc
+        # Another tool's commit won the race, or the store failed a request that delta-rs does not resend
+        # (its puts: object_store retries only what it may): the table is at its last version, so the whole
+        # commit is tried again.
         except (DeltaError, OSError) as exc:
-            raise _commit_failed(lake, table, exc) from exc
+            if attempt == DELTA_COMMIT_ATTEMPTS:
+                raise LakeError(
+                    f"committing {lake.table_url(table.name)} failed ({_first_line(exc)})"
+                ) from exc
+            log.info("committing %s failed (%s); trying again", lake.table_url(table.name), _first_line(exc))
+        time.sleep(min(0.2 * 2**attempt, 5.0) * random.uniform(0.5, 1.0))
         attempt += 1
-
-
-def _commit_failed(lake: Lake, table: Table, exc: BaseException) -> LakeError:
-    return LakeError(f"committing {lake.table_url(table.name)} failed ({_first_line(exc)})")
 
 
 def writer_properties(row_group_rows: int) -> WriterProperties:

@@ -3,8 +3,8 @@
 Keys are `/`-separated and relative to the lake's parent (a folder, or a prefix of a bucket), so the
 lake, its staging and its lock sit side by side whatever holds them: `lake/bars/...`,
 `.lake.staging/...`, `.lake.lock`. The job's own writes here (staging, lock) are create-only and whole:
-an object appears complete or not at all; the Delta tables are written by deltalake (etl/lake/delta.py). Writing the same bytes again is not an
-error (a publish cut off and run again, a put whose answer was lost and that was retried).
+an object appears complete or not at all; the Delta tables are written by deltalake (etl/lake/delta.py).
+Writing the same bytes again is not an error (a put whose answer was lost and that was retried).
 """
 
 import contextlib
@@ -24,7 +24,9 @@ RUN_CUT_SHORT = (
     "every table is at its last committed version, earlier runs are untouched, and a rerun resumes after "
     "this run's last committed batch or finishes its publishing"
 )
-COMPACTION_CUT_SHORT = "every table is at its last committed version, and the next compact removes what this one left"
+COMPACTION_CUT_SHORT = (
+    "every table is at its last committed version, and the next compact removes what this one left"
+)
 # Requests to a bucket made side by side, each a round trip: a batch's parts, the parts a merge reads.
 REQUESTS_IN_FLIGHT = 8
 
