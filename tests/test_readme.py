@@ -1,5 +1,7 @@
 """The README is the front door: its examples run, and it documents every command and option."""
 
+import datetime as dt
+import json
 import re
 import subprocess
 import sys
@@ -20,25 +22,54 @@ S3_EXAMPLES = [code for code in EXAMPLES if "s3://" in code]
 PRINTED = {
     "DuckDB": ["('AAPL'", "('MSFT'", "('NVDA'", "('BRK-B'"],  # the top 5 by market cap of 4 symbols: all 4
     "polars:": ["shape: (3, 2)", "date", "close"],  # AAPL's last 3 closes
-    "pyarrow.dataset:": ["[{'symbol': 'MSFT', 'price': "],  # MSFT's quote alone
+    "pyarrow.dataset:": ["[{'symbol': 'MSFT', 'price': "],  # MSFT's quotes alone
+    "pandas:": ["symbol", "date", "close", "NVDA"],  # NVDA's last 3 bars
+    "plain": ["[("],  # the count of bars and of distinct (symbol, date): equal, test_plain_duckdb_... holds
 }
+# Two runs a trading day apart, the second fetching the first's last 5 bars again, as daily runs do.
+RUN_CLOCKS = [
+    dt.datetime(2026, 11, 23, 21, 0, tzinfo=dt.UTC),
+    dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.UTC),
+]
 
 
 @pytest.fixture(scope="module")
 def demo_like_lake(tmp_path_factory):
-    """A small lake made the way `make demo` makes its own."""
+    """A small lake made the way `make demo` makes its own, on two days whose revision windows overlap, then
+    compacted."""
     folder = tmp_path_factory.mktemp("readme")
     universe = write_universe(folder / "u.txt", ["AAPL", "MSFT", "NVDA", "BRK-B"])
-    with Emulator(EmulatorConfig()) as emulator:
-        result = run_collect(emulator, universe, folder / "lake", cache_dir=folder / "cache")
-    assert result.returncode == 0, result.stderr
+    for clock in RUN_CLOCKS:
+        with Emulator(EmulatorConfig(as_of=clock)) as emulator:
+            result = run_collect(emulator, universe, folder / "lake", cache_dir=folder / "cache")
+        assert result.returncode == 0, result.stderr
+    assert run_cli("compact", "--lake", str(folder / "lake")).returncode == 0
     return folder / "lake"
 
 
-def test_there_are_examples_for_duckdb_polars_and_pyarrow():
+def test_there_are_examples_for_duckdb_polars_pyarrow_and_pandas():
     joined = "\n".join(PYTHON_EXAMPLES)
-    assert len(PYTHON_EXAMPLES) >= 3
-    assert all(name in joined for name in ("import duckdb", "import polars", "import pyarrow.dataset"))
+    assert len(PYTHON_EXAMPLES) >= 5
+    assert all(
+        name in joined for name in ("import duckdb", "import polars", "import pyarrow.dataset", "to_pandas")
+    )
+    assert 'spark.read.format("delta")' in README  # documented, not run: Spark needs a JVM
+
+
+def test_the_plain_duckdb_example_sees_each_bar_once_and_as_many_as_the_views(demo_like_lake):
+    (example,) = [code for code in PYTHON_EXAMPLES if code.startswith("# plain DuckDB")]
+    code = example.replace('"data/demo', f'"{demo_like_lake}')
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (printed,) = re.findall(r"\[\((\d+), (\d+)\)\]", result.stdout)
+    views = run_cli(
+        "query", "--lake", str(demo_like_lake), "--format", "json", "select count(*) as n from bars"
+    )
+    assert int(printed[0]) == int(printed[1]) == json.loads(views.stdout)[0]["n"]
+    revisions = run_cli(
+        "query", "--lake", str(demo_like_lake), "--format", "json", "select count(*) as n from bars_all"
+    )
+    assert json.loads(revisions.stdout)[0]["n"] > int(printed[0])  # the control: the runs did overlap
 
 
 @pytest.mark.parametrize("example", PYTHON_EXAMPLES, ids=lambda code: code.splitlines()[0][:40])

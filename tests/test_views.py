@@ -9,6 +9,7 @@ import sys
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
@@ -46,8 +47,9 @@ def lake(tmp_path_factory):
 
 def read_table(lake, name: str) -> pl.DataFrame:
     """A table through deltalake's pyarrow dataset: polars 2.1's read_delta cannot open a path with a space
-    (it passes deltalake's percent-encoded file URIs on as paths)."""
-    return pl.from_arrow(DeltaTable(str(lake / name)).to_pyarrow_table())
+    (it passes deltalake's percent-encoded file URIs on as paths). A filesystem of pyarrow's own: README."""
+    filesystem = pafs.SubTreeFileSystem(str(lake / name), pafs.LocalFileSystem())
+    return pl.from_arrow(DeltaTable(str(lake / name)).to_pyarrow_table(filesystem=filesystem))
 
 
 @pytest.fixture(scope="module")
