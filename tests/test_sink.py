@@ -7,7 +7,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, TableFeatures, write_deltalake
 
 from conftest import lake_keys, open_staged_run, publish_staged, staging_keys
 from etl.errors import ConfigError, LakeError, SchemaError
@@ -306,3 +306,31 @@ def test_many_one_row_batches_land_in_one_row_group(lake):
     (file,) = parquet_files(lake, "bars")
     assert file.num_row_groups == 1
     assert sorted(file.read().column("date").to_pylist()) == days
+
+
+def test_a_table_another_tool_wrote_with_other_columns_is_refused_in_one_line_and_not_written(lake):
+    write_deltalake(
+        lake.table_url("dividends"),
+        pa.table({"symbol": ["AAPL"], "paid": [0.24]}),
+        storage_options=storage_options(),
+    )
+    staging = new_run(lake)
+    commit(staging, 1, bars_batch("r1", "AAPL", every_day(dt.date(2026, 1, 2), 5)))
+    with pytest.raises(LakeError) as caught:
+        publish_staged(staging)
+    message = str(caught.value)
+    assert message.startswith(
+        f"the Delta table {lake.table_url('dividends')} does not hold this job's dividends"
+    )
+    assert "ex_date date32" in message and "\n" not in message
+    assert delta_table(lake, "dividends").version() == 0
+    assert not has_run(lake, "dividends", "r1")
+
+
+def test_a_table_with_reader_features_the_views_do_not_follow_is_refused(lake):
+    """Deletion vectors: a reader of the files alone would show deleted rows."""
+    publish_staged(new_run(lake))
+    table = delta_table(lake, "splits")
+    table.alter.add_feature([TableFeatures.DeletionVectors], allow_protocol_versions_increase=True)
+    with pytest.raises(LakeError, match=r"needs reader features \['deletionVectors'\]"):
+        connect_lake(lake)
