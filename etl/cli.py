@@ -35,7 +35,7 @@ log = logging.getLogger("etl")
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def app() -> None:
-    """Collect Yahoo Finance data into a Parquet lake, and read it back."""
+    """Collect Yahoo Finance data into a lake of Delta tables, and read it back."""
 
 
 @app.command()

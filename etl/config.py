@@ -64,7 +64,7 @@ YAHOO_LATENCY_MS = 100.0
 # Where `python -m etl emulator` listens by default.
 DEFAULT_EMULATOR_PORT = 8765
 
-# How long `compact` keeps the files it replaced, for readers that listed them before.
+# How long `compact` keeps the files no longer in a table's snapshot, for readers of an older snapshot.
 DEFAULT_KEEP_MINUTES = 60.0
 
 # A lake in a bucket: how long a writer's lease lasts unrenewed (etl/lake/lock.py says why 60 s), and how the
