@@ -1,6 +1,7 @@
 """The command line's options that several commands share, and collect's; each default is read from
 etl/config.py."""
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -101,10 +102,21 @@ compact_table_option = click.option(
     type=click.Choice(COMPACTABLE),
     help="A table to compact (default: all); repeat for more.",
 )
+
+
+def _finite_minutes(ctx: click.Context, param: click.Parameter, minutes: float) -> float:
+    """A retention to vacuum by: a negative, infinite or NaN one is refused before anything is compacted."""
+    if not math.isfinite(minutes) or minutes < 0:
+        raise click.BadParameter(f"{minutes:g} is not a number of minutes of 0 or more", ctx, param)
+    return minutes
+
+
 keep_minutes_option = click.option(
     "--keep-minutes",
     default=DEFAULT_KEEP_MINUTES,
     show_default=True,
+    type=float,
+    callback=_finite_minutes,
     help="Vacuum only files out of every snapshot for this long (whole hours, rounded up).",
 )
 z_order_option = click.option(

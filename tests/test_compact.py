@@ -1,175 +1,343 @@
-"""`python -m etl compact`: small files rewritten as one, and the views never show a row twice or miss one."""
+"""`python -m etl compact`: Delta's optimize (one file a partition, or z-ordered by symbol) and a full vacuum
+under the lake's lock; readers of an older snapshot keep their files for --keep-minutes, and no view ever
+shows a row twice, misses one, or reads a file the log does not list."""
 
+import datetime as dt
+import os
+import re
 import shutil
 import subprocess
 import sys
-import threading
+import time
+from collections import Counter
 from pathlib import Path
 
+import duckdb
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
-from conftest import REPO_DIR, copy_lake, lake_keys, run_cli, run_collect, write_universe
+from conftest import REPO_DIR, copy_lake, lake_keys, run_cli, run_collect, write_universe, yahoo_route
+from etl.config import COMPACTABLE
 from etl.emulator import Emulator, EmulatorConfig
+from etl.lake.delta import storage_options
+from etl.lake.lock import lake_lock
 from etl.lake.paths import open_lake
+from etl.lake.store import COMPACTION_CUT_SHORT
 from etl.summary import connect_lake
 
-SYMBOLS = ["AAPL", "MSFT", "KO", "XOM", "JPM", "DLSTD"]
-VIEWS = [
+# Three runs of three universes: a merge inserts a bar it has not seen as a file of its own, so every table
+# with rows ends with three files in a partition (bars: in each of its 4 months, August to November). The
+# market's clock is fixed so that each run's symbols paid a dividend in its 3 months (MSFT, KO, NVDA).
+UNIVERSES = (("AAPL", "MSFT"), ("KO", "XOM", "DLSTD"), ("JPM", "NVDA"))
+AS_OF = dt.datetime(2026, 11, 20, 22, tzinfo=dt.UTC)
+COLLECT_OPTIONS = ("--history", "3mo", "--min-success", "0.5")
+VIEWS = (
     "runs",
     "batches",
     "failures",
     "quarantine",
     "quotes",
-    "bars_all",
     "bars",
+    "bars_all",
+    "bar_changes",
     "dividends",
     "splits",
     "bars_adjusted",
-]
+)
+# A reader's check: bars_all's rows and keys (run, symbol, date), and bars' rows and keys (symbol, date).
+READ_COUNTS = """
+select
+    (select count(*) from bars_all),
+    (select count(distinct (run_id, symbol, date)) from bars_all),
+    (select count(*) from bars),
+    (select count(distinct (symbol, date)) from bars)
+"""
+SUMMARY_LINE = re.compile(r"(\w+): (\d+) files rewritten as (\d+), (\d+) files vacuumed")
 
 
-def views(lake_dir) -> dict[str, list[tuple]]:
-    con = connect_lake(lake_dir)
+def view_rows(lake_url: str, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, list[tuple]]:
+    """Every view's full contents, in a stable order."""
+    con = con or connect_lake(lake_url)
     return {view: sorted(con.execute(f"select * from {view}").fetchall(), key=repr) for view in VIEWS}
 
 
-def collect(emulator, universe, lake_dir, cache_dir=None) -> None:
-    """A run in 3-symbol batches, every bar again (--full-refresh): one more small file a folder."""
-    options = ("--batch-size", "3", "--full-refresh", "--min-success", "0.5")
-    result = run_collect(emulator, universe, lake_dir, *options, cache_dir=cache_dir)
+def table_rows(lake_url: str, name: str, version: int | None = None) -> list[tuple]:
+    """A table's rows as polars reads its Delta snapshot (the current one, or `version`)."""
+    frame = pl.read_delta(f"{lake_url}/{name}", version=version, storage_options=storage_options())
+    return sorted(frame.rows(), key=repr)
+
+
+def open_table(lake_url: str, name: str, version: int | None = None) -> DeltaTable:
+    """A snapshot of the table: the current one, or `version`."""
+    return DeltaTable(f"{lake_url}/{name}", version=version, storage_options=storage_options())
+
+
+def versions(lake_url: str) -> dict[str, int]:
+    """Each table's current version."""
+    return {name: open_table(lake_url, name).version() for name in COMPACTABLE}
+
+
+def snapshot_keys(lake_url: str, name: str, version: int | None = None) -> set[str]:
+    """The Parquet files a snapshot of the table lists, named relative to the lake."""
+    actions = pa.table(open_table(lake_url, name, version).get_add_actions(flatten=True))
+    return {f"{name}/{path}" for path in actions.column("path").to_pylist()}
+
+
+def stored_keys(lake_url: str, name: str) -> set[str]:
+    """The Parquet files in the table's folder, listed or not: what the store holds, outside the log."""
+    return {key for key in lake_keys(lake_url, f"{name}/") if "/_delta_log/" not in key}
+
+
+def files_a_partition(keys: set[str]) -> Counter:
+    """How many of these files each partition folder holds."""
+    return Counter(key.rpartition("/")[0] for key in keys)
+
+
+def compact(lake_url: str, *options: str) -> dict[str, tuple[int, int, int]]:
+    """`compact` that must succeed: each table's line as (files rewritten, files written, files vacuumed)."""
+    result = run_cli("compact", "--lake", lake_url, *options)
     assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    parsed = [SUMMARY_LINE.fullmatch(line) for line in lines]
+    assert all(parsed), lines
+    return {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in parsed if m}
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    """`python -m etl ARGS` started as run_cli runs it (without the caller's ETL_ settings), not awaited."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+    return subprocess.Popen([sys.executable, "-m", "etl", *args], cwd=REPO_DIR, env=env)
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one line a failed command prints: exit 1, nothing on stdout, one line on stderr."""
+    assert result.returncode == 1 and result.stdout == "", (result.stdout, result.stderr)
+    (line,) = result.stderr.splitlines()
+    return line
 
 
 @pytest.fixture(scope="module")
-def three_runs(tmp_path_factory):
-    """A lake of three runs: three small files in every folder. Made once; tests compact copies of it."""
+def three_runs(tmp_path_factory) -> Path:
+    """A local lake of three runs, made once; each test compacts a copy of it."""
     folder = tmp_path_factory.mktemp("compact")
-    universe = write_universe(folder / "u.txt", SYMBOLS)
-    with Emulator(EmulatorConfig(delisted=frozenset({"DLSTD"}))) as emulator:
-        for _ in range(3):
+    with Emulator(EmulatorConfig(delisted=frozenset({"DLSTD"}), as_of=AS_OF)) as emulator:
+        for i, symbols in enumerate(UNIVERSES):
+            universe = write_universe(folder / f"u{i}.txt", list(symbols))
             # Module fixtures run before the per-test cache isolation: this one gets its own cache.
-            collect(emulator, universe, folder / "lake", cache_dir=folder / "cache")
+            result = run_collect(
+                emulator, universe, folder / "lake", *COLLECT_OPTIONS, cache_dir=folder / "cache"
+            )
+            assert result.returncode == 0, result.stderr
     return folder / "lake"
 
 
 @pytest.fixture
-def lake(three_runs, tmp_path):
-    """This test's own copy of the three-run lake, under the universe the runs collected."""
-    write_universe(tmp_path / "u.txt", SYMBOLS)
-    return Path(shutil.copytree(three_runs, tmp_path / "lake", symlinks=True))
+def lake(three_runs, lake_dir) -> str:
+    """This test's own local copy of the three-run lake."""
+    return str(shutil.copytree(three_runs, lake_dir, symlinks=True))
 
 
 @pytest.fixture
-def lake_anywhere(three_runs, lake_url):
+def lake_anywhere(three_runs, lake_url) -> str:
     """The three-run lake copied to a local folder, or into a bucket of the loopback store."""
     return copy_lake(three_runs, lake_url)
 
 
-def test_compaction_leaves_every_view_as_it_was_with_one_file_a_folder(lake_anywhere):
-    before = views(lake_anywhere)
-    result = run_cli("compact", "--lake", lake_anywhere)
-    assert result.returncode == 0, result.stderr
-    assert "bars/year=2026: 3 files into 1" in result.stdout
-    assert views(lake_anywhere) == before
-    files = lake_keys(lake_anywhere, "bars/year=2026/")
-    compacted = [name for name in files if "/compacted-" in name]
-    assert len(compacted) == 1 and len(files) == 4  # the replaced ones are kept a while
-    lake = open_lake(lake_anywhere)
-    file = pq.ParquetFile(pa.BufferReader(lake.store.get(lake.key(compacted[0]))))
-    sizes = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
-    assert sizes == [sum(sizes)] and sum(sizes) == len([r for r in before["bars_all"] if r[2].year == 2026])
+def test_compaction_leaves_views_and_tables_as_they_were_with_one_file_a_partition(lake_anywhere):
+    views_before = view_rows(lake_anywhere)
+    rows_before = {name: table_rows(lake_anywhere, name) for name in COMPACTABLE}
+    counts_before = {name: files_a_partition(snapshot_keys(lake_anywhere, name)) for name in COMPACTABLE}
+    crowded = {name for name, counts in counts_before.items() if max(counts.values(), default=0) > 1}
+    assert crowded == {"quotes", "bars", "bar_revisions", "dividends", "batches", "runs"}  # not vacuous
+    assert list(counts_before["bars"].values()) == [3] * 4
+
+    done = compact(lake_anywhere)
+
+    # Each partition of several files became one; a lone file is left as it is; nothing vacuumed yet.
+    expected = {
+        name: (sum(n for n in counts.values() if n > 1), sum(n > 1 for n in counts.values()), 0)
+        for name, counts in counts_before.items()
+    }
+    assert list(done) == list(COMPACTABLE) and done == expected
+    for name in COMPACTABLE:
+        counts = files_a_partition(snapshot_keys(lake_anywhere, name))
+        assert counts.keys() == counts_before[name].keys() and set(counts.values()) <= {1}, name
+        assert table_rows(lake_anywhere, name) == rows_before[name], name
+    assert view_rows(lake_anywhere) == views_before
+    # A plain compaction keeps the order rows were written in: not z-ordered (the --z-order test's control).
+    (optimize,) = open_table(lake_anywhere, "bars").history(1)
+    assert optimize["operation"] == "OPTIMIZE"
+    assert optimize["operationMetrics"]["plannerStrategy"] != "zOrder"
 
 
-def test_replaced_files_go_after_keep_minutes_and_nothing_is_compacted_twice(lake_anywhere):
-    before = views(lake_anywhere)
-    assert run_cli("compact", "--lake", lake_anywhere).returncode == 0
-    again = run_cli("compact", "--lake", lake_anywhere, "--keep-minutes", "0")
-    assert again.returncode == 0 and "nothing to compact" in again.stdout
-    files = lake_keys(lake_anywhere, "bars/year=2026/")
-    assert len(files) == 1 and "/compacted-" in files[0]
-    runs = lake_keys(lake_anywhere, "runs/")
-    assert len(runs) == 4 and sum("/compacted-" in name for name in runs) == 1  # a run's own manifest stays
-    assert views(lake_anywhere) == before
+def test_a_reader_of_the_snapshot_before_keeps_its_files_for_keep_minutes_and_no_longer(lake):
+    # On a local folder: a DuckDB connection to a bucket keeps the small files it listed in memory, and the
+    # vacuum's deletes in a bucket are the orphan test's.
+    version_before = open_table(lake, "bars").version()
+    replaced = snapshot_keys(lake, "bars")
+    rows_before = table_rows(lake, "bars")
+    reader = connect_lake(lake)  # lists each table's files now, reads them later
+    views_before = view_rows(lake, reader)
+
+    assert compact(lake, "--keep-minutes", "60")["bars"] == (12, 4, 0)
+    assert replaced <= stored_keys(lake, "bars")  # out of the snapshot, still in the folder
+    assert not replaced & snapshot_keys(lake, "bars")
+    assert table_rows(lake, "bars", version_before) == rows_before
+    assert view_rows(lake, reader) == views_before
+
+    # --keep-minutes is what protected them: with 0, the replaced files go, and the old snapshot with them.
+    assert compact(lake, "--keep-minutes", "0")["bars"] == (0, 0, len(replaced))
+    assert stored_keys(lake, "bars") == snapshot_keys(lake, "bars")
+    with pytest.raises(FileNotFoundError):
+        table_rows(lake, "bars", version_before)
+    with pytest.raises(duckdb.IOException, match="No files found") as gone:
+        reader.execute("select * from bars").fetchall()
+    assert any(key in str(gone.value) for key in replaced)  # a file the compaction replaced
+    assert view_rows(lake) == views_before  # the current snapshot reads on
 
 
-def test_the_compacted_file_of_a_compaction_cut_off_is_never_read_and_is_removed(lake):
-    before = views(lake)
-    folder = lake / "bars" / "year=2026"
-    shutil.copy(next(folder.glob("*.parquet")), folder / "compacted-20261125T000000000000Z-dead00.parquet")
-    assert views(lake) == before
-    assert run_cli("compact", "--lake", str(lake), "--table", "quotes").returncode == 0
-    assert not (folder / "compacted-20261125T000000000000Z-dead00.parquet").exists()
+def test_orphan_files_are_never_read_and_a_full_vacuum_removes_them(lake_anywhere):
+    views_before, rows_before = view_rows(lake_anywhere), table_rows(lake_anywhere, "bars")
+    opened = open_lake(lake_anywhere)
+    live = sorted(snapshot_keys(lake_anywhere, "bars"))
+    orphan_bytes = opened.store.get(opened.key(live[0]))
+    assert pq.read_table(pa.BufferReader(orphan_bytes)).num_rows > 0  # rows a reader of the folder would see
+    # What a writer killed mid-write leaves: Parquet files no commit ever listed, in a new and an old folder.
+    orphans = {"bars/year=2026/month=1/part-00000-killed-c000.zstd.parquet", f"{live[0]}.killed.parquet"}
+    for key in orphans:
+        opened.store.put_new(opened.key(key), orphan_bytes)
+    assert orphans <= stored_keys(lake_anywhere, "bars")
+    assert view_rows(lake_anywhere) == views_before and table_rows(lake_anywhere, "bars") == rows_before
+
+    # Fresh orphans are kept for --keep-minutes like replaced files (they might be a snapshot's, for all the
+    # vacuum knows); with 0 they go, and only the snapshot's files are left.
+    compact(lake_anywhere, "--table", "bars", "--keep-minutes", "60")
+    assert orphans <= stored_keys(lake_anywhere, "bars")
+    vacuumed = compact(lake_anywhere, "--table", "bars", "--keep-minutes", "0")
+    assert vacuumed == {"bars": (0, 0, 12 + len(orphans))}  # the 12 files the compaction replaced, and these
+    assert stored_keys(lake_anywhere, "bars") == snapshot_keys(lake_anywhere, "bars")
+    assert table_rows(lake_anywhere, "bars") == rows_before and view_rows(lake_anywhere) == views_before
 
 
-def test_readers_never_see_a_row_twice_while_runs_and_compactions_follow_each_other(emulator, lake, tmp_path):
-    failures, counts = [], []
-    stop = threading.Event()
+def test_z_order_sorts_each_file_by_symbol_and_table_bars_touches_only_bars(lake):
+    versions_before, rows_before = versions(lake), table_rows(lake, "bars")
+    others = {name: snapshot_keys(lake, name) for name in COMPACTABLE if name != "bars"}
+
+    def symbols_sorted() -> list[bool]:
+        files = (pq.read_table(Path(lake, key), columns=["symbol"]) for key in snapshot_keys(lake, "bars"))
+        return [(s := file.column("symbol").to_pylist()) == sorted(s) for file in files]
+
+    assert compact(lake, "--table", "bars") == {"bars": (12, 4, 0)}
+    assert symbols_sorted() == [False] * 4  # a plain compaction keeps the runs' order (the control)
+    assert compact(lake, "--table", "bars", "--z-order") == {"bars": (4, 4, 0)}
+    assert symbols_sorted() == [True] * 4
+    (optimize,) = open_table(lake, "bars").history(1)
+    assert optimize["operation"] == "OPTIMIZE" and optimize["operationMetrics"]["plannerStrategy"] == "zOrder"
+    assert table_rows(lake, "bars") == rows_before
+    assert versions(lake) == versions_before | {"bars": versions_before["bars"] + 2}
+    assert {name: snapshot_keys(lake, name) for name in others} == others
+
+
+def test_compaction_is_refused_in_one_line_while_another_process_holds_the_lock(lake_anywhere):
+    before = (versions(lake_anywhere), sorted(lake_keys(lake_anywhere)))
+    with lake_lock(open_lake(lake_anywhere), lease_s=60):
+        line = error_line(run_cli("compact", "--lake", lake_anywhere))
+    assert line.startswith("error: ") and f"is being written by another run (pid {os.getpid()} on " in line
+    assert (versions(lake_anywhere), sorted(lake_keys(lake_anywhere))) == before
+    assert compact(lake_anywhere, "--table", "bars") == {"bars": (12, 4, 0)}  # only the lock stopped it
+
+
+def test_compaction_is_refused_while_a_collect_runs_and_goes_ahead_once_it_is_gone(lake, tmp_path):
+    universe = write_universe(tmp_path / "u.txt", ["PEP"])
+    before = (versions(lake), sorted(lake_keys(lake)))
+    # Every chart request hangs: the collect holds the lock, fetching, until it is killed.
+    with Emulator(EmulatorConfig(stall_rate=1.0, stall_s=600)) as hanging:
+        command = ["collect", *yahoo_route(hanging), "--universe", str(universe), "--lake", lake, "--quiet"]
+        collect = start_cli(*command)
+        try:
+            while not hanging.faults().get("stall"):  # until the collect is fetching, under the lock
+                assert collect.poll() is None, "the collect ended before it fetched"
+                time.sleep(0.01)  # a poll for the fact above, not a wait for luck
+            line = error_line(run_cli("compact", "--lake", lake))
+        finally:
+            collect.kill()
+            collect.wait()
+    assert f"is being written by another run (pid {collect.pid} on " in line
+    assert (versions(lake), sorted(lake_keys(lake))) == before
+    assert compact(lake)["bars"] == (12, 4, 0)  # a flock dies with its holder
+
+
+def test_a_compaction_that_cannot_write_is_one_line_and_leaves_every_table_readable(lake):
+    versions_before, views_before = versions(lake), view_rows(lake)
+    rows_before = {name: table_rows(lake, name) for name in COMPACTABLE}
+    # Root writes through any mode bits: a folder where bars' next commit must go stops it instead.
+    blocker = Path(lake, "bars", "_delta_log", f"{versions_before['bars'] + 1:020d}.json")
+    blocker.mkdir()
+    try:
+        line = error_line(run_cli("compact", "--lake", lake))
+        assert line.startswith(f"error: compacting {lake}/bars failed (")
+        assert line.endswith(f"; {COMPACTION_CUT_SHORT}")
+        after = versions(lake)
+        assert after["bars"] == versions_before["bars"] and after["quotes"] == versions_before["quotes"] + 1
+        later = COMPACTABLE[COMPACTABLE.index("bars") + 1 :]
+        assert {name: after[name] for name in later} == {name: versions_before[name] for name in later}
+        assert {name: table_rows(lake, name) for name in COMPACTABLE} == rows_before
+        assert view_rows(lake) == views_before
+        left = stored_keys(lake, "bars") - snapshot_keys(lake, "bars")
+        assert len(left) == 4  # the files the optimize wrote before its commit failed: in no snapshot
+    finally:
+        blocker.rmdir()
+    assert compact(lake, "--keep-minutes", "0")["bars"] == (12, 4, 12 + len(left))
+    assert stored_keys(lake, "bars") == snapshot_keys(lake, "bars")
+    assert view_rows(lake) == views_before
+
+
+def test_readers_never_see_a_row_twice_while_a_run_and_a_compaction_follow_each_other(lake, tmp_path):
+    universe = write_universe(tmp_path / "u.txt", ["PEP", "WMT"])
+    seen, failures = [], []
 
     def read() -> None:
-        while not stop.is_set():
-            try:
-                con = connect_lake(lake)
-                rows, keys = con.execute(
-                    "select count(*), count(distinct (run_id, symbol, date)) from bars_all"
-                ).fetchone()
-                runs, batches = con.execute("select count(distinct run_id), count(*) from batches").fetchone()
-            except Exception as exc:  # any failure a reader would see is what this test counts
-                failures.append(repr(exc))
-                continue
-            counts.append(rows)
-            if rows != keys or batches != 2 * runs:
-                failures.append((rows, keys, runs, batches))
+        try:
+            (counts,) = connect_lake(lake).execute(READ_COUNTS).fetchall()
+        except (duckdb.Error, OSError) as exc:  # anything a reader would see fail is what this test counts
+            failures.append(repr(exc))
+            return
+        seen.append(counts)
+        if counts[0] != counts[1] or counts[2] != counts[3]:
+            failures.append(counts)
 
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        for _ in range(2):
-            collect(emulator, tmp_path / "u.txt", lake)
-            assert run_cli("compact", "--lake", str(lake)).returncode == 0
-    finally:
-        stop.set()
-        reader.join()
-    assert failures == [] and len(counts) > 10 and counts == sorted(counts)
+    read()
+    with Emulator(EmulatorConfig(as_of=AS_OF)) as emulator:
+        route = yahoo_route(emulator)
+        for command in (
+            ["collect", *route, "--universe", str(universe), "--lake", lake, "--history", "1mo", "--quiet"],
+            ["compact", "--lake", lake],
+        ):
+            child = start_cli(*command)
+            while child.poll() is None:  # reading throughout: each of these reads starts while the child runs
+                read()
+            assert child.returncode == 0, command[0]
+    read()
+    assert failures == []
+    # Each table's rows arrive whole, in one commit, and stay through the compaction: a reader sees a table
+    # before the run or after it, never between, never back.
+    for column in (0, 2):
+        counts = [row[column] for row in seen]
+        assert counts == sorted(counts) and set(counts) == {counts[0], counts[-1]} and counts[-1] > counts[0]
 
 
 def test_compact_on_a_lake_without_runs_is_one_line(tmp_path):
-    result = run_cli("compact", "--lake", str(tmp_path / "nothing"))
-    assert (
-        result.returncode == 1
-        and result.stderr.startswith("error: the lake at")
-        and result.stderr.count("\n") == 1
-    )
+    line = error_line(run_cli("compact", "--lake", str(tmp_path / "nothing")))
+    assert line.startswith(f"error: the lake at {tmp_path / 'nothing'}")
+    assert not (tmp_path / "nothing").exists()
 
 
-def test_the_duckdb_shell_reads_the_compacted_lake_as_the_views_do(lake):
-    assert run_cli("compact", "--lake", str(lake)).returncode == 0
-    assert (
-        run_cli("compact", "--lake", str(lake), "--keep-minutes", "0").returncode == 0
-    )  # only compacted files left
-    shell = subprocess.run(
-        [sys.executable, "-m", "etl", "shell", "--lake", str(lake)],
-        cwd=REPO_DIR,
-        text=True,
-        input=".mode csv\nselect count(*) as n from bars_all;\n",
-        capture_output=True,
-        timeout=60,
-    )
-    (rows,) = connect_lake(lake).execute("select count(*) from bars_all").fetchone()
-    assert shell.returncode == 0 and shell.stdout.split() == ["n", str(rows)]
-
-
-def test_a_compaction_that_cannot_write_is_one_line_and_leaves_the_views_as_they_were(lake):
-    before = views(lake)
-    blocker = lake.parent / f".{lake.name}.staging"  # where a compaction writes before linking into the lake
-    shutil.rmtree(blocker, ignore_errors=True)
-    blocker.write_text("a file where the compaction's work folder must go")
-    try:
-        result = run_cli("compact", "--lake", str(lake))
-    finally:
-        blocker.unlink()
-    assert result.returncode == 1
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: writing ") and "the next compact removes what this one left" in line
-    assert views(lake) == before and not list(lake.rglob("compacted-*"))
+@pytest.mark.parametrize("minutes", ["-5", "nan", "inf"])
+def test_a_keep_minutes_that_is_no_retention_is_refused_before_anything_is_compacted(tmp_path, minutes):
+    result = run_cli("compact", "--lake", str(tmp_path / "lake"), "--keep-minutes", minutes)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: Invalid value for '--keep-minutes': {minutes} is not")
+    assert not (tmp_path / "lake").exists()

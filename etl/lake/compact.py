@@ -10,6 +10,9 @@ it runs under the lake's lock, so no running writer's uncommitted files are amon
 import math
 from dataclasses import dataclass
 
+from deltalake.exceptions import DeltaError
+
+from etl.errors import LakeError
 from etl.lake import delta
 from etl.lake.lock import lake_lock
 from etl.lake.paths import Lake
@@ -51,16 +54,22 @@ def _compact_table(
     table = delta.require_table(lake, TABLES[name])
     writer = delta.writer_properties(row_group_rows)
     by_symbol = z_order and "symbol" in table.schema().to_arrow().names
-    metrics = (
-        table.optimize.z_order(["symbol"], writer_properties=writer)
-        if by_symbol
-        else table.optimize.compact(writer_properties=writer)
-    )
-    vacuumed = table.vacuum(
-        # delta-rs counts whole hours: a part-hour is kept the whole hour, never less than asked.
-        retention_hours=math.ceil(keep_minutes / 60),
-        enforce_retention_duration=False,
-        dry_run=False,
-        full=True,
-    )
+    try:
+        metrics = (
+            table.optimize.z_order(["symbol"], writer_properties=writer)
+            if by_symbol
+            else table.optimize.compact(writer_properties=writer)
+        )
+        vacuumed = table.vacuum(
+            # delta-rs counts whole hours: a part-hour is kept the whole hour, never less than asked.
+            retention_hours=math.ceil(keep_minutes / 60),
+            enforce_retention_duration=False,
+            dry_run=False,
+            full=True,
+        )
+    except (DeltaError, OSError) as exc:  # a file or a commit that could not be written, or deleted
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise LakeError(
+            f"compacting {lake.table_url(name)} failed ({first_line}); {COMPACTION_CUT_SHORT}"
+        ) from exc
     return Compacted(name, metrics["numFilesRemoved"], metrics["numFilesAdded"], len(vacuumed))
