@@ -114,8 +114,15 @@ class RunStaging:
             yield read_part(data, table)
 
     def discard(self) -> None:
-        """Remove the run's staged objects: once it is published, or when another plan replaces it."""
-        self.lake.store.delete(self.lake.store.list_keys(f"{self.prefix}/"))
+        """Remove the run's staged objects: once it is published, or when another plan replaces it.
+
+        Its plan goes first: a discard cut off midway leaves a run no collect can resume (a leftover without
+        a plan is removed), never one whose commit records are gone and that would be fetched again."""
+        plan_key = self.lake.staging_key(self.run_id, PLAN_NAME)
+        self.lake.store.delete([plan_key])
+        self.lake.store.delete(
+            [key for key in self.lake.store.list_keys(f"{self.prefix}/") if key != plan_key]
+        )
 
 
 def _record_key(prefix: str, batch_no: int) -> str:
