@@ -441,16 +441,18 @@ def test_counts_by_endpoint_are_what_was_sent(emu, caplog):
         assert session.get(f"{QUERY1}/nowhere").status_code == 404
     assert "no route for GET /nowhere (host query1.finance.yahoo.com)" in caplog.text
     assert emu.counts() == {"cookie": 1, "getcrumb": 1, "chart": 4, "other": 1}
+    assert emu.chart_requests() == {"A": 1, "B": 1, "C": 1, "GONE": 1}
     # A tunnel a host and a session: fc and query1 for the handshake, then one per chart and /nowhere.
     assert emu.tls_stats()["connections"] == 7 and emu.tls_stats()["blocked_connections"] == 0
     assert requests.get(f"{emu.proxy_url}/__emulator/stats").json() == {
         "total": 7,
         "by_endpoint": emu.counts(),
+        "charts_by_symbol": emu.chart_requests(),
         "faults": {},
         "tls": emu.tls_stats(),
     }
     assert requests.post(f"{emu.proxy_url}/__emulator/reset").json()["total"] == 0
-    assert emu.total_requests() == 0 and emu.tls_stats() == {
+    assert emu.total_requests() == 0 and emu.chart_requests() == {} and emu.tls_stats() == {
         "connections": 0,
         "blocked_connections": 0,
         "fingerprints": {},

@@ -70,6 +70,7 @@ class _State:
         self.delisted = frozenset(symbol.upper() for symbol in config.delisted)
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        self.charts: Counter[str] = Counter()  # chart requests by symbol: what a resumed run fetched again
         self.faults: Counter[str] = Counter()
         self.dice = random.Random(config.seed)
         self.recent: deque[float] = deque()
@@ -84,11 +85,13 @@ class _State:
             self.blocked_connections += refused
         return refused
 
-    def admit(self, endpoint: str, refused: bool = False) -> str | None:
+    def admit(self, endpoint: str, refused: bool = False, symbol: str | None = None) -> str | None:
         """Count the request; the fault that answers it instead ("blocked", "429", "500", "stall"), if any."""
         now = _clock()
         with self.lock:
             self.counts[endpoint] += 1
+            if symbol is not None:
+                self.charts[symbol] += 1
             if refused:
                 return self._fault("blocked")
             if self.config.rate_limit_rps is not None:
@@ -111,12 +114,14 @@ class _State:
         with self.lock:
             if reset:
                 self.counts.clear()
+                self.charts.clear()
                 self.faults.clear()
                 self.fingerprints.clear()
                 self.blocked_connections = 0
             return {
                 "total": sum(self.counts.values()),
                 "by_endpoint": dict(self.counts),
+                "charts_by_symbol": dict(self.charts),
                 "faults": dict(self.faults),
                 "tls": {
                     "connections": sum(self.fingerprints.values()),
@@ -235,7 +240,9 @@ class _Handler(BaseHTTPRequestHandler):
         path, params = unquote(url.path), {k: v[-1] for k, v in parse_qs(url.query).items()}
         endpoint, match = _route(path)
         state = self.server.state
-        fault = state.admit(endpoint, self.refused)
+        fault = state.admit(
+            endpoint, self.refused, match["symbol"] if endpoint == "chart" and match else None
+        )
         if state.config.latency_ms:
             time.sleep(state.config.latency_ms / 1000)
         if fault == "stall":
@@ -415,6 +422,10 @@ class Emulator:
     def counts(self) -> dict[str, int]:
         """Requests by endpoint: cookie, getcrumb, chart, quote, quoteSummary, timeseries, consent, other."""
         return self._server.state.stats()["by_endpoint"]
+
+    def chart_requests(self) -> dict[str, int]:
+        """Chart requests by symbol, faulted ones included."""
+        return self._server.state.stats()["charts_by_symbol"]
 
     def total_requests(self) -> int:
         return self._server.state.stats()["total"]
