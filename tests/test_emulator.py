@@ -452,11 +452,16 @@ def test_counts_by_endpoint_are_what_was_sent(emu, caplog):
         "tls": emu.tls_stats(),
     }
     assert requests.post(f"{emu.proxy_url}/__emulator/reset").json()["total"] == 0
-    assert emu.total_requests() == 0 and emu.chart_requests() == {} and emu.tls_stats() == {
-        "connections": 0,
-        "blocked_connections": 0,
-        "fingerprints": {},
-    }
+    assert (
+        emu.total_requests() == 0
+        and emu.chart_requests() == {}
+        and emu.tls_stats()
+        == {
+            "connections": 0,
+            "blocked_connections": 0,
+            "fingerprints": {},
+        }
+    )
 
 
 def test_error_rate_fails_data_requests_reproducibly():
