@@ -7,28 +7,28 @@ import shutil
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from etl import pipeline, summary
-from etl.bench.measure import EmulatorProcess, Measurement, measure, median_wall_s
+from etl.bench.measure import EmulatorProcess, Measurement, count_output, measure, median_wall_s
+from etl.bench.readback import describe_objects, manifest_committed_at, newest_run_rows
 from etl.bench.s3 import loopback_bucket, print_s3_table
+from etl.bench.synthetic import universe
 from etl.config import (
     COMPACTABLE,
     DEFAULT_CONCURRENCY,
     DEFAULT_COST_PER_CALL,
     DEFAULT_FULL_SCALE,
     DEFAULT_LOCK_LEASE_S,
-    DEFAULT_UNIVERSE_PATH,
     ROW_GROUP_ROWS,
     YAHOO_LATENCY_MS,
     Settings,
 )
 from etl.lake.compact import compact_lake
 from etl.lake.paths import open_lake
-from etl.universe import load_universe
 
 NAIVE = ("naive", "batched-gc")
 FULL_PLAN = [
@@ -58,7 +58,7 @@ WALL_SPLIT_SOURCES = """How ours' wall time splits, in seconds:
   processing: runs.finished_at - runs.started_at; inside it, from the batches table: before the first batch's
     requests are queued (lock, lake state, session), fetching (from then to the last answer of any batch; the
     batches overlap, so their fetch_s sum is larger), after the last answer (the last write, the manifest)
-  publishing: from runs.finished_at to the lake's runs/ folder taking the run's manifest, the folder's mtime
+  publishing: from runs.finished_at to the run's commit to the `runs` Delta table, that commit's timestamp
     (the publishing child, its own interpreter's start included)
   exit: from then to the process's end as the launcher saw it (the publishing child's and the \
 collector's teardown)"""
@@ -66,8 +66,7 @@ collector's teardown)"""
 
 def make_universe(size: int, folder: Path) -> tuple[Path, list[str]]:
     """The default universe, cut or extended with synthetic tickers to `size` symbols."""
-    symbols = load_universe(DEFAULT_UNIVERSE_PATH)[:size]
-    symbols += [f"SYN{i:05d}" for i in range(size - len(symbols))]
+    symbols = universe(size)
     path = folder / f"universe-{size}.txt"
     path.write_text("\n".join(symbols) + "\n")
     return path, symbols
@@ -102,7 +101,7 @@ def run_contender(
             "--lake",
             lake,
         ]
-        outputs = lambda: newest_run_files(lake)  # noqa: E731
+        count = partial(newest_run_rows, lake, symbols)
     else:
         command = [
             sys.executable,
@@ -114,24 +113,12 @@ def run_contender(
             "--out",
             str(out.with_suffix(".parquet")),
         ]
-        outputs = lambda: [p for p in [out.with_suffix(".parquet")] if p.exists()]  # noqa: E731
+        count = partial(count_output, [out.with_suffix(".parquet")], symbols)
         # yfinance's own default session takes its route from the environment alone.
         env = emulator.to_routed_env(env)
-    result = measure(name, command, outputs, symbols, emulator, latency_ms, env)
+    result = measure(name, command, count, symbols, emulator, latency_ms, env)
     print(f"  {name:<12} {size:>6} symbols: {result.wall_s:7.2f} s", file=sys.stderr, flush=True)
     return result
-
-
-def newest_run_files(lake_url: str) -> list[pa.BufferReader]:
-    """The bars and quotes files the lake's newest run wrote (what one run moved), from whatever store."""
-    lake = open_lake(lake_url)
-    keys = lake.store.list_keys(lake.key(""))
-    run_id = max(key.rpartition("/")[2].removesuffix(".parquet") for key in keys if "/runs/" in key)
-    return [
-        pa.BufferReader(lake.store.get(key))
-        for key in keys
-        if key.startswith((lake.key("bars/"), lake.key("quotes/"))) and key.endswith(f"/{run_id}.parquet")
-    ]
 
 
 def run_two_days(size: int, latency_ms: float, work: Path, env: dict) -> list[Measurement]:
@@ -214,7 +201,7 @@ def report_ours(results: list[Measurement], work: Path, startup_s: dict[str, flo
                 f" ({1000 * r.wall_s / r.symbols:.2f} with start-up)"
             )
         print(line + "; " + flatness(con))
-        print("  " + split_wall(r, con, lake_dir))
+        print("  " + split_wall(r, con, lake_dir, figures["run_id"]))
 
 
 def flatness(con: duckdb.DuckDBPyConnection) -> str:
@@ -226,10 +213,10 @@ def flatness(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
-def split_wall(r: Measurement, con: duckdb.DuckDBPyConnection, lake_dir: Path) -> str:
+def split_wall(r: Measurement, con: duckdb.DuckDBPyConnection, lake_dir: Path, run_id: str) -> str:
     """The run's wall time as start-up, processing, publishing and exit, read as WALL_SPLIT_SOURCES says."""
     (phases,) = summary.fetch_dicts(con, summary.load_sql("run_phases"))
-    published_at = dt.datetime.fromtimestamp((lake_dir / "runs").stat().st_mtime, dt.UTC)
+    published_at = manifest_committed_at(open_lake(lake_dir), run_id)
     ended_at = r.launched_at + dt.timedelta(seconds=r.wall_s)
     startup_s = (phases["started_at"] - r.launched_at).total_seconds()
     publishing_s = (published_at - phases["finished_at"]).total_seconds()
@@ -267,15 +254,14 @@ def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: 
             )
         )
     for state in ("as the runs left it", "after compact"):
-        if state == "after compact":
-            for _ in range(2):  # the second removes the files the first replaced
-                compact_lake(
-                    open_lake(lake),
-                    COMPACTABLE,
-                    keep_minutes=0,
-                    row_group_rows=ROW_GROUP_ROWS,
-                    lease_s=DEFAULT_LOCK_LEASE_S,
-                )
+        if state == "after compact":  # optimize, and a vacuum of every file the optimize replaced
+            compact_lake(
+                open_lake(lake),
+                COMPACTABLE,
+                keep_minutes=0,
+                row_group_rows=ROW_GROUP_ROWS,
+                lease_s=DEFAULT_LOCK_LEASE_S,
+            )
         started = time.perf_counter()
         summary.run_summary(
             summary.connect_lake(lake),
@@ -283,11 +269,11 @@ def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: 
             cost_per_call=DEFAULT_COST_PER_CALL,
             full_scale=DEFAULT_FULL_SCALE,
         )
+        summary_s = time.perf_counter() - started
         opened = open_lake(lake)
-        files = opened.store.list_keys(opened.key(""))
         print(
             f"summary over a lake of {n_runs} runs in {'a folder' if opened.is_local else 'a bucket'}, "
-            f"{state}: {time.perf_counter() - started:.3f} s (connect, views, query; {len(files)} files)"
+            f"{state}: {summary_s:.3f} s (connect, views, query; {describe_objects(opened)})"
         )
 
 

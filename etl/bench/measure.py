@@ -10,6 +10,7 @@ import sys
 import sysconfig
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,11 +163,11 @@ def median_wall_s(command: list[str], env: dict, repeats: int) -> float:
     return statistics.median(run_child(command, env)[0] for _ in range(repeats))
 
 
-def count_output(paths: list, symbols: list[str]) -> tuple[int, int]:
-    """Rows in the Parquet files (paths, or readers of a bucket's objects), and how many of the symbols appear
+def count_output(paths: list[Path], symbols: list[str]) -> tuple[int, int]:
+    """Rows in a contender's Parquet files (one it did not write has none), and how many of the symbols appear
     in none of them."""
     rows, seen = 0, set()
-    for path in paths:
+    for path in filter(Path.exists, paths):
         rows += pq.ParquetFile(path).metadata.num_rows
         seen.update(pq.read_table(path, columns=["symbol"]).column("symbol").unique().to_pylist())
     return rows, len(set(symbols) - seen)
@@ -175,17 +176,18 @@ def count_output(paths: list, symbols: list[str]) -> tuple[int, int]:
 def measure(
     contender: str,
     command: list[str],
-    outputs,
+    count: Callable[[], tuple[int, int]],
     symbols: list[str],
     emulator: EmulatorProcess,
     latency_ms: float,
     env: dict,
 ) -> Measurement:
-    """Run one contender against a freshly counted emulator and read back what it wrote."""
+    """Run one contender against a freshly counted emulator and read back what it wrote: `count` gives its
+    rows and how many of the symbols it missed."""
     emulator.reset()
     drop_cached_libraries()
     wall_s, peak_mb, code, launched_at = run_child(command, env)
-    rows, missing = count_output(outputs(), symbols)
+    rows, missing = count()
     tls = emulator.tls_stats()
     return Measurement(
         contender,

@@ -8,6 +8,7 @@ import ctypes
 import datetime as dt
 import os
 import signal
+import struct
 import sys
 from collections.abc import Iterable, Iterator
 from functools import partial
@@ -23,6 +24,7 @@ from etl.lake.store import fetch_in_order
 from etl.schema import TABLES, Table
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_EPOCH = dt.date(1970, 1, 1)
 
 
 def publish_in_child(staging: RunStaging, *, row_group_rows: int, pass_fds: tuple[int, ...]) -> None:
@@ -90,11 +92,18 @@ def with_partitions(table: Table, rows: pa.Table, run_date: dt.date) -> pa.Table
     """Rows with their Delta partition columns: a bar's year and month, a quote's collection day (UTC)."""
     for name in table.partition_by:
         if name == "date":
-            column = pa.array([run_date] * rows.num_rows, pa.date32())
+            column = _constant_date(run_date, rows.num_rows)
         else:  # year, month
             column = getattr(pc, name)(rows.column("date")).cast(pa.int32())
         rows = rows.append_column(name, column)
     return rows.cast(table.lake_schema)
+
+
+def _constant_date(day: dt.date, n: int) -> pa.Array:
+    """n times the day, made from a buffer: pa.array of a Python list makes pyarrow import pandas to check its
+    items, 1.3 s and 35 MB of this child's publish."""
+    days = struct.pack("<i", (day - _EPOCH).days)
+    return pa.Array.from_buffers(pa.date32(), n, [None, pa.py_buffer(days * n)])
 
 
 def main() -> None:
