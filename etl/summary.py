@@ -1,7 +1,8 @@
 """DuckDB over the lake: the views of sql/views.sql, the performance summary and the run comparison."""
 
 import tempfile
-from functools import cache
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache, partial
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -44,10 +45,11 @@ def lake_variables(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict:
 def table_files(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict[str, list[str]]:
     """Each table's files as its Delta snapshot lists them now (read once: a commit landing later is the next
     connection's); a lake in a bucket is made readable to DuckDB here."""
+    # Opened side by side: each open reads a log, in a bucket a few round trips one after another.
+    with ThreadPoolExecutor(max_workers=len(TABLES)) as pool:
+        snapshots = dict(zip(TABLES, pool.map(partial(require_table, lake), TABLES.values()), strict=True))
     # deltalake gives URIs percent-encoded (a space as %20); DuckDB and s3fs take the path as it is.
-    files = {
-        name: list(map(unquote, require_table(lake, table).file_uris())) for name, table in TABLES.items()
-    }
+    files = {name: list(map(unquote, snapshot.file_uris())) for name, snapshot in snapshots.items()}
     if not lake.is_local:
         from etl.lake.s3_readers import BucketReader  # s3fs and obstore, for a lake in a bucket only
 

@@ -63,7 +63,7 @@ def open_table(lake: Lake, table: Table) -> DeltaTable | None:
     except TableNotFoundError:
         return None
     except (DeltaError, OSError, ValueError) as exc:
-        raise LakeError(f"cannot read the Delta table {url} ({_first_line(exc)}); {_WHAT_TO_DO}") from exc
+        raise LakeError(f"cannot read the Delta table {url} ({first_line(exc)}); {_WHAT_TO_DO}") from exc
     _require_readable(url, delta, table)
     return delta
 
@@ -132,9 +132,9 @@ def commit_run(
         except (DeltaError, OSError) as exc:
             if attempt == DELTA_COMMIT_ATTEMPTS:
                 raise LakeError(
-                    f"committing {lake.table_url(table.name)} failed ({_first_line(exc)})"
+                    f"committing {lake.table_url(table.name)} failed ({first_line(exc)})"
                 ) from exc
-            log.info("committing %s failed (%s); trying again", lake.table_url(table.name), _first_line(exc))
+            log.info("committing %s failed (%s); trying again", lake.table_url(table.name), first_line(exc))
         time.sleep(min(0.2 * 2**attempt, 5.0) * random.uniform(0.5, 1.0))
         attempt += 1
 
@@ -181,5 +181,6 @@ def _commit(
     ).when_matched_update_all(predicate="s.run_id > t.run_id").when_not_matched_insert_all().execute()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """A deltalake error's first line, for a one-line message (its Rust backtrace follows)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
