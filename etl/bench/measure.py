@@ -138,8 +138,8 @@ def drop_cached_libraries() -> None:
 
 
 def run_child(command: list[str], env: dict) -> tuple[float, float, int, dt.datetime]:
-    """Run a command through the launcher: its wall seconds, its own peak RSS in MiB (wait4), exit code, start
-    time."""
+    """Run a command through the launcher: its wall seconds, its own peak RSS in MiB (its high-water mark, not
+    wait4's, which counts the children it waited for), exit code, start time."""
     launcher = Path(__file__).with_name("launcher.py")
     answer = subprocess.run(
         [sys.executable, "-S", str(launcher), *command],
