@@ -42,6 +42,7 @@ from etl.metrics import BatchMetrics, RunRecord
 from etl.plan import Batch
 from etl.source.rate import AdaptiveRate, Rate
 from etl.status import RunStatus
+from etl.universe import Member
 from etl.worker import BatchResult, RunTarget, run_batch
 
 try:
@@ -159,6 +160,7 @@ class Cluster:
         since: dict[str, dt.date],
         on_batch: Callable[[BatchMetrics], None],
         *,
+        members: list[Member],
         lock: LakeLock,
     ) -> RunRecord:
         """Run the uncommitted batches on the cluster, then finish the run as etl/pipeline.py does."""
@@ -192,6 +194,7 @@ class Cluster:
             status,
             message,
             api_calls=pipeline.staged_api_calls(staging),
+            members=members,
             lock=lock,
         )
 

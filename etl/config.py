@@ -41,6 +41,7 @@ COMPACTABLE = (
     "bar_revisions",
     "dividends",
     "splits",
+    "symbols",
     "quarantine",
     "failures",
     "batches",
@@ -58,6 +59,8 @@ PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 # The summary's estimates: what an API call would cost in USD, and the universe size to extrapolate to.
 DEFAULT_COST_PER_CALL = 0.001
 DEFAULT_FULL_SCALE = 5000
+# The market brief's sections of the day's top symbols (movers, unusual volume, gaps): how many rows each.
+DEFAULT_BRIEF_TOP = 5
 
 # A real round trip to Yahoo, which the demo and the benchmark give each request to the emulator.
 YAHOO_LATENCY_MS = 100.0

@@ -25,7 +25,7 @@ from etl.schema import BARS, BATCHES, DIVIDENDS, FAILURES, QUARANTINE, QUOTES, S
 from etl.source.rate import AdaptiveRate
 from etl.source.yahoo import YahooSource
 from etl.status import ErrorType, OutcomeKind, RunStatus
-from etl.universe import load_universe
+from etl.universe import Member, load_members
 
 if TYPE_CHECKING:  # Ray is imported by a run on a cluster only
     from etl.cluster import Cluster
@@ -43,7 +43,8 @@ def collect(
 
     A run cut off before it published (killed, disk full) is resumed by the next run of the same plan.
     """
-    symbols = load_universe(settings.universe_path)
+    members = load_members(settings.universe_path)
+    symbols = [member.symbol for member in members]
     batches = plan_batches(symbols, settings.batch_size)
     _check_memory_limit(settings.memory_limit_mb)
     started_at = dt.datetime.now(dt.UTC)
@@ -69,7 +70,9 @@ def collect(
             resume=settings.resume,
         )
         if cluster is not None:
-            return cluster.collect_staged(settings, staging, batches, since, on_batch, lock=lock)
+            return cluster.collect_staged(
+                settings, staging, batches, since, on_batch, members=members, lock=lock
+            )
         source = YahooSource(
             proxy=settings.proxy,
             ca_bundle=settings.ca_bundle,
@@ -79,7 +82,7 @@ def collect(
             rate=AdaptiveRate(max_rps=settings.max_rps),
         )
         try:
-            return _collect_staged(settings, staging, source, batches, on_batch, lock=lock)
+            return _collect_staged(settings, staging, source, batches, on_batch, members=members, lock=lock)
         finally:
             source.close()
 
@@ -100,13 +103,15 @@ def _collect_staged(
     batches: list[Batch],
     on_batch: Callable[[metrics.BatchMetrics], None],
     *,
+    members: list[Member],
     lock: LakeLock,
 ) -> metrics.RunRecord:
     earlier_calls = staged_api_calls(staging)
     todo = uncommitted(staging, batches)
     status, message = _write_batches(todo, source, staging, settings, on_batch, lock)
+    api_calls = earlier_calls + source.counter.total
     return finish_run(
-        settings, staging, batches, status, message, api_calls=earlier_calls + source.counter.total, lock=lock
+        settings, staging, batches, status, message, api_calls=api_calls, members=members, lock=lock
     )
 
 
@@ -129,9 +134,11 @@ def finish_run(
     message: str | None,
     *,
     api_calls: int,
+    members: list[Member],
     lock: LakeLock,
 ) -> metrics.RunRecord:
-    """Stage the run's manifest and publish the run in a child process, manifest last."""
+    """Stage the run's manifest, with its universe's members, and publish the run in a child process, manifest
+    last."""
     run = metrics.RunRecord(
         run_id=staging.run_id,
         started_at=staging.started_at,
@@ -146,7 +153,7 @@ def finish_run(
         settings=settings.to_json(),
     )
     lock.check()
-    staging.commit_manifest(metrics.to_runs_record(run))
+    staging.commit_manifest(metrics.to_runs_record(run), transform.to_symbols(run.run_id, members))
     publish_in_child(staging, row_group_rows=settings.row_group_rows, pass_fds=lock.pass_fds)
     return run
 

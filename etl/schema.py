@@ -29,6 +29,14 @@ class Table:
     partition_by: tuple[str, ...] = ()
     merge_key: tuple[str, ...] = ()
     staged_as: str | None = None
+    # Columns added after the table's first release: a table written before lacks them until the next publish
+    # adds them (etl/lake/delta.py), and reads them as null meanwhile.
+    added_columns: tuple[str, ...] = ()
+    # MERGE replaces a row only when one of its values changed, so run_id says which run last changed it.
+    update_changed_only: bool = False
+    # A table new since the lake's first Delta release: a lake written before has none until the next
+    # collect creates it, and its readers read it as empty meanwhile.
+    added_later: bool = False
 
     @property
     def lake_schema(self) -> pa.Schema:
@@ -56,9 +64,12 @@ QUOTES = Table(
             ("volume", pa.int64()),
             ("market_cap", pa.int64()),
             ("quote_time", UTC_TIME),
+            # Yahoo's quoteType: EQUITY, ETF, INDEX, CURRENCY, CRYPTOCURRENCY, FUTURE, MUTUALFUND
+            ("quote_type", pa.string()),
         ]
     ),
     partition_by=("date",),
+    added_columns=("quote_type",),
 )
 
 BARS = Table(
@@ -114,6 +125,25 @@ SPLITS = Table(
         ]
     ),
     merge_key=("symbol", "ex_date"),
+)
+
+# What the universe file says each symbol is: one current row a symbol, from the manifest of the run that
+# last changed it. A symbol that leaves the universe keeps its row, as its bars stay in the lake.
+SYMBOLS = Table(
+    "symbols",
+    pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("symbol", pa.string()),
+            ("name", pa.string()),
+            ("sector", pa.string()),  # GICS sector; null for a benchmark
+            ("industry", pa.string()),  # GICS sub-industry
+            ("benchmark", pa.bool_()),
+        ]
+    ),
+    merge_key=("symbol",),
+    update_changed_only=True,
+    added_later=True,
 )
 
 RUNS = Table(
@@ -192,5 +222,6 @@ QUARANTINE = Table(
 
 # Data tables first, the run's manifest (`runs`) last: readers trust a run once its `runs` row exists.
 TABLES: dict[str, Table] = {
-    t.name: t for t in (QUOTES, BARS, BAR_REVISIONS, DIVIDENDS, SPLITS, QUARANTINE, FAILURES, BATCHES, RUNS)
+    t.name: t
+    for t in (QUOTES, BARS, BAR_REVISIONS, DIVIDENDS, SPLITS, SYMBOLS, QUARANTINE, FAILURES, BATCHES, RUNS)
 }

@@ -1,13 +1,16 @@
-"""Yahoo's JSON to narrow Arrow record batches, one per table per batch of symbols."""
+"""Yahoo's JSON to narrow Arrow record batches, one per table per batch of symbols; and the universe's members
+to the `symbols` table's."""
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl.errors import SchemaError
-from etl.schema import BARS, DIVIDENDS, QUOTES, SPLITS
+from etl.schema import BARS, DIVIDENDS, QUOTES, SPLITS, SYMBOLS
+from etl.universe import Member
 
 _BAR_PRICES = ("open", "high", "low", "close")
 # What a chart without events gives: most charts, whose window holds no split or no dividend, skip the work.
@@ -24,6 +27,7 @@ _QUOTE_FIELDS = {
     "market_cap": "marketCap",
     "exchange_tz": "exchangeTimezoneName",
     "currency": "currency",
+    "quote_type": "quoteType",
 }
 
 
@@ -178,6 +182,12 @@ def to_quotes(run_id: str, quotes: Sequence[dict]) -> pa.RecordBatch:
         columns[column] = [q.get(field) for q in quotes]
     arrays = [_to_quote_array(columns[f.name], f, columns["symbol"]) for f in QUOTES.schema]
     return pa.RecordBatch.from_arrays(arrays, schema=QUOTES.schema)
+
+
+def to_symbols(run_id: str, members: Sequence[Member]) -> pa.RecordBatch:
+    """One row a member of the universe: what the universe file says it is."""
+    rows = [{"run_id": run_id, **asdict(member)} for member in members]
+    return pa.RecordBatch.from_pylist(rows, schema=SYMBOLS.schema)
 
 
 def _micros(epoch_s: int | float | None) -> int | None:

@@ -1,9 +1,11 @@
 """The universe: the symbols to collect, read from a CSV with a `symbol` column or a file of one symbol a
-line."""
+line. A CSV may also say what each symbol is (name, GICS sector and sub-industry, whether it is one of the
+market's benchmarks): the lake's `symbols` table, which the market brief groups and picks by."""
 
 import csv
 import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from etl.errors import UniverseError
@@ -16,16 +18,36 @@ _TICKER = re.compile(r"[A-Z0-9^][A-Z0-9.\-^=]{0,14}", re.ASCII)
 # SAP.DE, 7203.T) keep their dot.
 _CLASS_SHARE = re.compile(r"([A-Z]{1,5})\.([A-C])")
 _HOW = "letters, digits, . - ^ = only, starting with a letter, digit or ^, at most 15 characters"
+COLUMNS = ("symbol", "name", "sector", "industry", "benchmark")
+_FLAGS = {"true": True, "false": False, "": False}
+
+
+@dataclass(frozen=True)
+class Member:
+    """A symbol of the universe and what the file says it is; a column the file lacks is None."""
+
+    symbol: str
+    name: str | None = None
+    sector: str | None = None
+    industry: str | None = None
+    benchmark: bool = False
 
 
 def load_universe(path: Path) -> list[str]:
     """The file's symbols, normalised for Yahoo, first occurrence kept; a bad one raises UniverseError."""
+    return [member.symbol for member in load_members(path)]
+
+
+def load_members(path: Path) -> list[Member]:
+    """The file's members, first occurrence of each symbol kept; a bad value raises UniverseError."""
     lines = _read_lines(path)
-    numbered = _csv_values(path, lines) if _is_csv(lines) else _text_values(lines)
-    symbols = list(dict.fromkeys(to_symbol(path, line_no, value) for line_no, value in numbered))
-    if not symbols:
+    members = _csv_members(path, lines) if _is_csv(lines) else _text_members(path, lines)
+    unique: dict[str, Member] = {}
+    for member in members:
+        unique.setdefault(member.symbol, member)
+    if not unique:
         raise UniverseError(f"{path} lists no symbols (only comments or blank lines); add one symbol a line")
-    return symbols
+    return list(unique.values())
 
 
 def to_symbol(path: Path, line_no: int, value: str) -> str:
@@ -68,23 +90,49 @@ def _is_csv(lines: list[str]) -> bool:
     return "symbol" in (field.strip().lower() for field in first.split(","))
 
 
-def _csv_values(path: Path, lines: list[str]) -> list[tuple[int, str]]:
+def _csv_members(path: Path, lines: list[str]) -> list[Member]:
     body = [
         (no, line) for no, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")
     ]
     reader = csv.reader(io.StringIO("\n".join(line for _, line in body)))
     header = [name.strip().lower() for name in next(reader)]
-    column = header.index("symbol")
-    values = []
-    for (line_no, _), row in zip(body[1:], reader, strict=False):
-        if len(row) <= column:
-            raise UniverseError(
-                f"{path} line {line_no}: no value in the `symbol` column; fix or remove that line"
-            )
-        values.append((line_no, row[column]))
-    return values
+    unknown = [name for name in header if name not in COLUMNS]
+    if unknown:
+        raise UniverseError(
+            f"{path} line {body[0][0]}: unknown column {unknown[0]!r}; the columns are {', '.join(COLUMNS)}"
+        )
+    rows = zip(body[1:], reader, strict=False)
+    # A short row lacks the columns after its last value: zip stops there.
+    return [_csv_member(path, line_no, dict(zip(header, row, strict=False))) for (line_no, _), row in rows]
 
 
-def _text_values(lines: list[str]) -> list[tuple[int, str]]:
+def _csv_member(path: Path, line_no: int, row: dict[str, str]) -> Member:
+    if not row.get("symbol"):
+        raise UniverseError(
+            f"{path} line {line_no}: no value in the `symbol` column; fix or remove that line"
+        )
+    flag = row.get("benchmark", "").strip().lower()
+    if flag not in _FLAGS:
+        raise UniverseError(
+            f"{path} line {line_no}: benchmark {row['benchmark']!r} is not true or false; fix that line"
+        )
+    sector = row.get("sector", "").strip() or None
+    # A benchmark (an index, a rate, a currency) has no GICS sector; a stock without one would fall out
+    # of the brief's sector moves unseen.
+    if "sector" in row and sector is None and not _FLAGS[flag]:
+        raise UniverseError(
+            f"{path} line {line_no}: {row['symbol'].strip()!r} has an empty sector; give its GICS sector, "
+            f"or mark it benchmark=true"
+        )
+    return Member(
+        to_symbol(path, line_no, row["symbol"]),
+        name=row.get("name", "").strip() or None,
+        sector=sector,
+        industry=row.get("industry", "").strip() or None,
+        benchmark=_FLAGS[flag],
+    )
+
+
+def _text_members(path: Path, lines: list[str]) -> list[Member]:
     values = [(no, line.split("#", 1)[0]) for no, line in enumerate(lines, 1)]
-    return [(no, value) for no, value in values if value.strip()]
+    return [Member(to_symbol(path, no, value)) for no, value in values if value.strip()]

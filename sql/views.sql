@@ -99,6 +99,12 @@ create or replace view splits as
 select *
 from lake_table('splits');
 
+-- What the universe file says each symbol is (name, GICS sector and sub-industry, benchmark), one current
+-- row a symbol; run_id is the run that last changed it.
+create or replace view symbols as
+select *
+from lake_table('symbols');
+
 -- Bars back-adjusted for every split and dividend in the lake, computed here rather than trusted from
 -- Yahoo: a bar's prices times adj_factor are in today's shares, net of the dividends paid since. Each
 -- event scales every bar before its ex-date, so a bar's factor is the product of the steps of the events

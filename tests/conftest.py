@@ -158,10 +158,11 @@ def open_staged_run(lake, plan, run_id: str, started_at, **kwargs):
 def publish_staged(staging, row_group_rows: int = 1000):
     """Publish a staged run as collect does once it has judged it, under a `runs` row of placeholder
     figures."""
-    from etl import metrics
+    from etl import metrics, transform
     from etl.lake.publish import publish_run
 
-    staging.commit_manifest(metrics.to_runs_record(run_record(staging.run_id, staging.started_at)))
+    runs_record = metrics.to_runs_record(run_record(staging.run_id, staging.started_at))
+    staging.commit_manifest(runs_record, transform.to_symbols(staging.run_id, []))
     return publish_run(staging, row_group_rows=row_group_rows)
 
 

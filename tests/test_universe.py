@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from conftest import SHARED_DATA_DIR
 from etl.config import DEFAULT_UNIVERSE_PATH
 from etl.errors import UniverseError
-from etl.universe import load_universe
+from etl.universe import Member, load_members, load_universe
 
 CONSTITUENTS = SHARED_DATA_DIR / "sp500-companies" / "constituents.csv"
 
@@ -94,19 +94,66 @@ def test_missing_file_and_folder_are_named(tmp_path):
         load_universe(tmp_path)
 
 
-def test_default_universe_has_257_unique_valid_symbols_with_class_shares():
-    symbols = load_universe(DEFAULT_UNIVERSE_PATH)
-    assert len(symbols) == len(set(symbols)) == 257
-    assert {"BRK-B", "BF-B"} <= set(symbols)
-    assert DEFAULT_UNIVERSE_PATH.read_text().count("\n") == 258
+BENCHMARKS = ["^GSPC", "^DJI", "^IXIC", "^RUT", "^VIX", "^TNX", "CL=F", "GC=F", "BTC-USD", "EURUSD=X", "DX-Y.NYB"]
 
 
-def test_default_universe_is_all_sp500_members():
+def test_default_universe_is_the_benchmarks_and_257_stocks_with_class_shares():
+    members = load_members(DEFAULT_UNIVERSE_PATH)
+    symbols = [m.symbol for m in members]
+    assert len(symbols) == len(set(symbols)) == 268
+    assert [m.symbol for m in members if m.benchmark] == BENCHMARKS
+    stocks = [m for m in members if not m.benchmark]
+    assert len(stocks) == 257 and {"BRK-B", "BF-B"} <= {m.symbol for m in stocks}
+    assert all(m.name and m.sector and m.industry for m in stocks)
+    assert all(m.name and m.sector is None for m in members if m.benchmark)
+    assert DEFAULT_UNIVERSE_PATH.read_text().count("\n") == 269
+
+
+def test_default_universe_is_sp500_members_with_their_gics_sector_and_sub_industry():
     if not CONSTITUENTS.exists():
         pytest.skip(f"S&P 500 constituents not found at {CONSTITUENTS} (../shared is absent)")
     with CONSTITUENTS.open() as f:
-        members = {row["Symbol"].replace(".", "-") for row in csv.DictReader(f)}
-    assert set(load_universe(DEFAULT_UNIVERSE_PATH)) <= members
+        gics = {
+            row["Symbol"].replace(".", "-"): (row["GICS Sector"], row["GICS Sub-Industry"])
+            for row in csv.DictReader(f)
+        }
+    stocks = [m for m in load_members(DEFAULT_UNIVERSE_PATH) if not m.benchmark]
+    assert {m.symbol: (m.sector, m.industry) for m in stocks} == {m.symbol: gics[m.symbol] for m in stocks}
+
+
+def test_a_universe_says_what_each_symbol_is_and_one_column_still_works(tmp_path):
+    path = universe_file(
+        tmp_path,
+        "Symbol,Name,Sector,Industry,Benchmark\n"
+        'brk.b,"Berkshire Hathaway",Financials,Multi-Sector Holdings,false\n'
+        "^GSPC,S&P 500,,,TRUE\n"
+        "AAPL,Apple,Information Technology,,\n",
+        "u.csv",
+    )
+    assert load_members(path) == [
+        Member("BRK-B", "Berkshire Hathaway", "Financials", "Multi-Sector Holdings", False),
+        Member("^GSPC", "S&P 500", None, None, True),
+        Member("AAPL", "Apple", "Information Technology", None, False),
+    ]
+    assert load_members(universe_file(tmp_path, "symbol\nAAPL\n", "one.csv")) == [Member("AAPL")]
+    assert load_members(universe_file(tmp_path, "AAPL\n^VIX\n")) == [Member("AAPL"), Member("^VIX")]
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("symbol,sector,weight\nAAPL,Tech,1\n", ["line 1", "'weight'"]),
+        ("symbol,sector\nAAPL,Information Technology\nMSFT,  \n", ["line 3", "'MSFT'", "empty sector"]),
+        ("symbol,benchmark\nAAPL,false\n^GSPC,yes\n", ["line 3", "'yes'", "true or false"]),
+    ],
+)
+def test_a_bad_member_is_one_line_naming_file_line_and_value(tmp_path, text, named):
+    path = universe_file(tmp_path, text, "u.csv")
+    with pytest.raises(UniverseError) as info:
+        load_members(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    assert all(part in message for part in named), message
 
 
 @given(st.text(max_size=40))

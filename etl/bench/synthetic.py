@@ -8,13 +8,13 @@ import os
 import numpy as np
 import pyarrow as pa
 
-from etl import metrics
+from etl import metrics, transform
 from etl.config import DEFAULT_UNIVERSE_PATH, Settings
 from etl.lake.paths import Lake
 from etl.lake.staging import RunPlan, RunStaging, open_run
 from etl.schema import BARS, BATCHES, QUOTES
 from etl.status import RunStatus
-from etl.universe import load_universe
+from etl.universe import Member, load_universe
 
 
 def universe(size: int) -> list[str]:
@@ -58,7 +58,7 @@ def quotes_of(run_id: str, symbols: list[str], at: dt.datetime) -> pa.RecordBatc
     columns["currency"] = ["USD"] * n
     columns |= {"exchange": ["NMS"] * n, "exchange_tz": ["America/New_York"] * n, "quote_time": [at] * n}
     columns |= {name: prices for name in ("price", "open", "day_high", "day_low", "previous_close")}
-    columns |= {"volume": [1_000_000] * n, "market_cap": [10**10] * n}
+    columns |= {"volume": [1_000_000] * n, "market_cap": [10**10] * n, "quote_type": ["EQUITY"] * n}
     return pa.RecordBatch.from_pydict(columns, schema=QUOTES.schema)
 
 
@@ -116,5 +116,7 @@ def stage_run(lake: Lake, symbols: list[str], days: list[dt.date], seed: int) ->
         source_url="synthetic",
         settings="{}",
     )
-    staging.commit_manifest(metrics.to_runs_record(record))
+    staging.commit_manifest(
+        metrics.to_runs_record(record), transform.to_symbols(run_id, [Member(s) for s in symbols])
+    )
     return staging

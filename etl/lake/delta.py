@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.schema import Field
 
 from etl.config import DELTA_COMMIT_ATTEMPTS, DELTA_TARGET_FILE_BYTES
 from etl.errors import LakeError
@@ -89,8 +90,12 @@ def _require_readable(url: str, delta: DeltaTable, table: Table) -> None:
             f"{protocol.min_reader_version}) that this job does not read; {_WHAT_TO_DO}"
         )
     found = pa.schema(delta.schema().to_arrow())
-    expected = table.lake_schema
-    missing = [f"{f.name} {f.type}" for f in expected if _field_type(found, f.name) != f.type]
+    absent = missing_added_columns(delta, table)
+    missing = [
+        f"{f.name} {f.type}"
+        for f in table.lake_schema
+        if _field_type(found, f.name) != f.type and f.name not in absent
+    ]
     if missing:
         raise LakeError(
             f"the Delta table {url} does not hold this job's {table.name} columns (missing or of another "
@@ -105,6 +110,13 @@ def _field_type(schema: pa.Schema, name: str) -> pa.DataType | None:
     found = schema.field(index).type
     # delta-rs reads strings back as Arrow's large or view variants: the same column to every reader.
     return pa.string() if found in (pa.large_string(), pa.string_view()) else found
+
+
+def missing_added_columns(delta: DeltaTable, table: Table) -> list[str]:
+    """The columns added to the table's schema since this Delta table was written; the next publish adds
+    them."""
+    names = set(delta.schema().to_arrow().names)
+    return [name for name in table.added_columns if name not in names]
 
 
 def has_run(delta: DeltaTable | None, run_id: str) -> bool:
@@ -155,6 +167,9 @@ def _commit(
     commit = CommitProperties(
         custom_metadata={"run_id": run_id}, app_transactions=[Transaction(app_id=run_id, version=1)]
     )
+    if delta is not None and (missing := missing_added_columns(delta, table)):
+        # Delta's schema evolution: a metadata-only commit; the table's old files read the column as null.
+        delta.alter.add_columns([Field.from_arrow(table.lake_schema.field(name)) for name in missing])
     if delta is None or not table.merge_key:
         write_deltalake(
             lake.table_url(table.name),
@@ -178,7 +193,19 @@ def _commit(
         writer_properties=writer,
         streamed_exec=False,
         commit_properties=commit,
-    ).when_matched_update_all(predicate="s.run_id > t.run_id").when_not_matched_insert_all().execute()
+    ).when_matched_update_all(predicate=_update_when(table)).when_not_matched_insert_all().execute()
+
+
+def _update_when(table: Table) -> str:
+    """When a merged row replaces the table's: a later run's, and, for a table kept per change, a changed
+    one."""
+    later = "s.run_id > t.run_id"
+    if not table.update_changed_only:
+        return later
+    values = [name for name in table.schema.names if name not in ("run_id", *table.merge_key)]
+    # Each comparison in parentheses: delta-rs's SQL parser binds `or` tighter than `is distinct from`.
+    changed = ' or '.join(f'(s.{name} is distinct from t.{name})' for name in values)
+    return f"{later} and ({changed})"
 
 
 def first_line(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ from etl.errors import ConfigError, LakeError, SchemaError
 from etl.lake.formats import PART_NAME, file_schema, read_part
 from etl.lake.paths import Lake
 from etl.lake.store import ObjectExists, fetch_in_order, put_all
-from etl.schema import RUNS, Table
+from etl.schema import RUNS, SYMBOLS, Table
 
 PLAN_NAME = "plan.json"
 
@@ -83,11 +83,12 @@ class RunStaging:
             raise BatchCommitted(f"batch {batch_no} was committed by another attempt") from None
         self._records[batch_no] = record
 
-    def commit_manifest(self, runs_record: pa.RecordBatch) -> None:
-        """Stage the run's `runs` row as batch 0; one staged before a kill is kept, as publishing may have
-        begun."""
+    def commit_manifest(self, runs_record: pa.RecordBatch, symbols_record: pa.RecordBatch) -> None:
+        """Stage the run's `runs` row and its universe's `symbols` rows as batch 0; one staged before a kill
+        is kept, as publishing may have begun."""
         if 0 not in self.committed():
             with self.batch(0) as manifest:
+                manifest.write(SYMBOLS, symbols_record)
                 manifest.write(RUNS, runs_record)
 
     def manifest_staged(self) -> bool:
