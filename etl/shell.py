@@ -18,15 +18,16 @@ def find_duckdb_shell() -> Path:
 
 
 def to_init_sql(variables: dict) -> str:
-    """sql/set_lake.sql, sql/set_files.sql, sql/views.sql; the shell binds no
-    parameters, so values go in as literals."""
-    from etl.summary import load_sql  # DuckDB is loaded by the commands that read, never by --help
+    """sql/set_lake.sql, sql/set_files.sql, then the lake's views and macros (summary.LAKE_SQL); the shell
+    binds no parameters, so values go in as literals."""
+    from etl.summary import LAKE_SQL, load_sql  # DuckDB is loaded by the commands that read, never by --help
 
     literals = {name: to_sql_literal(value) for name, value in variables.items()}
     statements = [load_sql("set_lake"), load_sql("set_files")]
     for name, literal in literals.items():
         statements = [statement.replace(f"${name}", literal) for statement in statements]
-    return "".join(statement.rstrip() + ";\n" for statement in statements) + load_sql("views")
+    statements += [load_sql(name) for name in LAKE_SQL]
+    return "".join(statement.rstrip() + ";\n" for statement in statements)
 
 
 def check_shell_lake(lake: Lake) -> None:

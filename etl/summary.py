@@ -1,4 +1,5 @@
-"""DuckDB over the lake: the views of sql/views.sql, the performance summary and the run comparison."""
+"""DuckDB over the lake: the views and macros of sql/views.sql and sql/brief.sql, the performance summary and
+the run comparison."""
 
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -7,13 +8,21 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import duckdb
+from deltalake import DeltaTable
 
 from etl.config import SQL_DIR
 from etl.errors import LakeError
-from etl.lake.delta import require_table
+from etl.lake.delta import missing_added_columns, open_table, require_table
 from etl.lake.holdings import require_completed_run
 from etl.lake.paths import Lake, open_lake
-from etl.schema import TABLES
+from etl.schema import TABLES, Table
+
+# The SQL files a connection to the lake runs once its tables' files are set, in order: brief.sql's macros
+# are over views.sql's views.
+LAKE_SQL = ("views", "brief")
+
+# A value of each partition column for the empty file's folders; it holds no row, so none is read.
+_EMPTY_PARTITION = {"year": "0", "month": "0", "date": "1970-01-01"}
 
 
 def load_sql(name: str) -> str:
@@ -29,7 +38,8 @@ def connect_lake(location: str | Path | Lake) -> duckdb.DuckDBPyConnection:
         variables = lake_variables(con, lake)
         con.execute(load_sql("set_lake"), {"lake": variables["lake"]})
         con.execute(load_sql("set_files"), {"tables": variables["tables"], "files": variables["files"]})
-        con.execute(load_sql("views"))
+        for name in LAKE_SQL:
+            con.execute(load_sql(name))
     except duckdb.Error as exc:  # a file of the lake that is not Parquet, or not of this job's schema
         raise LakeError(f"cannot read the lake at {lake.url}: {exc}".splitlines()[0]) from exc
     return con
@@ -47,25 +57,40 @@ def table_files(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict[str, list[st
     connection's); a lake in a bucket is made readable to DuckDB here."""
     # Opened side by side: each open reads a log, in a bucket a few round trips one after another.
     with ThreadPoolExecutor(max_workers=len(TABLES)) as pool:
-        snapshots = dict(zip(TABLES, pool.map(partial(require_table, lake), TABLES.values()), strict=True))
+        snapshots = dict(zip(TABLES, pool.map(partial(_snapshot, lake), TABLES.values()), strict=True))
     # deltalake gives URIs percent-encoded (a space as %20); DuckDB and s3fs take the path as it is.
-    files = {name: list(map(unquote, snapshot.file_uris())) for name, snapshot in snapshots.items()}
+    files = {name: list(map(unquote, s.file_uris())) if s else [] for name, s in snapshots.items()}
     if not lake.is_local:
         from etl.lake.s3_readers import BucketReader  # s3fs and obstore, for a lake in a bucket only
 
         BucketReader(con, lake).prefetch(file for names in files.values() for file in names)
-    return {name: names or [empty_table_file(name)] for name, names in files.items()}
+    return {name: _readable(TABLES[name], names, snapshots[name]) for name, names in files.items()}
+
+
+def _snapshot(lake: Lake, table: Table) -> DeltaTable | None:
+    return open_table(lake, table) if table.added_later else require_table(lake, table)
+
+
+def _readable(table: Table, files: list[str], snapshot: DeltaTable | None) -> list[str]:
+    """The files for the table's view: with an empty file of its whole schema when it has no file (DuckDB
+    reads no files at all as an error) or when its files predate a column (the column reads as null)."""
+    if files and snapshot is not None and not missing_added_columns(snapshot, table):
+        return files
+    return [*files, empty_table_file(table.name)]
 
 
 @cache
 def empty_table_file(name: str) -> str:
-    """A Parquet file of the table's schema and no rows, outside the lake, for the views of a table whose
-    snapshot holds no file yet: DuckDB refuses to read no files at all. It lasts as long as the process."""
-    import pyarrow.parquet as pq  # only for a table with no rows
+    """A Parquet file of the table's columns and no rows, outside the lake, in folders naming its partitions
+    as the table's files do (DuckDB refuses files of other partitions beside them). It lasts as long as the
+    process."""
+    import pyarrow.parquet as pq  # only for a table with no rows, or files older than a column
 
-    path = Path(_empty_tables_dir().name, f"{name}.parquet")
-    pq.write_table(TABLES[name].lake_schema.empty_table(), path)
-    return str(path)
+    table = TABLES[name]
+    folder = Path(_empty_tables_dir().name, name, *(f"{p}={_EMPTY_PARTITION[p]}" for p in table.partition_by))
+    folder.mkdir(parents=True)
+    pq.write_table(table.schema.empty_table(), folder / "empty.parquet")
+    return str(folder / "empty.parquet")
 
 
 @cache

@@ -94,7 +94,19 @@ def test_missing_file_and_folder_are_named(tmp_path):
         load_universe(tmp_path)
 
 
-BENCHMARKS = ["^GSPC", "^DJI", "^IXIC", "^RUT", "^VIX", "^TNX", "CL=F", "GC=F", "BTC-USD", "EURUSD=X", "DX-Y.NYB"]
+BENCHMARKS = [
+    "^GSPC",
+    "^DJI",
+    "^IXIC",
+    "^RUT",
+    "^VIX",
+    "^TNX",
+    "CL=F",
+    "GC=F",
+    "BTC-USD",
+    "EURUSD=X",
+    "DX-Y.NYB",
+]
 
 
 def test_default_universe_is_the_benchmarks_and_257_stocks_with_class_shares():

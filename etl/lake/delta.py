@@ -204,7 +204,7 @@ def _update_when(table: Table) -> str:
         return later
     values = [name for name in table.schema.names if name not in ("run_id", *table.merge_key)]
     # Each comparison in parentheses: delta-rs's SQL parser binds `or` tighter than `is distinct from`.
-    changed = ' or '.join(f'(s.{name} is distinct from t.{name})' for name in values)
+    changed = " or ".join(f"(s.{name} is distinct from t.{name})" for name in values)
     return f"{later} and ({changed})"
 
 
