@@ -14,9 +14,10 @@ from etl import options
 from etl.config import COMPACTABLE, DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE, ROW_GROUP_ROWS, Settings
 from etl.emulator.command import emulator
 from etl.errors import EtlError, MemoryLimitError, SourceError
+from etl.lake.files import write_document
 from etl.lake.paths import open_lake
 from etl.progress import show_progress
-from etl.render import render_rows, render_summary
+from etl.render import render_brief, render_rows, render_summary
 from etl.setting_origin import describe_click_error, describe_settings, read_settings_from_env
 from etl.status import RunStatus
 
@@ -97,6 +98,31 @@ def summary_command(lake, run_id, compare, cost_per_call, full_scale, output_for
     Example: python -m etl summary --lake data/demo --compare RUN_A RUN_B --format markdown
     """
     _print_summary(lake, run_id, compare, cost_per_call, full_scale, "json" if as_json else output_format)
+
+
+@app.command()
+@options.lake_option
+@options.brief_date_option
+@options.brief_top_option
+@options.format_option
+@options.brief_out_option
+@options.config_option
+def brief(lake, day, top_n, output_format, out_path) -> None:
+    """Print the market brief of a trading day: benchmarks, sector moves, breadth, movers, unusual volume,
+    gaps and corporate actions, on adjusted closes; --format json is the script generator's contract.
+
+    Example: python -m etl brief --lake data/demo --date 2026-12-04 --format json
+    """
+    from etl import market_brief, summary  # DuckDB is loaded by the commands that read, never by collect
+
+    con = summary.connect_lake(lake)
+    on = market_brief.brief_day(con, day.date() if day else None)
+    text = render_brief(market_brief.market_brief(con, on, top_n), output_format)
+    if out_path is None:
+        click.echo(text)
+        return
+    write_document(out_path, text + "\n")
+    click.echo(out_path)
 
 
 @app.command("report")

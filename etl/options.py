@@ -10,6 +10,7 @@ import click
 
 from etl.config import (
     COMPACTABLE,
+    DEFAULT_BRIEF_TOP,
     DEFAULT_COST_PER_CALL,
     DEFAULT_FULL_SCALE,
     DEFAULT_KEEP_MINUTES,
@@ -53,6 +54,26 @@ full_scale_option = click.option(
     help="Universe size for the summary's full-scale estimate.",
 )
 run_option = click.option("--run", "run_id", help="Run id (default: the latest run).")
+brief_date_option = click.option(
+    "--date",
+    "day",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The trading day to brief, YYYY-MM-DD (default: the latest in the lake).",
+)
+brief_top_option = click.option(
+    "--top",
+    "top_n",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BRIEF_TOP,
+    show_default=True,
+    help="Rows of the movers, unusual volume and gaps sections.",
+)
+brief_out_option = click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the brief to this file (whole, through a temporary file) and print its path, not the brief.",
+)
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Same as --format json, for scripts (wins over --format)."
 )

@@ -30,6 +30,20 @@ def render_summary(figures: dict, output_format: str) -> str:
     return render_rows([{"metric": k, "value": v} for k, v in figures.items()], output_format)
 
 
+def render_brief(brief: dict, output_format: str) -> str:
+    """The market brief as its JSON contract, or each section under its title as a table."""
+    if output_format == "json":
+        return json.dumps(brief, indent=2)
+    sections = [value for value in brief.values() if isinstance(value, dict)]
+    if output_format == "markdown":
+        parts = [f"# Market on {brief['day']}"]
+        parts += [f"## {s['title']}\n\n{render_rows(s['rows'], output_format)}" for s in sections]
+    else:
+        parts = [f"Market on {brief['day']}"]
+        parts += [f"{s['title']}\n{render_rows(s['rows'], output_format)}" for s in sections]
+    return "\n\n".join(parts)
+
+
 def to_cell_text(value: object) -> str:
     """A figure as the CLI and the report show it: floats to 4 significant digits, or 1 decimal from 100 up;
     None as nothing."""

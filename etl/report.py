@@ -1,8 +1,7 @@
 """The run report: one self-contained HTML page with a run's per-batch charts, its worker processes, its
-summary and a comparison."""
+summary, a comparison, and the market on the lake's latest trading day (the brief's main sections)."""
 
 import html
-import os
 from pathlib import Path
 from string import Template
 
@@ -11,10 +10,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from etl import summary
-from etl.config import DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE
-from etl.errors import LakeError
-from etl.lake.files import write_atomically
+from etl import market_brief, summary
+from etl.config import DEFAULT_BRIEF_TOP, DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE
+from etl.lake.files import write_document
 from etl.lake.paths import S3_SCHEME, split_s3_url
 from etl.render import to_cell_text
 
@@ -46,6 +44,7 @@ $workers
 $comparison
 <h2>Performance summary</h2>
 $summary_table
+$market
 </body>
 </html>
 """)
@@ -67,8 +66,37 @@ def write_report(lake: str, run_id: str | None, compare_run: str | None, out_pat
     )
     workers = to_table(summary.fetch_dicts(con, summary.load_sql("report_workers"), {"run_id": run_id}))
     out_path = out_path or default_report_path(lake)
-    write_page(out_path, to_page(figures, batches, charts, comparison, workers))
+    write_document(out_path, to_page(figures, batches, charts, comparison, workers, to_market(con)))
     return out_path
+
+
+def to_market(con: duckdb.DuckDBPyConnection) -> str:
+    """The market on the lake's latest trading day: the benchmarks, a chart of the sectors' moves, breadth
+    and the top movers, from the same macros as `etl brief`."""
+    day = market_brief.latest_trading_day(con)
+    if day is None:
+        return "<h2>Market</h2><p>No stock has a bar in the lake yet.</p>"
+    brief = market_brief.market_brief(con, day, DEFAULT_BRIEF_TOP)
+    parts = [
+        f"<h2>Market on {day.isoformat()}</h2>",
+        "<h3>Benchmarks</h3>",
+        to_table(brief["benchmarks"]["rows"]),
+    ]
+    parts += [to_div(chart_sectors(brief["sector_moves"]["rows"]))]
+    parts += ["<h3>Breadth</h3>", to_table(brief["breadth"]["rows"])]
+    parts += ["<h3>Top movers</h3>", to_table(brief["movers"]["rows"])]
+    return "\n".join(parts)
+
+
+def chart_sectors(sectors: list[dict]) -> go.Figure:
+    """Each sector's equal-weighted and cap-weighted change, largest mean on top."""
+    names = [row["sector"] for row in reversed(sectors)]
+    fig = go.Figure()
+    for column, label in (("mean_change_pct", "equal-weighted"), ("cap_weighted_change_pct", "cap-weighted")):
+        values = [row[column] for row in reversed(sectors)]
+        fig.add_bar(y=names, x=values, name=label, orientation="h")
+    styled(fig, "Sector moves", "", barmode="group")
+    return fig.update_layout(xaxis_title="change, %", height=120 + 40 * len(sectors))
 
 
 def to_comparison(
@@ -84,10 +112,15 @@ def to_comparison(
 
 
 def to_page(
-    figures: dict, batches: dict[str, list], charts: list[go.Figure], comparison: str, workers: str
+    figures: dict,
+    batches: dict[str, list],
+    charts: list[go.Figure],
+    comparison: str,
+    workers: str,
+    market: str,
 ) -> str:
     """The whole page: Plotly's JS once, the charts, the worker processes' table (sql/report_workers.sql),
-    the comparison and the summary table."""
+    the comparison, the summary table and the market section."""
     return PAGE.substitute(
         run_id=html.escape(figures["run_id"]),
         status=html.escape(figures["status"]),
@@ -99,6 +132,7 @@ def to_page(
         summary_table=to_table([{"metric": k, "value": v} for k, v in figures.items()]),
         comparison=comparison,
         workers=workers,
+        market=market,
     )
 
 
@@ -219,6 +253,8 @@ def to_div(fig: go.Figure) -> str:
 
 def to_table(rows: list[dict]) -> str:
     """Rows as an HTML table; the first column names the row."""
+    if not rows:
+        return "<p>(none)</p>"
     header = "".join(f"<th>{html.escape(name)}</th>" for name in rows[0])
     return f"<table><tr>{header}</tr>{''.join(to_row(row) for row in rows)}</table>"
 
@@ -227,14 +263,3 @@ def to_row(row: dict) -> str:
     """One table row: its first cell is a heading, the rest are figures."""
     first, *rest = (html.escape(to_cell_text(value)) for value in row.values())
     return f"<tr><th>{first}</th>{''.join(f'<td>{cell}</td>' for cell in rest)}</tr>"
-
-
-def write_page(out_path: Path, text: str) -> None:
-    """Write the page whole (etl/lake/files.py), so a reader never sees half a page."""
-    pending = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        with write_atomically(out_path, pending=pending) as page_path:
-            page_path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise LakeError(f"cannot write the report to {out_path}: {exc.strerror or exc}") from exc

@@ -74,9 +74,9 @@ def test_the_page_opens_offline(default_page):
 
 def test_the_page_has_every_chart_the_run_id_and_the_memory_limit(default_page, runs):
     _, page = default_page
-    for title in (*CHART_TITLES, COMPARE_TITLE):
+    for title in (*CHART_TITLES, COMPARE_TITLE, "Sector moves"):
         assert title in page
-    assert page.count("Plotly.newPlot(") == 5
+    assert page.count("Plotly.newPlot(") == 6  # the run's four, the comparison's, the market's sectors
     assert f"Run report <code>{runs[-1]['run_id']}</code>" in page
     assert '"memory_limit_mb": 1500.0' in runs[-1]["settings"]
     assert "memory limit 1500 MB" in page

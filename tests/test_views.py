@@ -216,9 +216,12 @@ def split_row(run_id: str, symbol: str, day: dt.date, ratio: float) -> dict:
 SAME_CLOSES = {D3: 100.0, D4: 50.0}
 
 
-def publish_rows(lake, run_id: str, rows: dict[Table, list[dict]]) -> None:
-    """A completed run that wrote these rows, through the lake's own staging and publish."""
-    staging = open_staged_run(lake, RunPlan(("SPL",), 10, "1y", "http://127.0.0.1:1"), run_id, STARTED_AT)
+def publish_rows(
+    lake, run_id: str, rows: dict[Table, list[dict]], started_at: dt.datetime = STARTED_AT
+) -> None:
+    """A completed run that wrote these rows, through the lake's own staging and publish; its quotes are dated
+    by the UTC day it started."""
+    staging = open_staged_run(lake, RunPlan(("SPL",), 10, "1y", "http://127.0.0.1:1"), run_id, started_at)
     with staging.batch(1) as parts:
         for table, table_rows in rows.items():
             parts.write(table, pa.RecordBatch.from_pylist(table_rows, schema=table.schema))

@@ -1,9 +1,12 @@
-"""The local disk's part of the lake: the one atomic write, fsync, durable folders."""
+"""The local disk's part of the lake: the one atomic write, fsync, durable folders; and the documents the
+job writes for people (the run report, the brief), written whole the same way."""
 
 import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from etl.errors import LakeError
 
 
 def fsync_path(path: Path) -> None:
@@ -47,3 +50,14 @@ def make_dirs(folder: Path) -> None:
     for new_folder in reversed(missing):
         new_folder.mkdir(exist_ok=True)
         fsync_path(new_folder.parent)
+
+
+def write_document(out_path: Path, text: str) -> None:
+    """Write a page or a brief whole, so a reader never sees half of it; one line when it cannot be."""
+    pending = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with write_atomically(out_path, pending=pending) as document:
+            document.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise LakeError(f"cannot write {out_path}: {exc.strerror or exc}") from exc
