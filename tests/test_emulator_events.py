@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO_DIR
-from etl.emulator import Emulator, EmulatorConfig, market
-from etl.emulator.market import NEW_YORK, OPEN_TIME
+from etl.emulator import Emulator, EmulatorConfig, calendars, market
+from etl.emulator.calendars import NEW_YORK, OPEN_TIME
 from test_emulator import assert_same_shape, chart, in_new_process, quotes, recorded
 
 UNIVERSE = [row["symbol"] for row in csv.DictReader((REPO_DIR / "data/universe/default.csv").open())]
@@ -87,7 +87,7 @@ def test_every_ex_date_is_a_session_in_order_and_never_shared(symbol):
     actions = market.corporate_actions(7, symbol)
     for events in (actions.splits, actions.dividends):
         days = [event.ex_date for event in events]
-        assert days == sorted(set(days)) and all(map(market.is_session, days))
+        assert days == sorted(set(days)) and all(map(calendars.is_session, days))
     assert not {s.ex_date for s in actions.splits} & {d.ex_date for d in actions.dividends}
 
 
@@ -114,7 +114,7 @@ def test_raw_prices_fall_by_the_ratio_on_each_split_day_and_stay_plausible(symbo
 def test_on_the_ex_date_the_bars_before_a_split_are_divided_by_its_ratio(at):
     eve = served(at(evening(SPLIT_DAY - dt.timedelta(days=1))), "GOOG", range="3mo")
     ex = served(at(evening(SPLIT_DAY)), "GOOG", range="3mo")
-    stamp = market.epoch(SPLIT_DAY, OPEN_TIME)
+    stamp = calendars.epoch(SPLIT_DAY, OPEN_TIME)
     assert "splits" not in eve.get("events", {})
     assert ex["events"]["splits"] == {
         str(stamp): {"date": stamp, "numerator": 2, "denominator": 1, "splitRatio": "2:1"}
@@ -178,7 +178,7 @@ def test_a_dividend_changes_the_adjclose_before_it_and_not_the_close(at):
     eve = by_day(served(at(evening(DIVIDEND_DAY - dt.timedelta(days=3))), "GOOG", range="1mo"))
     ex_result = served(at(evening(DIVIDEND_DAY)), "GOOG", range="1mo")
     ex = by_day(ex_result)
-    stamp = market.epoch(DIVIDEND_DAY, OPEN_TIME)
+    stamp = calendars.epoch(DIVIDEND_DAY, OPEN_TIME)
     assert ex_result["events"]["dividends"] == {str(stamp): {"amount": 0.84, "date": stamp}}
     last_close = eve[max(eve)]["close"]  # the session before the ex-date, as printed (no split since)
     for day in set(eve) & set(ex):
@@ -191,7 +191,10 @@ def test_a_dividend_amount_is_divided_by_the_splits_after_it(at):
     def events_on(day: dt.date) -> dict:
         return served(at(evening(day)), "DHI", range="1mo")["events"]
 
-    paid, split = market.epoch(dt.date(2026, 9, 22), OPEN_TIME), market.epoch(dt.date(2026, 9, 24), OPEN_TIME)
+    paid, split = (
+        calendars.epoch(dt.date(2026, 9, 22), OPEN_TIME),
+        calendars.epoch(dt.date(2026, 9, 24), OPEN_TIME),
+    )
     assert events_on(dt.date(2026, 9, 23)) == {"dividends": {str(paid): {"amount": 0.61, "date": paid}}}
     after = events_on(dt.date(2026, 9, 25))
     assert after["dividends"] == {str(paid): {"amount": 0.305, "date": paid}}
@@ -201,8 +204,8 @@ def test_a_dividend_amount_is_divided_by_the_splits_after_it(at):
 def test_events_outside_the_window_are_not_sent(at):
     emu = at(evening(dt.date(2026, 8, 12)))
     june = {
-        "period1": market.epoch(dt.date(2026, 6, 1), OPEN_TIME),
-        "period2": market.epoch(dt.date(2026, 7, 1), OPEN_TIME),
+        "period1": calendars.epoch(dt.date(2026, 6, 1), OPEN_TIME),
+        "period2": calendars.epoch(dt.date(2026, 7, 1), OPEN_TIME),
     }
     result = served(emu, "GOOG", **june)
     assert "events" not in result and list(result) == ["meta", "timestamp", "indicators"]
@@ -210,8 +213,8 @@ def test_events_outside_the_window_are_not_sent(at):
     # ...yet its bars are adjusted for the split after them, as Yahoo adjusts them on the day asked.
     assert result["indicators"]["quote"][0]["close"] == pytest.approx((raw.close / 2).tolist(), rel=1e-12)
     july = {
-        "period1": market.epoch(dt.date(2026, 7, 1), OPEN_TIME),
-        "period2": market.epoch(dt.date(2026, 8, 1), OPEN_TIME),
+        "period1": calendars.epoch(dt.date(2026, 7, 1), OPEN_TIME),
+        "period2": calendars.epoch(dt.date(2026, 8, 1), OPEN_TIME),
     }
     assert list(served(emu, "GOOG", **july)["events"]) == ["splits"]
     assert list(served(emu, "GOOG", range="1mo")["events"]) == ["dividends", "splits"]

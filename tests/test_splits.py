@@ -16,7 +16,7 @@ import pytest
 from deltalake import DeltaTable
 
 from conftest import browser, run_cli, run_collect, write_universe
-from etl.emulator import Emulator, EmulatorConfig, market
+from etl.emulator import Emulator, EmulatorConfig, calendars, market
 from etl.schema import TABLES
 from etl.summary import connect_lake, fetch_dicts
 
@@ -72,7 +72,7 @@ class TwoDays:
 
 def collect_two_days(folder, first: list[str], second: list[str], ex_date: dt.date, symbol: str) -> TwoDays:
     lake = folder / "lake"
-    days = (market.previous_session(ex_date, 1), ex_date)
+    days = (calendars.previous_session(ex_date, 1), ex_date)
     for day, symbols in zip(days, (first, second), strict=True):
         with Emulator(EmulatorConfig(as_of=evening(day))) as emulator:
             universe = write_universe(folder / f"{day}.txt", symbols)
@@ -101,7 +101,7 @@ def yahoo_by_date(chart: dict) -> dict[dt.date, dict]:
     closes = chart["indicators"]["quote"][0]["close"]
     adjcloses = chart["indicators"]["adjclose"][0]["adjclose"]
     return {
-        dt.datetime.fromtimestamp(stamp, market.NEW_YORK).date(): {"close": close, "adjclose": adjclose}
+        dt.datetime.fromtimestamp(stamp, calendars.NEW_YORK).date(): {"close": close, "adjclose": adjclose}
         for stamp, close, adjclose in zip(chart["timestamp"], closes, adjcloses, strict=True)
         if close is not None
     }
@@ -160,7 +160,7 @@ def test_bars_hold_the_split_as_traded_and_the_splits_table_records_it(split):
     )
     assert close_to(row["ratio"], event.ratio)
     bars = {row["date"]: row for row in bars_of(split.lake, split.symbol)}
-    eve = market.previous_session(split.ex_date, 1)
+    eve = calendars.previous_session(split.ex_date, 1)
     # As traded, the close falls by about the ratio across the ex-date: the negative control of movers().
     assert bars[split.ex_date]["close"] / bars[eve]["close"] < 1.5 / event.ratio
 
@@ -202,7 +202,7 @@ def test_movers_on_the_split_day_show_the_real_move_only(split):
     day = split.ex_date
     movers = {row["symbol"]: row for row in query(split.lake, "from movers($day, 10)", {"day": day})}
     yahoo = yahoo_by_date(split.yahoo[split.symbol])
-    eve = market.previous_session(day, 1)
+    eve = calendars.previous_session(day, 1)
     real_move_pct = (yahoo[day]["close"] / yahoo[eve]["close"] - 1) * 100
     assert math.isclose(movers[split.symbol]["change_pct"], real_move_pct, rel_tol=1e-6, abs_tol=1e-9)
     assert abs(movers[split.symbol]["change_pct"]) < 20
@@ -227,7 +227,7 @@ def test_a_dividend_changes_bars_adjusted_history_and_not_bars(dividend):
         "from dividends where symbol = $s and ex_date = $d",
         {"s": dividend.symbol, "d": dividend.ex_date},
     )
-    eve = market.previous_session(dividend.ex_date, 1)
+    eve = calendars.previous_session(dividend.ex_date, 1)
     factor = 1 - paid["amount"] / after[eve]["close"]
     adjusted = {
         row["date"]: row

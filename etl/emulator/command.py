@@ -60,6 +60,12 @@ _KNOBS = [
         help="Answer every request 429, whatever the client's TLS fingerprint: Yahoo refusing outright.",
     ),
     click.option(
+        "--recordings",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Serve the daily charts and quotes recorded in this folder of node-yahoo-finance2 recordings"
+        " (chart-SYM-*.json, quote-SYM.json) as Yahoo answered them; every other answer stays synthetic.",
+    ),
+    click.option(
         "--ca-path",
         type=click.Path(dir_okay=False, path_type=Path),
         help="Write the emulator's CA here, for --ca-bundle (default: a temporary file, removed at exit).",
@@ -76,7 +82,8 @@ def emulator(
     refuse_all_clients: bool,
     **knobs,
 ) -> None:
-    """Serve the Yahoo Finance emulator (synthetic data) as an HTTPS proxy until interrupted.
+    """Serve the Yahoo Finance emulator (synthetic data, or Yahoo's recorded answers) as an HTTPS proxy until
+    interrupted.
 
     It prints the --proxy and --ca-bundle that collect then takes.
 

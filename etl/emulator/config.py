@@ -8,7 +8,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class EmulatorConfig:
-    """The emulator's knobs: seed of the synthetic data, the faults to inject, and where to listen."""
+    """The emulator's knobs: seed of the synthetic data, the faults to inject, recorded answers to replay, and
+    where to listen."""
 
     seed: int = 7
     latency_ms: float = 0.0
@@ -23,6 +24,9 @@ class EmulatorConfig:
     as_of: dt.datetime | None = None
     # Answer every connection with 429s, whatever its ClientHello: Yahoo refusing this client outright.
     refuse_all: bool = False
+    # A folder of node-yahoo-finance2 recordings whose daily charts and quotes are served as Yahoo recorded
+    # them, in place of the synthetic ones (None: every answer synthetic).
+    recordings: Path | None = None
     host: str = "127.0.0.1"
     port: int = 0
     # Where to write the CA's PEM for clients' --ca-bundle (None: a temporary folder the emulator removes).

@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from etl.emulator import market
+from etl.emulator import calendars, market
 from etl.emulator.responses import FIRST_TRADE, names
 
 EXTENDED_HOURS_SOURCE = "FREE_REALTIME"
@@ -16,7 +16,7 @@ def _midnight_utc(day: dt.date) -> int:
 
 
 def _day_of(epoch_s: int) -> dt.date:
-    return dt.datetime.fromtimestamp(epoch_s, market.NEW_YORK).date()
+    return dt.datetime.fromtimestamp(epoch_s, calendars.NEW_YORK).date()
 
 
 def _pick(quote: dict, *keys: str) -> dict:

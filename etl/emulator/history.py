@@ -6,13 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from etl.emulator import market
-from etl.emulator.market import CLOSE_TIME, NEW_YORK, OPEN_TIME, Bars, Split
-
-
-def _days(timestamps: np.ndarray) -> np.ndarray:
-    """The New York dates of bars' timestamps: 09:30 in New York is the same date in UTC."""
-    return (timestamps // 86400).astype("datetime64[D]")
+from etl.emulator import calendars, market
+from etl.emulator.calendars import OPEN_TIME, days_of
+from etl.emulator.instruments import instrument
+from etl.emulator.market import Bars, Split
 
 
 def _splits_by(seed: int, symbol: str, as_of: dt.date) -> tuple[Split, ...]:
@@ -28,7 +25,7 @@ def _split_factors(splits: tuple[Split, ...], days: np.ndarray) -> np.ndarray:
 def split_adjusted(seed: int, symbol: str, bars: Bars, as_of: dt.date) -> Bars:
     """Raw bars as Yahoo sends them on `as_of`: each bar before the ex-date of a split up to `as_of` divided
     by its ratio and its volume multiplied by it, unrounded as Yahoo's are."""
-    factor = _split_factors(_splits_by(seed, symbol, as_of), _days(bars.timestamps))
+    factor = _split_factors(_splits_by(seed, symbol, as_of), days_of(bars.timestamps))
     prices = (bars.open / factor, bars.high / factor, bars.low / factor, bars.close / factor)
     return Bars(bars.timestamps, *prices, bars.volume * factor)
 
@@ -37,7 +34,7 @@ def dividend_multipliers(seed: int, symbol: str, bars: Bars, as_of: dt.date) -> 
     """adjclose / close of each bar on `as_of`: the product, over the dividends with the bar's date <
     ex-date <= `as_of`, of 1 - amount / the raw close of the session before the ex-date (CRSP's and
     Yahoo's multiplier; raw amount over raw close, so the splits cancel out)."""
-    days = _days(bars.timestamps)
+    days = days_of(bars.timestamps)
     dividends = [
         d
         for d in market.corporate_actions(seed, symbol).dividends
@@ -53,7 +50,7 @@ def events(seed: int, symbol: str, bars: Bars, as_of: dt.date) -> dict:
     keyed and dated by the ex-date's 09:30 open. A kind with no event is left out, as Yahoo leaves it out."""
     if not len(bars):
         return {}
-    first, last = _days(bars.timestamps[[0, -1]]).astype(object)
+    first, last = days_of(bars.timestamps[[0, -1]]).astype(object)
     splits = [s for s in _splits_by(seed, symbol, as_of) if first <= s.ex_date <= last]
     found = {
         "dividends": _dividend_events(adjusted_dividends(seed, symbol, first, last, as_of)),
@@ -77,7 +74,7 @@ def adjusted_dividends(
 def _dividend_events(paid: list[tuple[dt.date, float]]) -> dict:
     found = {}
     for ex_date, amount in paid:
-        stamp = market.epoch(ex_date, OPEN_TIME)
+        stamp = calendars.epoch(ex_date, OPEN_TIME)
         found[str(stamp)] = {"amount": amount, "date": stamp}
     return found
 
@@ -85,7 +82,7 @@ def _dividend_events(paid: list[tuple[dt.date, float]]) -> dict:
 def _split_events(splits: list[Split]) -> dict:
     found = {}
     for split in splits:
-        stamp = market.epoch(split.ex_date, OPEN_TIME)
+        stamp = calendars.epoch(split.ex_date, OPEN_TIME)
         ratio = f"{split.numerator}:{split.denominator}"
         found[str(stamp)] = {
             "date": stamp,
@@ -101,7 +98,7 @@ class Latest:
     """The last session as quotes describe it, read from the very bars the chart serves."""
 
     day: dt.date
-    time: int  # regularMarketTime: the last trade's minute, 16:00 once the session has closed
+    time: int  # regularMarketTime: the last trade's minute, the close once the session has closed
     open: float
     high: float
     low: float
@@ -113,15 +110,18 @@ class Latest:
 
 
 def latest(seed: int, symbol: str, now: dt.datetime) -> Latest:
-    """The last session: a quote always has a price, even on a day the chart sends as a null bar. Its own
-    prices are raw, as no split after it is known yet."""
-    day = market.last_session(now)
+    """The last session of the symbol's calendar: a quote always has a price, even on a day the chart sends as
+    a null bar. Its own prices are raw, as no split after it is known yet."""
+    calendar = instrument(symbol).calendar
+    day = calendars.last_session(now, calendar)
     raw = market.bars_between(seed, symbol, 0.0, day - dt.timedelta(days=400), day)
     bars = split_adjusted(seed, symbol, raw, day)
-    closed = now >= dt.datetime.combine(day, CLOSE_TIME, NEW_YORK)
+    close = calendars.epoch(day, calendar.close_time, calendar.zone)
+    closed = now.timestamp() >= close
     # Quotes move by the minute, so that a chart and a quote asked for together agree on the time.
-    market_time = market.epoch(day, CLOSE_TIME) if closed else int(now.timestamp()) // 60 * 60
-    year = bars[np.searchsorted(bars.timestamps, market.epoch(day - dt.timedelta(days=365), OPEN_TIME)) :]
+    market_time = close if closed else int(now.timestamp()) // 60 * 60
+    year_ago = calendars.epoch(day - dt.timedelta(days=365), calendar.open_time, calendar.zone)
+    year = bars[np.searchsorted(bars.timestamps, year_ago) :]
     return Latest(
         day,
         market_time,

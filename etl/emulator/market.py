@@ -1,22 +1,19 @@
-"""Deterministic synthetic market data on the NYSE calendar: a seeded random walk per symbol, its splits and
-dividends, and its prices as the exchange printed them; not real prices."""
+"""Deterministic synthetic market data on each instrument's calendar: a seeded random walk per symbol, its
+splits and dividends, and its prices as the exchange printed them; not real prices."""
 
 import datetime as dt
 import zlib
 from dataclasses import dataclass
-from functools import cache, lru_cache
-from zoneinfo import ZoneInfo
+from functools import lru_cache
 
 import numpy as np
 
-NEW_YORK = ZoneInfo("America/New_York")
-FIRST_DAY = dt.date(1990, 1, 2)
-OPEN_TIME = dt.time(9, 30)
-CLOSE_TIME = dt.time(16, 0)
-_LAST_YEAR = 2100
+from etl.emulator import calendars
+from etl.emulator.calendars import FIRST_DAY, LAST_YEAR, epoch, previous_session, sessions
+from etl.emulator.instruments import STOCK_DAILY_SD, Instrument, instrument
+
 # Yearly anchors of each walk are drawn forward and backward from here, so today's prices stay plausible.
 _ANCHOR_YEAR = 2025
-_DAILY_SD = 0.015
 _PAYER_SHARE = 0.38
 _SPLITTER_SHARE = 0.2
 _SPLITS_PER_YEAR = 0.45
@@ -24,7 +21,8 @@ _SPLIT_RATIOS = ((2, 1), (3, 1), (3, 2), (4, 1), (5, 1), (10, 1))
 _SPLIT_WEIGHTS = (0.4, 0.15, 0.2, 0.12, 0.08, 0.05)
 # Splits are kept only while the raw prices they move stay within this factor of the anchor year's level.
 _SPLIT_BAND = 3.0
-_MONDAY, _THURSDAY = 0, 3
+# The sds of a stock's open gap and wicks, as fractions of its price; another's scale with its daily sd.
+_OPEN_GAP, _WICK = 0.004, 0.007
 
 
 @dataclass(frozen=True)
@@ -57,95 +55,23 @@ def stable_seed(*parts: object) -> int:
     return zlib.crc32(":".join(map(str, parts)).encode())
 
 
-def epoch(day: dt.date, time: dt.time) -> int:
-    return int(dt.datetime.combine(day, time, NEW_YORK).timestamp())
-
-
-def _nth_weekday(year: int, month: int, weekday: int, n: int) -> dt.date:
-    """The n-th (1-based; -1 for the last) given weekday of a month."""
-    if n > 0:
-        first = dt.date(year, month, 1)
-        return first + dt.timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
-    last = dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
-    return last - dt.timedelta(days=(last.weekday() - weekday) % 7)
-
-
-def _easter(year: int) -> dt.date:
-    """Gregorian Easter Sunday (the Meeus/Jones/Butcher algorithm)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = divmod(b, 4)
-    g = (b - (b + 8) // 25 + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    to_sunday = (32 + 2 * e + 2 * i - h - k) % 7  # the algorithm's L: days from the full moon to Sunday
-    m = (a + 11 * h + 22 * to_sunday) // 451
-    month, day = divmod(h + to_sunday - 7 * m + 114, 31)
-    return dt.date(year, month, day + 1)
-
-
-def _observed(day: dt.date) -> dt.date:
-    return day + dt.timedelta(days={5: -1, 6: 1}.get(day.weekday(), 0))
-
-
-def nyse_holidays(year: int) -> list[dt.date]:
-    """NYSE's full-day holidays by today's rules (one-off closures left out)."""
-    days = [
-        _nth_weekday(year, 1, _MONDAY, 3),
-        _nth_weekday(year, 2, _MONDAY, 3),
-        _easter(year) - dt.timedelta(days=2),
-        _nth_weekday(year, 5, _MONDAY, -1),
-        _observed(dt.date(year, 7, 4)),
-        _nth_weekday(year, 9, _MONDAY, 1),
-        _nth_weekday(year, 11, _THURSDAY, 4),
-        _observed(dt.date(year, 12, 25)),
-    ]
-    # A New Year's Day on a Saturday is not made up on the Friday before: that Friday closes a year.
-    if dt.date(year, 1, 1).weekday() != 5:
-        days.append(_observed(dt.date(year, 1, 1)))
-    if year >= 2022:
-        days.append(_observed(dt.date(year, 6, 19)))
-    return sorted(days)
-
-
-@cache
-def sessions(year: int) -> tuple[np.ndarray, np.ndarray]:
-    """The year's trading days (datetime64[D]) and the epoch seconds of their 09:30 New York opens."""
-    days = np.arange(np.datetime64(f"{year}-01-01"), np.datetime64(f"{year + 1}-01-01"))
-    days = days[np.is_busday(days, holidays=nyse_holidays(year))]
-    if year == FIRST_DAY.year:
-        days = days[days >= np.datetime64(FIRST_DAY)]
-    opens = np.array([epoch(day, OPEN_TIME) for day in days.astype(object)], dtype=np.int64)
-    return days, opens
-
-
-def is_session(day: dt.date) -> bool:
-    return np.datetime64(day) in sessions(day.year)[0]
-
-
-def last_session(now: dt.datetime) -> dt.date:
-    """The latest trading day whose session has opened by `now` (New York time)."""
-    day = now.date() if now.time() >= OPEN_TIME else now.date() - dt.timedelta(days=1)
-    while not is_session(day):
-        day -= dt.timedelta(days=1)
-    return day
-
-
-def previous_session(day: dt.date, back: int) -> dt.date:
-    """The trading day `back` sessions before `day` (a trading day)."""
-    days = np.concatenate([sessions(day.year - 1)[0], sessions(day.year)[0]])
-    return days[np.searchsorted(days, np.datetime64(day)) - back].astype(object)
-
-
 @lru_cache(maxsize=4096)
 def _year_anchors(seed: int, symbol: str) -> np.ndarray:
-    """The walk's close on the eve of each year from FIRST_DAY's to _LAST_YEAR's: a level of 10..500 in
-    2025."""
+    """The walk's close on the eve of each year from FIRST_DAY's to LAST_YEAR's: about the instrument's level
+    in 2025 (else 10..500), each year's from the year before's as a random walk goes, or from the level for an
+    instrument that comes back to it."""
+    found = instrument(symbol)
     rng = np.random.default_rng(stable_seed(seed, symbol))
-    log_level = np.log(rng.uniform(10, 500))
-    steps = np.concatenate(
-        [[0.0], rng.normal(0.05, _DAILY_SD * np.sqrt(252), _LAST_YEAR - FIRST_DAY.year + 1)]
-    )
-    walk = np.cumsum(steps)
+    if found.level is None:
+        log_level = np.log(rng.uniform(10, 500))
+    else:  # a day off the round level, so that no bar closes exactly on it
+        log_level = np.log(found.level) + rng.normal(0, found.daily_sd)
+    years = LAST_YEAR - FIRST_DAY.year + 1
+    if found.yearly_sd is None:
+        yearly_sd = found.daily_sd * np.sqrt(found.calendar.sessions_a_year)
+        walk = np.cumsum(np.concatenate([[0.0], rng.normal(0.05, yearly_sd, years)]))
+    else:
+        walk = rng.normal(0, found.yearly_sd, years + 1)
     return np.exp(log_level + walk - walk[_ANCHOR_YEAR - FIRST_DAY.year])
 
 
@@ -185,8 +111,11 @@ def corporate_actions(seed: int, symbol: str) -> Actions:
     About _PAYER_SHARE of symbols pay a dividend every quarter of every year, on a schedule of their own,
     at a yield of 0.5..4 % a year of the raw price. About _SPLITTER_SHARE split now and then (2:1, 3:1,
     3:2, 4:1, 5:1, 10:1), _SPLITS_PER_YEAR on average; see _kept_splits for the ones that never happen.
-    Every ex-date is an NYSE session, and a split never shares one with a dividend.
+    Every ex-date is an NYSE session, and a split never shares one with a dividend. An instrument other than
+    a stock or an ETF has none.
     """
+    if not instrument(symbol).actions:
+        return Actions((), ())
     rng = np.random.default_rng(stable_seed(seed, symbol, "actions"))
     pays, splits = rng.random(2) < (_PAYER_SHARE, _SPLITTER_SHARE)
     payout_days = _quarterly_sessions(rng) if pays else np.array([], dtype="datetime64[D]")
@@ -199,9 +128,9 @@ def corporate_actions(seed: int, symbol: str) -> Actions:
 def _quarterly_sessions(rng: np.random.Generator) -> np.ndarray:
     """Four ex-dates a year, every year: the first session on or after a fixed day of every third month."""
     first_month, day = int(rng.integers(1, 4)), int(rng.integers(1, 29))
-    years = np.arange(FIRST_DAY.year, _LAST_YEAR + 1) - 1970
+    years = np.arange(FIRST_DAY.year, LAST_YEAR + 1) - 1970
     months = (years[:, None] * 12 + np.arange(first_month - 1, 12, 3)).ravel().astype("datetime64[M]")
-    days = _sessions_on_or_after(months.astype("datetime64[D]") + (day - 1))
+    days = calendars.sessions_on_or_after(months.astype("datetime64[D]") + (day - 1))
     return days[days > np.datetime64(FIRST_DAY)]  # a dividend's multiplier needs the close before it
 
 
@@ -220,15 +149,15 @@ def _dividends(
 
 def _drawn_splits(rng: np.random.Generator, taken: set[dt.date]) -> list[Split]:
     """A Poisson process of splits over the calendar, in ex-date order, none on a day in `taken`."""
-    span_days = (dt.date(_LAST_YEAR, 10, 1) - FIRST_DAY).days
+    span_days = (dt.date(LAST_YEAR, 10, 1) - FIRST_DAY).days
     count = rng.poisson(_SPLITS_PER_YEAR * span_days / 365.25)
     offsets = np.sort(rng.integers(1, span_days, count))
     ratios = rng.choice(len(_SPLIT_RATIOS), count, p=_SPLIT_WEIGHTS)
     splits: list[Split] = []
     for offset, ratio in zip(offsets.tolist(), ratios.tolist(), strict=True):
-        day = _session_on_or_after(FIRST_DAY + dt.timedelta(days=offset))
+        day = calendars.session_on_or_after(FIRST_DAY + dt.timedelta(days=offset))
         while day in taken:
-            day = _session_on_or_after(day + dt.timedelta(days=1))
+            day = calendars.session_on_or_after(day + dt.timedelta(days=1))
         taken.add(day)
         splits.append(Split(day, *_SPLIT_RATIOS[ratio]))
     return sorted(splits, key=lambda split: split.ex_date)
@@ -265,22 +194,6 @@ def _walk_level(seed: int, symbol: str, day: dt.date) -> float:
     return float(np.exp(start + fraction * (anchors[day.year - FIRST_DAY.year + 1] - start)))
 
 
-@cache
-def _calendar() -> np.ndarray:
-    """Every session from FIRST_DAY to the end of the year after _LAST_YEAR (datetime64[D])."""
-    return np.concatenate([sessions(year)[0] for year in range(FIRST_DAY.year, _LAST_YEAR + 2)])
-
-
-def _sessions_on_or_after(days: np.ndarray) -> np.ndarray:
-    calendar = _calendar()
-    return calendar[np.searchsorted(calendar, days)]
-
-
-def _session_on_or_after(day: dt.date) -> dt.date:
-    calendar = _calendar()
-    return calendar[np.searchsorted(calendar, np.datetime64(day))].astype(object)
-
-
 def product_after(days: np.ndarray, ex_days: np.ndarray, values: np.ndarray) -> np.ndarray:
     """For each day, the product of the values whose ex-day (sorted) comes after it (1.0 for none)."""
     after = np.append(np.cumprod(values[::-1])[::-1], 1.0)
@@ -304,63 +217,64 @@ def year_bars(seed: int, symbol: str, null_fraction: float, year: int) -> Bars:
     """Every session of one year as the exchange printed it: the same (seed, symbol, date) always gives
     the same bar.
 
-    Each price is the walk's times _raw_factors (the splits), rounded to cents; the volume is the walk's
-    divided by the same factor, so that a split changes the number of shares and not the money traded.
+    Each price is the walk's times _raw_factors (the splits), rounded to the instrument's decimals; the volume
+    is the walk's divided by the same factor, so that a split changes the number of shares and not the money
+    traded.
     """
+    found = instrument(symbol)
     anchors = _year_anchors(seed, symbol)
     start, end = anchors[year - FIRST_DAY.year], anchors[year - FIRST_DAY.year + 1]
-    days, opens = sessions(year)
+    days, opens = sessions(year, found.calendar)
     n = len(days)
     noise = np.random.default_rng([stable_seed(seed, symbol), year]).standard_normal((5, n))
     # A random walk pinned at both ends of the year (a Brownian bridge), so years are drawn independently.
-    steps = _DAILY_SD * noise[0]
+    steps = found.daily_sd * noise[0]
     steps += (np.log(end / start) - steps.sum()) / n
     close = start * np.exp(np.cumsum(steps))
-    open_ = np.concatenate(([start], close[:-1])) * np.exp(0.004 * noise[1])
+    scale = found.daily_sd / STOCK_DAILY_SD
+    open_ = np.concatenate(([start], close[:-1])) * np.exp(_OPEN_GAP * scale * noise[1])
     factor = _raw_factors(corporate_actions(seed, symbol).splits, days)
-    open_, close = (np.round(np.maximum(price * factor, 0.01), 2) for price in (open_, close))
-    high = np.round(np.maximum(open_, close) * (1 + 0.007 * np.abs(noise[2])), 2)
-    low = np.maximum(np.round(np.minimum(open_, close) * (1 - 0.007 * np.abs(noise[3])), 2), 0.01)
-    volume = np.floor(np.exp(14.5 + 0.6 * noise[4]) * (1 + 20 * np.abs(steps)) / factor)
+    decimals = found.price_hint
+    tick = 10.0**-decimals
+    open_, close = (np.round(np.maximum(price * factor, tick), decimals) for price in (open_, close))
+    high = np.round(np.maximum(open_, close) * (1 + _WICK * scale * np.abs(noise[2])), decimals)
+    low = np.round(np.minimum(open_, close) * (1 - _WICK * scale * np.abs(noise[3])), decimals)
+    low = np.maximum(low, tick)
+    volume = _volumes(found, noise[4], steps, factor)
     if not null_fraction:
         return Bars(opens, open_, high, low, close, volume)
     nulls = np.random.default_rng([stable_seed(seed, symbol, "nulls"), year]).random(n) < null_fraction
     return Bars(opens, *(np.where(nulls, np.nan, a) for a in (open_, high, low, close, volume)))
 
 
+def _volumes(found: Instrument, noise: np.ndarray, steps: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """More traded on the days that move more; none for a market that Yahoo sends no volume of."""
+    if found.log_volume is None:
+        return np.zeros(len(steps))
+    return np.floor(np.exp(found.log_volume + 0.6 * noise) * (1 + 20 * np.abs(steps)) / factor)
+
+
 def bars_between(seed: int, symbol: str, null_fraction: float, first: dt.date, last: dt.date) -> Bars:
     """The bars of every session from `first` to `last`, both included."""
-    years = range(max(first.year, FIRST_DAY.year), min(last.year, _LAST_YEAR) + 1)
+    years = range(max(first.year, FIRST_DAY.year), min(last.year, LAST_YEAR) + 1)
     if not years:
         return year_bars(seed, symbol, null_fraction, FIRST_DAY.year)[0:0]
     bars = Bars.concat([year_bars(seed, symbol, null_fraction, year) for year in years])
-    lo, hi = np.searchsorted(bars.timestamps, [epoch(first, OPEN_TIME), epoch(last, CLOSE_TIME)])
+    calendar = instrument(symbol).calendar
+    opened, closed = (
+        epoch(first, calendar.open_time, calendar.zone),
+        epoch(last, calendar.close_time, calendar.zone),
+    )
+    lo, hi = np.searchsorted(bars.timestamps, [opened, closed])
     return bars[lo:hi]
 
 
 def close_before(seed: int, symbol: str, day: dt.date) -> float:
     """The raw close of the session before `day` (a session), as the exchange printed it."""
-    before = previous_session(day, 1)
-    at = np.searchsorted(sessions(before.year)[0], np.datetime64(before))
+    calendar = instrument(symbol).calendar
+    before = previous_session(day, 1, calendar)
+    at = np.searchsorted(sessions(before.year, calendar)[0], np.datetime64(before))
     return float(year_bars(seed, symbol, 0.0, before.year).close[at])
-
-
-def market_state(now: dt.datetime) -> str:
-    """Yahoo's marketState for a US equity at `now`."""
-    if not is_session(now.date()):
-        return "CLOSED"
-    for hour, state in ((4, "PREPRE"), (9.5, "PRE"), (16, "REGULAR"), (20, "POST")):
-        if now.hour + now.minute / 60 < hour:
-            return state
-    return "POSTPOST"
-
-
-def trading_day(now: dt.datetime) -> dt.date:
-    """The session Yahoo's currentTradingPeriod describes: today's, else the next one."""
-    day = now.date()
-    while not is_session(day):
-        day += dt.timedelta(days=1)
-    return day
 
 
 @dataclass(frozen=True)

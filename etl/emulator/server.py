@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from etl.emulator import fundamentals, history, market, responses, tls
+from etl.emulator import calendars, fundamentals, history, market, quotes, responses, tls
 from etl.emulator.config import EmulatorConfig
+from etl.emulator.instruments import SHARES, quote_type
+from etl.emulator.recordings import load_recordings
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class _State:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.delisted = frozenset(symbol.upper() for symbol in config.delisted)
+        self.recordings = load_recordings(config.recordings) if config.recordings else None
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.charts: Counter[str] = Counter()  # chart requests by symbol: what a resumed run fetched again
@@ -259,7 +262,7 @@ class _Handler(BaseHTTPRequestHandler):
         getattr(self, f"_{endpoint}")(match, params)
 
     def _now(self) -> dt.datetime:
-        return (self.server.state.config.as_of or dt.datetime.now(dt.UTC)).astimezone(market.NEW_YORK)
+        return (self.server.state.config.as_of or dt.datetime.now(dt.UTC)).astimezone(calendars.NEW_YORK)
 
     def _cookie(self, match, params) -> None:
         expiry = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=COOKIE_MAX_AGE_S)
@@ -290,16 +293,27 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(
                 404, responses.error_body("chart", "Not Found", "No data found, symbol may be delisted")
             )
-        config = self.server.state.config
+        state = self.server.state
+        recorded = state.recordings.chart(symbol, params) if state.recordings else None
+        if recorded:
+            return self._send(200, recorded.body, recorded.content_type, origin="recorded")
+        config = state.config
         self._json(200, responses.chart_body(config.seed, symbol, config.null_fraction, params, self._now()))
 
     def _quote(self, match, params) -> None:
         if not self._has_crumb(params):
             return self._json(401, responses.error_body("finance", "Unauthorized", "Invalid Crumb"))
-        seed, now = self.server.state.config.seed, self._now()
         known = [self._known(s) for s in params.get("symbols", "").split(",")]
-        result = [responses.quote_object(seed, s, history.latest(seed, s, now), now) for s in known if s]
+        result = [self._quote_of(symbol) for symbol in known if symbol]
         self._json(200, {"quoteResponse": {"result": result, "error": None}})
+
+    def _quote_of(self, symbol: str) -> dict:
+        """The symbol's recorded quote object, if there is one to replay; else the synthetic one."""
+        state = self.server.state
+        if state.recordings and symbol in state.recordings.quotes:
+            return state.recordings.quotes[symbol]
+        seed, now = state.config.seed, self._now()
+        return quotes.quote_object(seed, symbol, history.latest(seed, symbol, now), now)
 
     def _quoteSummary(self, match, params) -> None:
         if not self._has_crumb(params):
@@ -313,8 +327,13 @@ class _Handler(BaseHTTPRequestHandler):
                 ),
             )
         seed, now = self.server.state.config.seed, self._now()
-        quote = responses.quote_object(seed, symbol, history.latest(seed, symbol, now), now)
         modules = [m for m in params.get("modules", "").split(",") if m]
+        if quote_type(symbol) not in SHARES:
+            # Yahoo's answer when it has none of the modules asked for: fundamentals.py tells a company's or a
+            # fund's, not an index's, a currency's, a coin's or a future's.
+            description = f"No fundamentals data found for any of the summaryTypes={','.join(modules)}"
+            return self._json(404, responses.error_body("quoteSummary", "Not Found", description))
+        quote = quotes.quote_object(seed, symbol, history.latest(seed, symbol, now), now)
         self._json(*fundamentals.summary_body(quote, market.company(seed, symbol), modules))
 
     def _timeseries(self, match, params) -> None:
@@ -322,7 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
         if symbol is None:
             return self._json(200, {"timeseries": {"result": [], "error": None}})
         types = [t for value in parse_qs(urlsplit(self.path).query).get("type", []) for t in value.split(",")]
-        as_of = market.last_session(self._now())
+        as_of = calendars.last_session(self._now())
         self._json(200, fundamentals.timeseries_body(symbol, market.company(seed, symbol), types, as_of))
 
     def _consent(self, match, params) -> None:
@@ -357,13 +376,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(body, separators=(",", ":")).encode(), "application/json;charset=utf-8")
 
     def _send(
-        self, status: int, body: bytes, content_type: str, headers: Iterable[tuple[str, str]] = ()
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: Iterable[tuple[str, str]] = (),
+        *,
+        origin: str = "synthetic",
     ) -> None:
+        """Send an answer; its X-Emulator header says whether it is made up ("synthetic") or Yahoo's
+        ("recorded")."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "public, max-age=1, stale-while-revalidate=9")
-        self.send_header("X-Emulator", "synthetic")
+        self.send_header("X-Emulator", origin)
         for name, value in headers:
             self.send_header(name, value)
         self.end_headers()
@@ -463,9 +490,10 @@ class Emulator:
 
 def serve(host: str, port: int, config: EmulatorConfig = _DEFAULT_CONFIG) -> None:
     """Serve in the foreground until interrupted (Ctrl-C)."""
+    replayed = f", and Yahoo's answers recorded in {config.recordings}" if config.recordings else ""
     with Emulator(dataclasses.replace(config, host=host, port=port)) as emulator:
         print(
-            f"Yahoo emulator (synthetic data): collect with --proxy {emulator.proxy_url} "
+            f"Yahoo emulator (synthetic data{replayed}): collect with --proxy {emulator.proxy_url} "
             f"--ca-bundle {emulator.ca_path}",
             file=sys.stderr,
             flush=True,
