@@ -100,3 +100,17 @@ def test_revision_window_and_full_refresh(monday_lake, tmp_path, extra, bars_a_s
     collect_on(TUESDAY, tmp_path / "u.txt", monday_lake, *extra)
     counts = {s: len(days) for s, days in latest_run_bars(monday_lake).items()}
     assert counts == ({s: bars_a_symbol for s in SYMBOLS} if bars_a_symbol else monday_counts)
+
+
+def test_the_revision_window_of_a_currency_in_londons_summer_starts_on_its_first_day(tmp_path, lake_dir):
+    """Yahoo stamps EURUSD=X's bars at midnight London, 23:00 UTC the day before in summer: a window opened at
+    midnight UTC would miss the first day's bar (the run's first bar would be a day late)."""
+    universe = write_universe(tmp_path / "u.txt", ["EURUSD=X", "AAPL"])
+    monday, tuesday = (dt.datetime(2026, 7, day, 22, 0, tzinfo=dt.UTC) for day in (13, 14))
+    collect_on(monday, universe, lake_dir)
+    monday_bars = latest_run_bars(lake_dir)
+    collect_on(tuesday, universe, lake_dir)
+    tuesday_bars = latest_run_bars(lake_dir)
+    assert {s: days[:-1] for s, days in tuesday_bars.items()} == {
+        s: days[-5:] for s, days in monday_bars.items()
+    }

@@ -102,9 +102,11 @@ class YahooSource:
         since = self._since.get(symbol)
         if since is None:
             return {"range": self._history}
-        # Midnight UTC of the first day: before any exchange's session of that day opens, Tokyo's at 00:00
-        # UTC.
-        start = dt.datetime.combine(since, dt.time(), dt.UTC)
+        # Midnight of the first day at UTC+4 (20:00 UTC the day before): Yahoo stamps a currency's daily bar
+        # at its exchange's midnight, which in London's summer is 23:00 UTC the day before, and would be
+        # missed from midnight UTC; and it is after the day before's bars of the Americas (New York opens at
+        # 13:30 or 14:30 UTC), which are not fetched again.
+        start = dt.datetime.combine(since, dt.time(), _FIRST_DAY_ZONE)
         return {"period1": int(start.timestamp()), "period2": int(time.time())}
 
     def fetch_quotes(self, batch_no: int, symbols: tuple[str, ...]) -> Answer:
@@ -133,6 +135,9 @@ class YahooSource:
             return Answer(response.json(), done_at=done_at)
         except ValueError as exc:
             return Answer(None, ErrorType.BAD_JSON, f"unparseable answer from {url}: {exc}", done_at)
+
+
+_FIRST_DAY_ZONE = dt.timezone(dt.timedelta(hours=4))
 
 
 def _point_yfinance_caches_at(folder: str) -> None:
