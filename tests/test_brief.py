@@ -11,7 +11,9 @@ import pytest
 
 from conftest import REPO_DIR, run_cli, run_collect
 from etl.emulator import Emulator, EmulatorConfig
-from etl.market_brief import BRIEF_VERSION, SECTIONS
+from etl.market_brief import BRIEF_VERSION, SECTIONS, brief_day, market_brief
+from etl.render import render_brief
+from etl.summary import connect_lake
 
 SCHEMA = json.loads((REPO_DIR / "docs" / "brief.schema.json").read_text())
 # A Tuesday evening in New York: Monday 2026-11-23 and Tuesday are sessions, the weekend before is not.
@@ -44,10 +46,15 @@ def brief(lake, *args: str):
     return run_cli("brief", "--lake", str(lake), *args)
 
 
-def test_the_json_brief_is_the_documented_contract_of_the_latest_trading_day(lake):
+@pytest.fixture(scope="module")
+def json_brief(lake) -> dict:
     result = brief(lake, "--format", "json")
     assert result.returncode == 0, result.stderr
-    document = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_the_json_brief_is_the_documented_contract_of_the_latest_trading_day(json_brief):
+    document = json_brief
     jsonschema.validate(document, SCHEMA)
     assert list(document) == ["brief_version", "day", *(s.name for s in SECTIONS)]
     assert document["brief_version"] == BRIEF_VERSION and document["day"] == "2026-11-24"
@@ -61,9 +68,9 @@ def test_the_json_brief_is_the_documented_contract_of_the_latest_trading_day(lak
     assert breadth["advancers"] + breadth["decliners"] + breadth["unchanged"] == 5  # the stocks only
 
 
-def test_the_schema_refuses_a_number_sent_as_text_and_a_missing_section(lake):
+def test_the_schema_refuses_a_number_sent_as_text_and_a_missing_section(json_brief):
     """The negative control of the contract test: the schema is strict enough to catch a broken brief."""
-    document = json.loads(brief(lake, "--format", "json").stdout)
+    document = json_brief
     as_text = copy.deepcopy(document)
     as_text["benchmarks"]["rows"][0]["change_pct"] = str(as_text["benchmarks"]["rows"][0]["change_pct"])
     without = {k: v for k, v in document.items() if k != "gaps"}
@@ -74,9 +81,12 @@ def test_the_schema_refuses_a_number_sent_as_text_and_a_missing_section(lake):
 
 @pytest.mark.parametrize(("output_format", "heading"), [("table", "{}"), ("markdown", "## {}")])
 def test_the_table_and_markdown_briefs_have_every_section_in_the_scripts_order(lake, output_format, heading):
-    result = brief(lake, "--format", output_format, "--date", "2026-11-23")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    # In this process: the command's own path is the JSON test's and the --out test's.
+    day = dt.date(2026, 11, 23)
+    text = render_brief(
+        market_brief(connect_lake(lake), brief_day(connect_lake(lake), day), 5), output_format
+    )
+    lines = text.splitlines()
     assert lines[0].lstrip("# ") == "Market on 2026-11-23"
     positions = [lines.index(heading.format(section.title)) for section in SECTIONS]
     assert positions == sorted(positions)
@@ -115,6 +125,6 @@ def test_the_report_shows_the_market_of_the_latest_trading_day(lake, tmp_path):
     result = run_cli("report", "--lake", str(lake), "--out", str(out))
     assert result.returncode == 0, result.stderr
     page = out.read_text()
-    assert "<h2>Market on 2026-11-24</h2>" in page
-    market = page[page.index("<h2>Market on") :]
+    assert '<h2 id="market">Market on 2026-11-24</h2>' in page
+    market = page[page.index('<h2 id="market">') :]
     assert "Sector moves" in market and "<th>^GSPC</th>" in market and "<h3>Top movers</h3>" in market

@@ -58,13 +58,25 @@ def test_the_universe_lands_in_symbols_and_a_row_changes_only_when_the_universe_
     ]
 
 
-def test_quotes_carry_yahoos_quote_type(tmp_path, lake_dir):
+def test_quotes_carry_yahoos_quote_type_and_a_lake_from_before_reads_it_as_null_then_gains_it(
+    tmp_path, lake_dir
+):
     collect(UNIVERSE, tmp_path, lake_dir)
     assert dict(rows(lake_dir, "select symbol, quote_type from quotes")) == {
         "AAPL": "EQUITY",
         "XOM": "EQUITY",
         "^GSPC": "INDEX",
     }
+    as_before_symbols_and_quote_type(lake_dir)
+    assert "quote_type" not in pa.schema(DeltaTable(str(lake_dir / "quotes")).schema().to_arrow()).names
+    assert rows(lake_dir, "select count(*), count(quote_type) from quotes") == [(3, 0)]
+    assert rows(lake_dir, "select count(*) from symbols") == [(0,)]
+
+    collect(UNIVERSE, tmp_path, lake_dir)
+    assert "quote_type" in pa.schema(DeltaTable(str(lake_dir / "quotes")).schema().to_arrow()).names
+    # The old run's quotes read it as null, the new run's carry it; the symbols table is back.
+    assert rows(lake_dir, "select count(*), count(quote_type) from quotes") == [(6, 3)]
+    assert rows(lake_dir, "select count(*) from symbols") == [(3,)]
 
 
 def as_before_symbols_and_quote_type(lake_dir) -> None:
@@ -76,17 +88,3 @@ def as_before_symbols_and_quote_type(lake_dir) -> None:
     for path in sorted((lake_dir / "symbols").rglob("*"), reverse=True):
         path.rmdir() if path.is_dir() else path.unlink()
     (lake_dir / "symbols").rmdir()
-
-
-def test_a_lake_from_before_reads_them_as_null_and_empty_then_gains_them(tmp_path, lake_dir):
-    collect(UNIVERSE, tmp_path, lake_dir)
-    as_before_symbols_and_quote_type(lake_dir)
-    assert "quote_type" not in pa.schema(DeltaTable(str(lake_dir / "quotes")).schema().to_arrow()).names
-    assert rows(lake_dir, "select count(*), count(quote_type) from quotes") == [(3, 0)]
-    assert rows(lake_dir, "select count(*) from symbols") == [(0,)]
-
-    collect(UNIVERSE, tmp_path, lake_dir)
-    assert "quote_type" in pa.schema(DeltaTable(str(lake_dir / "quotes")).schema().to_arrow()).names
-    # The old run's quotes read it as null, the new run's carry it; the symbols table is back.
-    assert rows(lake_dir, "select count(*), count(quote_type) from quotes") == [(6, 3)]
-    assert rows(lake_dir, "select count(*) from symbols") == [(3,)]
