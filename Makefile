@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LAKE ?= data/lake
+# The market brief `make collect` writes: beside a local lake, as the report; for a bucket, in this folder.
+BRIEF ?= $(if $(findstring ://,$(LAKE)),$(notdir $(LAKE)),$(LAKE))-brief.md
 ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -21,13 +23,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the package with its dev tools
 
-demo: $(STAMP) ## Run the job offline against the Yahoo emulator into data/demo, print the summary, write the report
+demo: $(STAMP) ## Run the job offline against the Yahoo emulator into data/demo, print the summary, write the report and the market brief
 	$(PY) -m etl demo $(ARGS)
 	$(PY) -m etl report --lake data/demo
+	$(PY) -m etl brief --lake data/demo --format markdown --out data/demo-brief.md
 
-collect: $(STAMP) ## Collect the default universe from Yahoo Finance into data/lake, print the summary, write the report
-	@# The summary and the report run in their own processes, as any reader of the lake would; exit 2 means nothing was run.
-	$(PY) -m etl collect --lake $(LAKE) $(ARGS); status=$$?; [ $$status -eq 2 ] || { $(PY) -m etl summary --lake $(LAKE) && $(PY) -m etl report --lake $(LAKE); }; exit $$status
+collect: $(STAMP) ## Collect the default universe from Yahoo Finance into data/lake, print the summary, write the report and the market brief
+	@# The summary, the report and the brief run in their own processes, as any reader of the lake would; exit 2 means nothing was run.
+	$(PY) -m etl collect --lake $(LAKE) $(ARGS); status=$$?; [ $$status -eq 2 ] || { $(PY) -m etl summary --lake $(LAKE) && $(PY) -m etl report --lake $(LAKE) && $(PY) -m etl brief --lake $(LAKE) --format markdown --out $(BRIEF); }; exit $$status
 
 summary: $(STAMP) ## Print the summary of the latest run in LAKE (ARGS="--compare A B" for two runs)
 	$(PY) -m etl summary --lake $(LAKE) $(ARGS)

@@ -78,7 +78,7 @@ def to_market(con: duckdb.DuckDBPyConnection) -> str:
         return "<h2>Market</h2><p>No stock has a bar in the lake yet.</p>"
     brief = market_brief.market_brief(con, day, DEFAULT_BRIEF_TOP)
     parts = [
-        f"<h2>Market on {day.isoformat()}</h2>",
+        f'<h2 id="market">Market on {day.isoformat()}</h2>',
         "<h3>Benchmarks</h3>",
         to_table(brief["benchmarks"]["rows"]),
     ]
