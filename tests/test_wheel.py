@@ -123,3 +123,7 @@ def test_etl_demo_then_etl_query_run_from_the_wheel_outside_the_checkout(env_dir
     )
     assert query.returncode == 0, query.stderr
     assert json.loads(query.stdout) == [{"n_symbols": 3}]
+    # The brief's SQL ships in the wheel too.
+    brief = run_installed(env_dir, "brief", "--lake", "data/demo", "--format", "json", cwd=tmp_path)
+    assert brief.returncode == 0, brief.stderr
+    assert len(json.loads(brief.stdout)["breadth"]["rows"]) == 1
