@@ -394,13 +394,13 @@ def test_a_folder_of_no_recordings_is_refused_naming_it(tmp_path):
 def test_a_collect_of_the_recordings_lands_yahoos_kinds_currencies_zones_and_closes(tmp_path):
     """The whole job over Yahoo's own recorded answers: what lands in the lake is what Yahoo sent."""
     symbols = ["BTC-USD", "EURUSD=X", "GC=F"]
+    yahoos = {s: recorded(RECORDED_QUOTES[s])["quoteResponse"]["result"][0] for s in symbols}  # or skips
     universe = write_universe(tmp_path / "u.txt", symbols)
     with Emulator(EmulatorConfig(recordings=NODE_RECORDINGS, as_of=CHARTED_AT)) as emulator:
         result = run_collect(emulator, universe, tmp_path / "lake")
     assert result.returncode == 0, result.stderr
     con = connect_lake(tmp_path / "lake")
     landed = con.execute("select symbol, quote_type, currency, exchange_tz, price from quotes").fetchall()
-    yahoos = {s: recorded(RECORDED_QUOTES[s])["quoteResponse"]["result"][0] for s in symbols}
     assert sorted(landed) == [
         (s, q["quoteType"], q["currency"], q["exchangeTimezoneName"], q["regularMarketPrice"])
         for s, q in sorted(yahoos.items())
