@@ -117,3 +117,16 @@ def test_readme_query_example_output_matches_the_demo_lake_shape(demo_like_lake)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].split() == ["symbol", "bars"]
     assert len(result.stdout.splitlines()) == 2 + 4
+
+
+def test_every_environment_variable_the_readme_names_is_a_real_setting():
+    """Each `ETL_<NAME>` of the README is an option's variable of some command (`ETL_YAHOO_URL` once was
+    not: it named an option that had gone)."""
+    named = set(re.findall(r"\bETL_[A-Z][A-Z_]*[A-Z]\b", (REPO_DIR / "README.md").read_text()))
+    real = {
+        envvar
+        for command in app.commands.values()
+        for param in command.params
+        for envvar in ([param.envvar] if isinstance(param.envvar, str) else param.envvar or [])
+    }
+    assert len(named) >= 8 and named <= real, sorted(named - real)
