@@ -1,5 +1,7 @@
 """What the lake holds, read by DuckDB in a child process: a lake it cannot read is the child's one line."""
 
+import sys
+
 import pytest
 
 from etl.errors import LakeError
@@ -7,8 +9,19 @@ from etl.lake.holdings import read_refetch_from
 from etl.lake.paths import open_lake
 
 
-def test_a_new_lake_holds_nothing_and_starts_no_child(tmp_path):
+def test_a_new_lake_holds_nothing_and_starts_no_child(tmp_path, monkeypatch):
+    # No interpreter to start a child with: a reader that started one would fail here.
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
     assert read_refetch_from(open_lake(tmp_path / "lake"), revision_days=5) == {}
+
+
+def test_the_no_child_check_catches_a_reader_that_starts_one(tmp_path, monkeypatch):
+    """The control of the test above: on a lake with a runs table, the child is started, and fails."""
+    (tmp_path / "lake" / "runs" / "_delta_log").mkdir(parents=True)
+    (tmp_path / "lake" / "runs" / "_delta_log" / "00000000000000000000.json").write_text("{}")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    with pytest.raises(FileNotFoundError):
+        read_refetch_from(open_lake(tmp_path / "lake"), revision_days=5)
 
 
 def test_a_lake_the_reader_cannot_read_is_one_line_naming_the_table(tmp_path):

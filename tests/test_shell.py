@@ -27,4 +27,6 @@ def test_a_path_the_command_line_cannot_carry_is_refused(tmp_path):
 
 
 def test_an_ordinary_path_passes(tmp_path):
-    check_shell_lake(open_lake(tmp_path / "lake"))
+    """Spaces, quotes and non-ASCII letters: a path the shell's command line carries is let through."""
+    for name in ("lake", "my lake", "it's", "lac-été"):
+        assert check_shell_lake(open_lake(tmp_path / name)) is None
