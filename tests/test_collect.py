@@ -170,9 +170,15 @@ def test_collect_prints_its_outcome_and_summary_prints_every_figure(first_run, l
     (run_id,) = duckdb.execute(f"select run_id from {lake_sql(lake_dir, 'runs')}").fetchone()
     assert result.stdout.startswith(f"run {run_id} succeeded: 13 symbols")
     summary = run_cli("summary", "--lake", str(lake_dir))
-    printed = {line.split()[0] for line in summary.stdout.splitlines() if line.strip()}
-    assert SUMMARY_FIGURES <= printed
-    assert run_id in summary.stdout
+    printed = dict(line.split(maxsplit=1) for line in summary.stdout.splitlines()[2:])
+    assert SUMMARY_FIGURES <= set(printed)
+    # The figures are the lake's own, not only their names.
+    (api_calls,) = duckdb.execute(f"select api_calls from {lake_sql(lake_dir, 'runs')}").fetchone()
+    (bar_rows,) = duckdb.execute(f"select count(*) from {lake_sql(lake_dir, 'bar_revisions')}").fetchone()
+    (quote_rows,) = duckdb.execute(f"select count(*) from {lake_sql(lake_dir, 'quotes')}").fetchone()
+    expected = {"run_id": run_id, "status": "succeeded", "n_symbols": "13", "api_calls": str(api_calls)}
+    expected |= {"bar_rows": str(bar_rows), "quote_rows": str(quote_rows)}
+    assert {name: printed[name].strip() for name in expected} == expected
 
 
 def test_second_run_adds_a_run_and_touches_no_file_of_the_first(emulator, first_run, lake_dir):
