@@ -284,9 +284,13 @@ def test_the_lock_dies_with_its_holder(emulator, tmp_path, lake_dir):
         text=True,
     )
     assert holder.stdout.readline().strip() == "locked"
+    universe = write_universe(tmp_path / "u.txt", ["AAPL"])
+    # The holder does hold the lake: while it lives, a collect is refused naming it...
+    refused = run_collect(emulator, universe, lake_dir)
+    assert refused.returncode == 1 and f"(pid {holder.pid} on " in refused.stderr, refused.stderr
     holder.kill()
     holder.wait()
-    universe = write_universe(tmp_path / "u.txt", ["AAPL"])
+    # ...and once it is killed, with no unlock of its own, the next collect takes the lake.
     assert run_collect(emulator, universe, lake_dir).returncode == 0
 
 
