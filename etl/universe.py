@@ -102,8 +102,9 @@ def _csv_members(path: Path, lines: list[str]) -> list[Member]:
             f"{path} line {body[0][0]}: unknown column {unknown[0]!r}; the columns are {', '.join(COLUMNS)}"
         )
     rows = zip(body[1:], reader, strict=False)
-    # A short row lacks the columns after its last value: zip stops there.
-    return [_csv_member(path, line_no, dict(zip(header, row, strict=False))) for (line_no, _), row in rows]
+    # A short row is empty in the columns after its last value, so each check sees every column the file has.
+    padded = ((line_no, [*row, *[""] * (len(header) - len(row))]) for (line_no, _), row in rows)
+    return [_csv_member(path, line_no, dict(zip(header, row, strict=False))) for line_no, row in padded]
 
 
 def _csv_member(path: Path, line_no: int, row: dict[str, str]) -> Member:

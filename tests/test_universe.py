@@ -156,6 +156,7 @@ def test_a_universe_says_what_each_symbol_is_and_one_column_still_works(tmp_path
     [
         ("symbol,sector,weight\nAAPL,Tech,1\n", ["line 1", "'weight'"]),
         ("symbol,sector\nAAPL,Information Technology\nMSFT,  \n", ["line 3", "'MSFT'", "empty sector"]),
+        ("symbol,sector\nAAPL,Information Technology\nMSFT\n", ["line 3", "'MSFT'", "empty sector"]),
         ("symbol,benchmark\nAAPL,false\n^GSPC,yes\n", ["line 3", "'yes'", "true or false"]),
     ],
 )
