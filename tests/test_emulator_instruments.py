@@ -10,11 +10,13 @@ import pytest
 
 from conftest import run_collect, write_universe
 from etl import transform
+from etl.config import DEFAULT_UNIVERSE_PATH
 from etl.emulator import Emulator, EmulatorConfig, calendars, market
 from etl.emulator.recordings import load_recordings
 from etl.errors import ConfigError
 from etl.source.yahoo import YahooSource
 from etl.summary import connect_lake
+from etl.universe import load_members
 from test_emulator import FIXTURES, QUERY1, assert_same_shape, chart, handshake, quotes, recorded
 
 NODE_RECORDINGS = FIXTURES / "node-yahoo-finance2"
@@ -37,19 +39,8 @@ RECORDED_QUOTES = {
     "GC=F": "quote-GC=F.json",
     "^VXAPL": "quote-^VXAPL.json",
 }
-BENCHMARKS = [
-    "^GSPC",
-    "^DJI",
-    "^IXIC",
-    "^RUT",
-    "^VIX",
-    "^TNX",
-    "CL=F",
-    "GC=F",
-    "BTC-USD",
-    "EURUSD=X",
-    "DX-Y.NYB",
-]
+# The default universe's benchmarks (tests/test_universe.py holds the list).
+BENCHMARKS = [m.symbol for m in load_members(DEFAULT_UNIVERSE_PATH) if m.benchmark]
 NO_VOLUME = {"EURUSD=X", "^VIX", "^TNX", "^VXAPL", "DX-Y.NYB"}
 # Yahoo has no history of ^VXAPL (its 52-week range is "0.0 - 0.0"), so its quote lacks the keys made of one,
 # which an index with a history (^GSPC) has.
