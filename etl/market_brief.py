@@ -61,10 +61,13 @@ def brief_day(con: duckdb.DuckDBPyConnection, day: dt.date | None) -> dt.date:
     return day
 
 
-def market_brief(con: duckdb.DuckDBPyConnection, day: dt.date, top_n: int) -> dict:
-    """The brief of the day: its version, the day, and one object a section with its rows."""
+def market_brief(
+    con: duckdb.DuckDBPyConnection, day: dt.date, top_n: int, sections: tuple[Section, ...] = SECTIONS
+) -> dict:
+    """The brief of the day: its version, the day, and one object a section with its rows (every section, or
+    those asked for)."""
     brief: dict = {"brief_version": BRIEF_VERSION, "day": day.isoformat()}
-    for section in SECTIONS:
+    for section in sections:
         arguments = [day, top_n] if section.top_n else [day]
         try:
             relation = con.table_function(section.name, arguments)

@@ -16,6 +16,10 @@ from etl.lake.files import write_document
 from etl.lake.paths import S3_SCHEME, split_s3_url
 from etl.render import to_cell_text
 
+# The brief's sections the report shows; the others are not asked of the lake.
+_MARKET_SECTIONS = tuple(
+    s for s in market_brief.SECTIONS if s.name in ("benchmarks", "sector_moves", "breadth", "movers")
+)
 MEMORY_LINES = (("rss_mb", "RSS"), ("uss_mb", "USS"), ("arrow_mb", "Arrow"))
 # Plotly's JS goes in once, inline, so the page opens offline; the logo would link out to plotly.com.
 CHART_CONFIG = {"displaylogo": False, "responsive": True}
@@ -76,7 +80,7 @@ def to_market(con: duckdb.DuckDBPyConnection) -> str:
     day = market_brief.latest_trading_day(con)
     if day is None:
         return "<h2>Market</h2><p>No stock has a bar in the lake yet.</p>"
-    brief = market_brief.market_brief(con, day, DEFAULT_BRIEF_TOP)
+    brief = market_brief.market_brief(con, day, DEFAULT_BRIEF_TOP, _MARKET_SECTIONS)
     parts = [
         f'<h2 id="market">Market on {day.isoformat()}</h2>',
         "<h3>Benchmarks</h3>",
