@@ -21,6 +21,7 @@ from conftest import run_collect
 from etl import metrics
 from etl.config import DEFAULT_UNIVERSE_PATH
 from etl.emulator import Emulator, EmulatorConfig, market
+from etl.emulator.actions import corporate_actions
 from etl.lake.paths import open_lake
 from etl.schema import BARS, QUOTES
 from etl.summary import connect_lake, fetch_dicts
@@ -278,7 +279,7 @@ def day_actions() -> list[dict]:
     """The members' splits and dividends that go ex on DAY, from the emulator's own schedule."""
     rows = []
     for member in members():
-        actions = market.corporate_actions(EmulatorConfig.seed, member.symbol)
+        actions = corporate_actions(EmulatorConfig.seed, member.symbol)
         none = {"numerator": None, "denominator": None, "ratio": None}
         for dividend in (d for d in actions.dividends if d.ex_date == DAY):
             rows.append({"symbol": member.symbol, "action": "dividend", "amount": dividend.amount} | none)

@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO_DIR, browser
-from etl.emulator import Emulator, EmulatorConfig, calendars, market, responses, server, tls
+from etl.emulator import Emulator, EmulatorConfig, actions, calendars, market, responses, routes, state, tls
 from etl.emulator.instruments import instrument
 from etl.emulator.tls import ClientHello, is_grease, parse_client_hello
 from etl.source.session import YahooSession, new_session
@@ -382,7 +382,7 @@ def test_a_bar_is_the_same_whatever_range_or_day_asks_for_it(emu):
         }
 
     # A split changes every bar before it, as of its ex-date: a symbol that never splits.
-    assert not market.corporate_actions(7, "KO").splits
+    assert not actions.corporate_actions(7, "KO").splits
     month, year = bars(chart(emu, "KO", range="1mo").json()), bars(chart(emu, "KO", range="1y").json())
     assert month and all(year[t] == bar for t, bar in month.items())
     now = dt.datetime.now(calendars.NEW_YORK)
@@ -440,7 +440,7 @@ def test_counts_by_endpoint_are_what_was_sent(emu, caplog):
     for symbol in ("A", "B", "C"):
         chart(emu, symbol)
     chart(emu, "GONE")
-    with caplog.at_level(logging.WARNING, logger=server.__name__), browser(emu) as session:
+    with caplog.at_level(logging.WARNING, logger=routes.__name__), browser(emu) as session:
         assert session.get(f"{QUERY1}/nowhere").status_code == 404
     assert "no route for GET /nowhere (host query1.finance.yahoo.com)" in caplog.text
     assert emu.counts() == {"cookie": 1, "getcrumb": 1, "chart": 4, "other": 1}
@@ -486,7 +486,7 @@ def test_error_rate_fails_data_requests_reproducibly():
 
 def test_rate_limit_answers_429_beyond_the_limit_in_a_trailing_second(monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr(server, "_clock", lambda: clock[0])
+    monkeypatch.setattr(state, "_clock", lambda: clock[0])
     with Emulator(EmulatorConfig(rate_limit_rps=5)) as emu:
         statuses = [chart(emu, "AAPL").status_code for _ in range(7)]
         limited = chart(emu, "AAPL")

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import REPO_DIR
 from etl.emulator import Emulator, EmulatorConfig, calendars, market
+from etl.emulator.actions import Dividend, Split, corporate_actions
 from etl.emulator.calendars import NEW_YORK, OPEN_TIME
 from test_emulator import assert_same_shape, chart, in_new_process, quotes, recorded
 
@@ -59,18 +60,18 @@ def by_day(result: dict) -> dict[dt.date, dict]:
 
 
 def test_corporate_actions_are_fixed_by_seed_and_symbol():
-    actions = market.corporate_actions(7, "GOOG")
-    assert market.corporate_actions(7, "GOOG") is actions  # cached
-    market.corporate_actions.cache_clear()
-    assert market.corporate_actions(7, "GOOG") == actions
-    assert market.corporate_actions(8, "GOOG") != actions
-    assert market.Split(SPLIT_DAY, 2, 1) in actions.splits and market.Split(SPLIT_DAY, 2, 1).ratio == 2.0
+    actions = corporate_actions(7, "GOOG")
+    assert corporate_actions(7, "GOOG") is actions  # cached
+    corporate_actions.cache_clear()
+    assert corporate_actions(7, "GOOG") == actions
+    assert corporate_actions(8, "GOOG") != actions
+    assert Split(SPLIT_DAY, 2, 1) in actions.splits and Split(SPLIT_DAY, 2, 1).ratio == 2.0
     assert {split.ratio for split in actions.splits} <= {2, 3, 1.5, 4, 5, 10}
-    assert market.Dividend(DIVIDEND_DAY, 0.84) in actions.dividends
+    assert Dividend(DIVIDEND_DAY, 0.84) in actions.dividends
 
 
 def test_about_a_third_of_symbols_pay_a_fifth_split_and_a_split_comes_every_few_weeks():
-    actions = [market.corporate_actions(7, symbol) for symbol in UNIVERSE]
+    actions = [corporate_actions(7, symbol) for symbol in UNIVERSE]
     payers, splitters = sum(bool(a.dividends) for a in actions), sum(bool(a.splits) for a in actions)
     assert 0.3 < payers / len(UNIVERSE) < 0.45 and 0.12 < splitters / len(UNIVERSE) < 0.25
     splits_2026 = sorted(s.ex_date for a in actions for s in a.splits if s.ex_date.year == 2026)
@@ -84,7 +85,7 @@ def test_about_a_third_of_symbols_pay_a_fifth_split_and_a_split_comes_every_few_
 
 @pytest.mark.parametrize("symbol", ["GOOG", "DHI", "JPM", "XEL", "KO"])
 def test_every_ex_date_is_a_session_in_order_and_never_shared(symbol):
-    actions = market.corporate_actions(7, symbol)
+    actions = corporate_actions(7, symbol)
     for events in (actions.splits, actions.dividends):
         days = [event.ex_date for event in events]
         assert days == sorted(set(days)) and all(map(calendars.is_session, days))
@@ -93,7 +94,7 @@ def test_every_ex_date_is_a_session_in_order_and_never_shared(symbol):
 
 @pytest.mark.parametrize("symbol", ["GOOG", "KO", "MSFT"])
 def test_dividends_are_a_plausible_yield_of_the_raw_price(symbol):
-    dividends = [d for d in market.corporate_actions(7, symbol).dividends if d.ex_date.year in (1995, 2026)]
+    dividends = [d for d in corporate_actions(7, symbol).dividends if d.ex_date.year in (1995, 2026)]
     yields = [4 * d.amount / market.close_before(7, symbol, d.ex_date) for d in dividends]
     assert all(0.003 < y < 0.07 for y in yields)
     assert all(d.amount == round(d.amount, 4) > 0 for d in dividends)
@@ -101,7 +102,7 @@ def test_dividends_are_a_plausible_yield_of_the_raw_price(symbol):
 
 @pytest.mark.parametrize("symbol", ["GOOG", "DHI", "JPM", "XEL"])
 def test_raw_prices_fall_by_the_ratio_on_each_split_day_and_stay_plausible(symbol):
-    for split in market.corporate_actions(7, symbol).splits:
+    for split in corporate_actions(7, symbol).splits:
         bar = market.bars_between(7, symbol, 0.0, split.ex_date, split.ex_date)
         fall = bar.open[0] / market.close_before(7, symbol, split.ex_date)
         assert 0.85 < fall * split.ratio < 1.15, split
@@ -155,10 +156,8 @@ def test_adjclose_is_close_times_the_dividend_multipliers(at):
     result = served(at(now), "GOOG", range="1y")
     bars = by_day(result)
     days = sorted(bars)
-    splits = [s for s in market.corporate_actions(7, "GOOG").splits if s.ex_date <= now.date()]
-    dividends = [
-        d for d in market.corporate_actions(7, "GOOG").dividends if days[0] < d.ex_date <= now.date()
-    ]
+    splits = [s for s in corporate_actions(7, "GOOG").splits if s.ex_date <= now.date()]
+    dividends = [d for d in corporate_actions(7, "GOOG").dividends if days[0] < d.ex_date <= now.date()]
     assert len(dividends) == 4
 
     def raw_close(day: dt.date) -> float:  # Yahoo's close times the splits after it: the close printed
@@ -254,7 +253,7 @@ def test_a_payers_quote_has_yahoos_dividend_keys(at, fixture):
     ours = quotes(at(now), "GOOG")
     assert_same_shape(ours, recorded(fixture))  # the dividend keys included
     quote = ours["quoteResponse"]["result"][0]
-    dividends = market.corporate_actions(7, "GOOG").dividends
+    dividends = corporate_actions(7, "GOOG").dividends
     year = [d for d in dividends if now.date() - dt.timedelta(days=365) < d.ex_date <= now.date()]
     # The amounts as Yahoo tells them today: those before the 2:1 split halved.
     trailing = sum(d.amount / (2 if d.ex_date < SPLIT_DAY else 1) for d in year)
@@ -293,6 +292,6 @@ def test_yfinance_shows_the_emulators_splits_and_dividends(at, tmp_path):
     assert found["splits"] == {"2026-07-17": 2.0}
     assert found["dividends"] == paid and "2026-08-10" in paid
     assert found["adjclose"] == result["indicators"]["adjclose"][0]["adjclose"]
-    splits = market.corporate_actions(7, "GOOG").splits
+    splits = corporate_actions(7, "GOOG").splits
     assert found["all_splits"] == {str(s.ex_date): s.ratio for s in splits if s.ex_date <= SPLIT_DAY}
     assert len(found["all_dividends"]) == 4 * (2026 - 1990) + 4

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_collect, write_universe
 from etl import transform
 from etl.config import DEFAULT_UNIVERSE_PATH
-from etl.emulator import Emulator, EmulatorConfig, calendars, market
+from etl.emulator import Emulator, EmulatorConfig, actions, calendars
 from etl.emulator.recordings import load_recordings
 from etl.errors import ConfigError
 from etl.source.yahoo import YahooSource
@@ -211,7 +211,7 @@ def test_volume_is_zero_where_yahoo_sends_zero(quoted):
 
 def test_only_shares_have_dividends_and_splits(quoted):
     for symbol in BENCHMARKS:
-        assert market.corporate_actions(7, symbol) == market.Actions((), ()), symbol
+        assert actions.corporate_actions(7, symbol) == actions.Actions((), ()), symbol
         assert "events" not in served(quoted, symbol, range="10y"), symbol
     assert "dividends" in served(quoted, "GOOG", range="10y")["events"]  # a payer's, the same ten years
     served_quotes = quoted_by_symbol(quoted, [*BENCHMARKS, "GOOG"])

@@ -16,7 +16,8 @@ import pytest
 from deltalake import DeltaTable
 
 from conftest import browser, run_cli, run_collect, write_universe
-from etl.emulator import Emulator, EmulatorConfig, calendars, market
+from etl.emulator import Emulator, EmulatorConfig, calendars
+from etl.emulator.actions import corporate_actions
 from etl.schema import TABLES
 from etl.summary import connect_lake, fetch_dicts
 
@@ -42,7 +43,7 @@ def default_symbols() -> list[str]:
 def first_split(symbols: list[str], start: dt.date, end: dt.date, skip: tuple[str, ...] = ()):
     """The first symbol (in universe order) that splits between start and end, and that split."""
     for symbol in symbols:
-        for split in market.corporate_actions(SEED, symbol).splits:
+        for split in corporate_actions(SEED, symbol).splits:
             if start <= split.ex_date <= end and symbol not in skip:
                 return symbol, split
     raise AssertionError(f"no symbol of the default universe splits between {start} and {end} (seed {SEED})")
@@ -51,7 +52,7 @@ def first_split(symbols: list[str], start: dt.date, end: dt.date, skip: tuple[st
 def first_dividend(symbols: list[str], start: dt.date, end: dt.date):
     """The first symbol that pays between start and end and never splits, and that dividend."""
     for symbol in symbols:
-        actions = market.corporate_actions(SEED, symbol)
+        actions = corporate_actions(SEED, symbol)
         for dividend in actions.dividends:
             if start <= dividend.ex_date <= end and not actions.splits:
                 return symbol, dividend
@@ -149,7 +150,7 @@ def test_a_split_changes_no_bar_already_stored(split):
 
 
 def test_bars_hold_the_split_as_traded_and_the_splits_table_records_it(split):
-    event = next(s for s in market.corporate_actions(SEED, split.symbol).splits if s.ex_date == split.ex_date)
+    event = next(s for s in corporate_actions(SEED, split.symbol).splits if s.ex_date == split.ex_date)
     (row,) = query(
         split.lake, "from splits where symbol = $s and ex_date = $d", {"s": split.symbol, "d": split.ex_date}
     )

@@ -6,20 +6,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from etl.emulator import calendars, market
+from etl.emulator import actions, calendars, market
+from etl.emulator.actions import Split
 from etl.emulator.calendars import OPEN_TIME, days_of
 from etl.emulator.instruments import instrument
-from etl.emulator.market import Bars, Split
+from etl.emulator.market import Bars
 
 
 def _splits_by(seed: int, symbol: str, as_of: dt.date) -> tuple[Split, ...]:
-    return tuple(s for s in market.corporate_actions(seed, symbol).splits if s.ex_date <= as_of)
+    return tuple(s for s in actions.corporate_actions(seed, symbol).splits if s.ex_date <= as_of)
 
 
 def _split_factors(splits: tuple[Split, ...], days: np.ndarray) -> np.ndarray:
     """For each day, the product of the ratios of the splits after it."""
     ex_days = np.array([s.ex_date for s in splits], dtype="datetime64[D]")
-    return market.product_after(days, ex_days, np.array([s.ratio for s in splits], dtype=np.float64))
+    return actions.product_after(days, ex_days, np.array([s.ratio for s in splits], dtype=np.float64))
 
 
 def split_adjusted(seed: int, symbol: str, bars: Bars, as_of: dt.date) -> Bars:
@@ -37,12 +38,12 @@ def dividend_multipliers(seed: int, symbol: str, bars: Bars, as_of: dt.date) -> 
     days = days_of(bars.timestamps)
     dividends = [
         d
-        for d in market.corporate_actions(seed, symbol).dividends
+        for d in actions.corporate_actions(seed, symbol).dividends
         if len(days) and days[0] < np.datetime64(d.ex_date) and d.ex_date <= as_of
     ]
     ex_days = np.array([d.ex_date for d in dividends], dtype="datetime64[D]")
     kept = [1 - d.amount / market.close_before(seed, symbol, d.ex_date) for d in dividends]
-    return market.product_after(days, ex_days, np.array(kept, dtype=np.float64))
+    return actions.product_after(days, ex_days, np.array(kept, dtype=np.float64))
 
 
 def events(seed: int, symbol: str, bars: Bars, as_of: dt.date) -> dict:
@@ -64,7 +65,7 @@ def adjusted_dividends(
 ) -> list[tuple[dt.date, float]]:
     """The ex-dates and amounts of the dividends from `first` to `last` as Yahoo tells them on `as_of`:
     each amount divided by the ratios of the splits after it up to `as_of`."""
-    paid = [d for d in market.corporate_actions(seed, symbol).dividends if first <= d.ex_date <= last]
+    paid = [d for d in actions.corporate_actions(seed, symbol).dividends if first <= d.ex_date <= last]
     later = _split_factors(
         _splits_by(seed, symbol, as_of), np.array([d.ex_date for d in paid], "datetime64[D]")
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from etl.emulator import calendars, history, market
+from etl.emulator import calendars, history, market, walk
 from etl.emulator.calendars import OPEN_TIME, zone_at
 from etl.emulator.history import Latest
 from etl.emulator.instruments import SHARES, Instrument, QuoteType, front_contract, instrument, names
@@ -79,7 +79,7 @@ def _message_board(symbol: str, kind: QuoteType) -> str | None:
         return f"finmb_{symbol.split('-')[0]}_CCC"
     if kind is QuoteType.FUTURE:
         return None
-    return f"finmb_{market.stable_seed(symbol)}"
+    return f"finmb_{walk.stable_seed(symbol)}"
 
 
 def _regular_market(found: Instrument, latest: Latest) -> dict:
@@ -109,7 +109,7 @@ def _regular_market(found: Instrument, latest: Latest) -> dict:
 
 def _extended_hours(seed: int, symbol: str, latest: Latest, now: dt.datetime) -> dict:
     """Yahoo quotes the post market once the session has closed, and the pre market before the next opens."""
-    rng = np.random.default_rng([market.stable_seed(seed, symbol, "extended"), latest.day.toordinal()])
+    rng = np.random.default_rng([walk.stable_seed(seed, symbol, "extended"), latest.day.toordinal()])
     fields: dict[str, Any] = {}
     is_pre = calendars.market_state(now) == "PRE"
     for prefix, end, quoted in (
@@ -203,7 +203,7 @@ def _dividends(seed: int, symbol: str, latest: Latest) -> dict:
 def _coin(seed: int, symbol: str, latest: Latest) -> dict:
     """A cryptocurrency's supply and market cap, CoinMarketCap's as Yahoo relays them."""
     found = instrument(symbol)
-    rng = np.random.default_rng(market.stable_seed(seed, symbol, "supply"))
+    rng = np.random.default_rng(walk.stable_seed(seed, symbol, "supply"))
     supply = found.supply or int(rng.uniform(1e7, 1e10))
     base = symbol.rsplit("-", 1)[0]
     slug = found.short_name.removesuffix(f" {found.currency}").lower().replace(" ", "-")
