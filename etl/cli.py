@@ -113,9 +113,10 @@ def brief(lake, day, top_n, output_format, out_path) -> None:
 
     Example: python -m etl brief --lake data/demo --date 2026-12-04 --format json
     """
-    from etl import market_brief, summary  # DuckDB is loaded by the commands that read, never by collect
+    from etl import market_brief  # DuckDB is loaded by the commands that read, never by collect
+    from etl.lake.views import connect_lake
 
-    con = summary.connect_lake(lake)
+    con = connect_lake(lake)
     on = market_brief.brief_day(con, day.date() if day else None)
     text = render_brief(market_brief.market_brief(con, on, top_n), output_format)
     if out_path is None:
@@ -151,10 +152,10 @@ def query(sql, lake, output_format) -> None:
 
     Example: python -m etl query "select symbol, max(close) from bars group by symbol limit 5"
     """
-    from etl import summary  # DuckDB is loaded by the commands that read, never by collect
+    from etl.lake.views import connect_lake  # DuckDB is loaded by the commands that read, never by collect
+    from etl.queries import fetch_dicts
 
-    con = summary.connect_lake(lake)
-    click.echo(render_rows(summary.fetch_dicts(con, sql), output_format))
+    click.echo(render_rows(fetch_dicts(connect_lake(lake), sql), output_format))
 
 
 @app.command()
@@ -168,12 +169,12 @@ def shell(lake) -> None:
     import duckdb  # DuckDB is loaded by the commands that read, never by collect
 
     from etl import shell as duckdb_shell
-    from etl import summary
+    from etl.lake.views import lake_variables
 
     opened = open_lake(lake)
     duckdb_shell.check_shell_lake(opened)
     # Refuses a lake with no run, as `query` does; the shell reads the same snapshot the variables list.
-    init_sql = duckdb_shell.to_init_sql(summary.lake_variables(duckdb.connect(), opened))
+    init_sql = duckdb_shell.to_init_sql(lake_variables(duckdb.connect(), opened))
     binary = duckdb_shell.find_duckdb_shell()
     # -cmd rather than -init FILE: once exec'd, nothing would be left to delete a temp file.
     os.execv(binary, [str(binary), "-cmd", init_sql])
@@ -267,8 +268,9 @@ def _print_summary(
     lake: str, run_id, compare, cost_per_call: float, full_scale: int, output_format: str
 ) -> None:
     from etl import summary  # DuckDB is loaded by the commands that read, never by collect
+    from etl.lake.views import connect_lake
 
-    con = summary.connect_lake(lake)
+    con = connect_lake(lake)
     if compare:
         rows = summary.compare_runs(con, *compare, cost_per_call=cost_per_call, full_scale=full_scale)
         click.echo(render_rows(rows, output_format))

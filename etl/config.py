@@ -1,6 +1,7 @@
 """The run's settings: one frozen object, every default in one place."""
 
 import json
+import re
 import ssl
 import tempfile
 from dataclasses import asdict, dataclass
@@ -8,7 +9,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from etl.errors import ConfigError
-from etl.lake.paths import S3_SCHEME, split_s3_url
 
 # What the job reads at run time: a wheel carries sql/ and data/universe/ inside the package (pyproject.toml's
 # force-include), a checkout keeps them at its top, where an editable install leaves them.
@@ -52,6 +52,15 @@ DELTA_TARGET_FILE_BYTES = 8_000_000
 # A table's commit that failed (another tool's commit won the race, the store failed a put) is tried again
 # on the new snapshot, this often at most, with backoff.
 DELTA_COMMIT_ATTEMPTS = 5
+
+# A lake in a bucket is named s3://BUCKET/PREFIX; S3's rule for bucket names (AWS, MinIO and R2 share it):
+# 3-63 lowercase letters, digits, dots, hyphens.
+S3_SCHEME = "s3://"
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+# The source every run names in its manifest (runs.source_url): a proxy, the emulator among them, is a route
+# to it, not another source.
+LIVE_YAHOO_URL = "https://query1.finance.yahoo.com"
 
 # The proxy schemes curl tunnels HTTPS through.
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
@@ -221,6 +230,23 @@ def _unusable_ca_bundle(path: Path) -> str | None:
     except OSError as exc:
         return exc.strerror or str(exc)
     return None
+
+
+def split_s3_url(url: str) -> tuple[str, str, str]:
+    """`s3://bucket/a/b/lake` as (bucket, the lake's parent prefix "a/b", its name "lake")."""
+    bucket, _, prefix = url.removeprefix(S3_SCHEME).partition("/")
+    parent, _, name = prefix.strip("/").rpartition("/")
+    if not _BUCKET_NAME.fullmatch(bucket):
+        raise ConfigError(
+            f"--lake {url}: {bucket!r} is not an S3 bucket name (3-63 lowercase letters, digits, dots and "
+            "hyphens); write s3://BUCKET/PREFIX"
+        )
+    if not name or name in (".", ".."):
+        raise ConfigError(
+            f"--lake {url}: give the lake a prefix of its own, like s3://{bucket}/lake: its staging and "
+            "lock sit beside it"
+        )
+    return bucket, parent, name
 
 
 def _check_lake_folder(lake_dir: Path) -> None:

@@ -14,7 +14,7 @@ from decimal import Decimal
 import duckdb
 
 from etl.errors import ConfigError, LakeError
-from etl.summary import fetch_dicts, load_sql
+from etl.queries import fetch_dicts, load_sql
 
 BRIEF_VERSION = "1.0"
 

@@ -11,9 +11,10 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from etl import market_brief, summary
-from etl.config import DEFAULT_BRIEF_TOP, DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE
+from etl.config import DEFAULT_BRIEF_TOP, DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE, S3_SCHEME, split_s3_url
 from etl.lake.files import write_document
-from etl.lake.paths import S3_SCHEME, split_s3_url
+from etl.lake.views import connect_lake
+from etl.queries import fetch_dicts, load_sql
 from etl.render import to_cell_text
 
 # The brief's sections the report shows; the others are not asked of the lake.
@@ -57,7 +58,7 @@ $market
 def write_report(lake: str, run_id: str | None, compare_run: str | None, out_path: Path | None) -> Path:
     """Write the report of run_id (None: the latest) against compare_run (None: the run before) to
     out_path."""
-    con = summary.connect_lake(lake)
+    con = connect_lake(lake)
     figures = summary.run_summary(
         con, run_id, cost_per_call=DEFAULT_COST_PER_CALL, full_scale=DEFAULT_FULL_SCALE
     )
@@ -68,7 +69,7 @@ def write_report(lake: str, run_id: str | None, compare_run: str | None, out_pat
     comparison = (
         to_comparison(con, before, run_id, batches) if before else "<p>No earlier run to compare with.</p>"
     )
-    workers = to_table(summary.fetch_dicts(con, summary.load_sql("report_workers"), {"run_id": run_id}))
+    workers = to_table(fetch_dicts(con, load_sql("report_workers"), {"run_id": run_id}))
     out_path = out_path or default_report_path(lake)
     write_document(out_path, to_page(figures, batches, charts, comparison, workers, to_market(con)))
     return out_path
@@ -152,7 +153,7 @@ def default_report_path(lake: str | Path) -> Path:
 
 def fetch_batches(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, list]:
     """The run's batches (sql/report_batches.sql) as one list per column."""
-    rows = summary.fetch_dicts(con, summary.load_sql("report_batches"), {"run_id": run_id})
+    rows = fetch_dicts(con, load_sql("report_batches"), {"run_id": run_id})
     columns = (
         "batch_no",
         "rss_mb",
@@ -170,7 +171,7 @@ def fetch_batches(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, list
 
 def fetch_previous_run(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
     """The run that started last before run_id, if any."""
-    return summary.fetch_dicts(con, summary.load_sql("report_previous_run"), {"run_id": run_id})[0]["run_id"]
+    return fetch_dicts(con, load_sql("report_previous_run"), {"run_id": run_id})[0]["run_id"]
 
 
 def chart_memory(batches: dict[str, list]) -> go.Figure:

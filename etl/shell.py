@@ -18,9 +18,10 @@ def find_duckdb_shell() -> Path:
 
 
 def to_init_sql(variables: dict) -> str:
-    """sql/set_lake.sql, sql/set_files.sql, then the lake's views and macros (summary.LAKE_SQL); the shell
+    """sql/set_lake.sql, sql/set_files.sql, then the lake's views and macros (views.LAKE_SQL); the shell
     binds no parameters, so values go in as literals."""
-    from etl.summary import LAKE_SQL, load_sql  # DuckDB is loaded by the commands that read, never by --help
+    from etl.lake.views import LAKE_SQL
+    from etl.queries import load_sql  # DuckDB is loaded by the commands that read, never by --help
 
     literals = {name: to_sql_literal(value) for name, value in variables.items()}
     statements = [load_sql("set_lake"), load_sql("set_files")]

@@ -1,5 +1,5 @@
 """One batch in a worker process of a Ray cluster: the fetch, transform, validate and commit of a run on one
-machine (etl/pipeline.py's `write_batch`), through the process's one Yahoo source, made at its first batch.
+machine (etl/run_steps.py's `write_batch`), through the process's one Yahoo source, made at its first batch.
 
 Nothing here imports Ray: etl/cluster.py runs `run_batch` as a Ray task and hands it its node's rate, and the
 tests run it in their own process.
@@ -17,8 +17,8 @@ from etl.lake.paths import open_lake
 from etl.lake.staging import BatchCommitted, RunStaging
 from etl.memory import MemoryCheck, check_memory
 from etl.metrics import BatchMetrics
-from etl.pipeline import write_batch
 from etl.plan import Batch
+from etl.run_steps import write_batch
 from etl.source.rate import Rate
 from etl.source.yahoo import YahooSource
 

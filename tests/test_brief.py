@@ -11,9 +11,9 @@ import pytest
 
 from conftest import REPO_DIR, run_cli, run_collect
 from etl.emulator import Emulator, EmulatorConfig
+from etl.lake.views import connect_lake
 from etl.market_brief import BRIEF_VERSION, SECTIONS, brief_day, market_brief
 from etl.render import render_brief
-from etl.summary import connect_lake
 
 SCHEMA = json.loads((REPO_DIR / "docs" / "brief.schema.json").read_text())
 # A Tuesday evening in New York: Monday 2026-11-23 and Tuesday are sessions, the weekend before is not.

@@ -23,8 +23,9 @@ from etl.config import DEFAULT_UNIVERSE_PATH
 from etl.emulator import Emulator, EmulatorConfig, market
 from etl.emulator.actions import corporate_actions
 from etl.lake.paths import open_lake
+from etl.lake.views import connect_lake
+from etl.queries import fetch_dicts
 from etl.schema import BARS, QUOTES
-from etl.summary import connect_lake, fetch_dicts
 from etl.universe import COLUMNS, Member, load_members
 
 DAY = dt.date(2026, 8, 3)  # with the emulator's seed, PCG splits 2:1 and MSFT, CAT and WELL go ex-dividend

@@ -26,7 +26,7 @@ from etl.lake.delta import storage_options
 from etl.lake.lock import lake_lock
 from etl.lake.paths import open_lake
 from etl.lake.store import COMPACTION_CUT_SHORT
-from etl.summary import connect_lake
+from etl.lake.views import connect_lake
 
 # Three runs of three universes: a merge inserts a bar it has not seen as a file of its own, so every table
 # with rows ends with three files in a partition (bars: in each of its 4 months, August to November). The

@@ -42,9 +42,9 @@ from etl.emulator import Emulator, EmulatorConfig
 from etl.lake.paths import DELTA_LOG_DIR_NAME, Lake, open_lake
 from etl.lake.staging import load_run
 from etl.lake.store import fetch_in_order
+from etl.lake.views import connect_lake
 from etl.plan import plan_batches
 from etl.schema import BARS, RUNS, TABLES
-from etl.summary import connect_lake
 
 SEED = 20261125
 KILL_POINTS = 12

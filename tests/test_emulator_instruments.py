@@ -14,8 +14,8 @@ from etl.config import DEFAULT_UNIVERSE_PATH
 from etl.emulator import Emulator, EmulatorConfig, actions, calendars
 from etl.emulator.recordings import load_recordings
 from etl.errors import ConfigError
+from etl.lake.views import connect_lake
 from etl.source.yahoo import YahooSource
-from etl.summary import connect_lake
 from etl.universe import load_members
 from test_emulator import FIXTURES, QUERY1, assert_same_shape, chart, handshake, quotes, recorded
 

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import run_cli, write_universe, yahoo_route
 from etl.emulator import Emulator, EmulatorConfig
-from etl.summary import connect_lake
+from etl.lake.views import connect_lake
 
 SYMBOLS = ["AAPL", "MSFT", "BRK-B", "KO", "XOM", "JPM", "V", "MA"]
 # Monday and Tuesday evenings, after the close in New York.

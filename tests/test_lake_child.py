@@ -10,7 +10,7 @@ from etl.lake.child import run_child
 
 def test_a_child_that_fails_with_an_etl_error_is_passed_on_as_its_own_line(tmp_path):
     with pytest.raises(LakeError) as caught:
-        run_child("etl.lake.holdings", str(tmp_path / "nothing"), "5")
+        run_child("etl.lake.refetch", str(tmp_path / "nothing"), "5")
     assert str(caught.value) == (
         f"the lake at {tmp_path / 'nothing'} holds no completed run yet; "
         "run `make demo` or `make collect` first"
@@ -19,8 +19,8 @@ def test_a_child_that_fails_with_an_etl_error_is_passed_on_as_its_own_line(tmp_p
 
 def test_a_child_that_crashes_is_named_with_its_status_and_its_traceback_logged(caplog):
     with caplog.at_level(logging.ERROR, logger="etl.lake.child"), pytest.raises(LakeError) as caught:
-        run_child("etl.lake.holdings")  # no arguments: an IndexError, not an EtlError
-    assert str(caught.value) == "python -m etl.lake.holdings ended with exit status 1"
+        run_child("etl.lake.refetch")  # no arguments: an IndexError, not an EtlError
+    assert str(caught.value) == "python -m etl.lake.refetch ended with exit status 1"
     assert "Traceback" in caplog.text and "IndexError" in caplog.text
 
 

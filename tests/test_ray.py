@@ -19,7 +19,8 @@ import pytest
 from conftest import REPO_DIR, run_cli, staging_keys, write_universe, yahoo_route
 from etl.bench.cluster import RAY_ENV, start_cluster
 from etl.emulator import Emulator, EmulatorConfig
-from etl.summary import connect_lake, fetch_dicts, load_sql
+from etl.lake.views import connect_lake
+from etl.queries import fetch_dicts, load_sql
 
 pytestmark = pytest.mark.ray
 

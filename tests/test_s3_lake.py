@@ -24,7 +24,8 @@ from conftest import (
     write_universe,
     yahoo_route,
 )
-from etl.lake.paths import open_lake, split_s3_url
+from etl.config import split_s3_url
+from etl.lake.paths import open_lake
 from fault_proxy import FaultProxy
 
 SYMBOLS = ["AAPL", "MSFT", "KO", "XOM", "JPM", "V", "MA", "NVDA", "AMZN", "META", "GOOG", "TSLA"]
@@ -99,7 +100,8 @@ def test_no_secret_is_printed_logged_or_stored(emulator, universe, s3_lake_url, 
 HOLDER = """
 import sys, time
 from etl.lake.lock import lake_lock
-from etl.lake.paths import open_lake, split_s3_url
+from etl.config import split_s3_url
+from etl.lake.paths import open_lake
 with lake_lock(open_lake(sys.argv[1]), lease_s=float(sys.argv[2])):
     print("locked", flush=True)
     time.sleep(600)

@@ -14,8 +14,8 @@ from etl.errors import ConfigError, LakeError, SchemaError
 from etl.lake.delta import storage_options
 from etl.lake.paths import open_lake
 from etl.lake.staging import BatchCommitted, RunPlan, RunStaging
+from etl.lake.views import connect_lake
 from etl.schema import BARS, QUOTES, TABLES
-from etl.summary import connect_lake
 
 STARTED_AT = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
 PLAN = RunPlan(("AAPL", "MSFT"), 10, "1y", "http://127.0.0.1:1")

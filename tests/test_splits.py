@@ -18,8 +18,9 @@ from deltalake import DeltaTable
 from conftest import browser, run_cli, run_collect, write_universe
 from etl.emulator import Emulator, EmulatorConfig, calendars
 from etl.emulator.actions import corporate_actions
+from etl.lake.views import connect_lake
+from etl.queries import fetch_dicts
 from etl.schema import TABLES
-from etl.summary import connect_lake, fetch_dicts
 
 SEED = EmulatorConfig.seed
 # Splits and dividends are looked for in this stretch of the emulator's calendar, as of the default universe.

@@ -8,7 +8,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from conftest import run_collect
 from etl.emulator import Emulator, EmulatorConfig
-from etl.summary import connect_lake
+from etl.lake.views import connect_lake
 
 AS_OF = dt.datetime(2026, 11, 24, 22, 0, tzinfo=dt.UTC)
 UNIVERSE = """symbol,name,sector,industry,benchmark

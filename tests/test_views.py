@@ -19,8 +19,9 @@ from etl import transform
 from etl.emulator import Emulator, EmulatorConfig
 from etl.lake.paths import open_lake
 from etl.lake.staging import RunPlan
+from etl.lake.views import connect_lake
+from etl.queries import fetch_dicts
 from etl.schema import BARS, DIVIDENDS, SPLITS, Table
-from etl.summary import connect_lake, fetch_dicts
 
 GOOD = ["AAPL", "MSFT", "NVDA", "JPM", "XOM", "KO", "PEP", "WMT"]
 DELISTED = "DLSTD"  # delisted, in both runs

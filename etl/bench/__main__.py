@@ -29,6 +29,8 @@ from etl.config import (
 )
 from etl.lake.compact import compact_lake
 from etl.lake.paths import open_lake
+from etl.lake.views import connect_lake
+from etl.queries import fetch_dicts, load_sql
 
 NAIVE = ("naive", "batched-gc")
 FULL_PLAN = [
@@ -182,7 +184,7 @@ def report_ours(results: list[Measurement], work: Path, startup_s: dict[str, flo
         if r.contender != "ours":
             continue
         lake_dir = work / f"ours-{r.symbols}-{r.latency_ms:g}"
-        con = summary.connect_lake(lake_dir)
+        con = connect_lake(lake_dir)
         figures = summary.run_summary(con, None, cost_per_call=DEFAULT_COST_PER_CALL, full_scale=r.symbols)
         line = (
             f"ours {r.symbols:,} symbols at {r.latency_ms:g} ms: processing {figures['processing_s']:.2f} s"
@@ -205,7 +207,7 @@ def report_ours(results: list[Measurement], work: Path, startup_s: dict[str, flo
 
 
 def flatness(con: duckdb.DuckDBPyConnection) -> str:
-    (row,) = summary.fetch_dicts(con, summary.load_sql("memory_flatness"))
+    (row,) = fetch_dicts(con, load_sql("memory_flatness"))
     return (
         f"RSS after batch {row['tenth_batch']}: {row['rss_mb_at_tenth']:.0f} MB, after the last: "
         f"{row['rss_mb_at_last']:.0f} MB ({100 * row['growth_ratio']:+.1f}%),"
@@ -215,7 +217,7 @@ def flatness(con: duckdb.DuckDBPyConnection) -> str:
 
 def split_wall(r: Measurement, con: duckdb.DuckDBPyConnection, lake_dir: Path, run_id: str) -> str:
     """The run's wall time as start-up, processing, publishing and exit, read as WALL_SPLIT_SOURCES says."""
-    (phases,) = summary.fetch_dicts(con, summary.load_sql("run_phases"))
+    (phases,) = fetch_dicts(con, load_sql("run_phases"))
     published_at = manifest_committed_at(open_lake(lake_dir), run_id)
     ended_at = r.launched_at + dt.timedelta(seconds=r.wall_s)
     startup_s = (phases["started_at"] - r.launched_at).total_seconds()
@@ -264,7 +266,7 @@ def time_summary_over_daily_runs(emulator: EmulatorProcess, work: Path, n_runs: 
             )
         started = time.perf_counter()
         summary.run_summary(
-            summary.connect_lake(lake),
+            connect_lake(lake),
             None,
             cost_per_call=DEFAULT_COST_PER_CALL,
             full_scale=DEFAULT_FULL_SCALE,

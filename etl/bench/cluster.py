@@ -24,6 +24,8 @@ import psutil
 from etl import summary
 from etl.bench.measure import REPO_DIR, EmulatorProcess
 from etl.config import DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE
+from etl.lake.views import connect_lake
+from etl.queries import fetch_dicts, load_sql
 
 MB = 1024 * 1024
 # A local cluster's, for this bench and tests/test_ray.py: everything Ray listens on stays on loopback
@@ -108,11 +110,11 @@ def _rss_mb(processes: list[psutil.Process]) -> float:
 
 def worker_figures(lake: Path) -> list[dict]:
     """The latest run's worker processes: batches, time and memory of each (sql/report_workers.sql)."""
-    con = summary.connect_lake(str(lake))
+    con = connect_lake(str(lake))
     run_id = summary.run_summary(
         con, None, cost_per_call=DEFAULT_COST_PER_CALL, full_scale=DEFAULT_FULL_SCALE
     )["run_id"]
-    return summary.fetch_dicts(con, summary.load_sql("report_workers"), {"run_id": run_id})
+    return fetch_dicts(con, load_sql("report_workers"), {"run_id": run_id})
 
 
 def batches_span(workers: list[dict]) -> tuple[float, float]:

@@ -1,18 +1,16 @@
 """What the lake holds: whether it is a lake of Delta tables, its completed runs, and where each symbol's bars
 resume.
 
-The last is read by DuckDB over the lake's views, in a child process of its own, so that neither DuckDB nor
-deltalake ever sits in the collector's memory: `python -m etl.lake.holdings LAKE REVISION_DAYS` prints
-`{symbol: first date}`.
+The last is read by DuckDB over the lake's views, in a child process of its own (etl/lake/refetch.py), so that
+neither DuckDB nor deltalake ever sits in the collector's memory.
 """
 
 import datetime as dt
 import json
-import sys
 
 from etl.errors import LakeError, LegacyLakeError
-from etl.lake.child import errors_to_one_line, run_child
-from etl.lake.paths import DELTA_LOG_DIR_NAME, RUNS_DIR_NAME, Lake, open_lake
+from etl.lake.child import run_child
+from etl.lake.paths import DELTA_LOG_DIR_NAME, RUNS_DIR_NAME, Lake
 
 # The folder of the records that `compact` wrote before the lake's tables were Delta tables.
 LEGACY_COMPACTIONS_DIR_NAME = "compactions"
@@ -50,25 +48,9 @@ def read_refetch_from(lake: Lake, revision_days: int) -> dict[str, dt.date]:
     if not has_runs_table(lake):
         return {}
     try:
-        output = run_child("etl.lake.holdings", lake.url, str(revision_days))
+        output = run_child("etl.lake.refetch", lake.url, str(revision_days))
     except LakeError as exc:
         raise LakeError(
             f"cannot read what the lake at {lake.url} holds ({exc}); --full-refresh ignores it"
         ) from exc
     return {symbol: dt.date.fromisoformat(day) for symbol, day in json.loads(output).items()}
-
-
-def main() -> None:
-    """`python -m etl.lake.holdings LAKE REVISION_DAYS`: print `{symbol: first date to fetch}` as JSON."""
-    from etl import summary  # DuckDB and deltalake, in this child only
-
-    lake, revision_days = open_lake(sys.argv[1]), int(sys.argv[2])
-    with errors_to_one_line():
-        rows = summary.fetch_dicts(
-            summary.connect_lake(lake), summary.load_sql("refetch_from"), {"revision_days": revision_days}
-        )
-    print(json.dumps({row["symbol"]: row["refetch_from"].isoformat() for row in rows}))
-
-
-if __name__ == "__main__":
-    main()

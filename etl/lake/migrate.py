@@ -18,8 +18,8 @@ from etl.lake.lock import lake_lock
 from etl.lake.paths import DELTA_LOG_DIR_NAME, RUNS_DIR_NAME, Lake
 from etl.lake.publish import with_partitions
 from etl.lake.store import ObjectExists, failures_leave
+from etl.queries import load_sql
 from etl.schema import BARS, TABLES, Table
-from etl.summary import load_sql
 
 log = logging.getLogger(__name__)
 

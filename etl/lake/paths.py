@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from etl.errors import ConfigError
+from etl.config import S3_SCHEME, split_s3_url
 
 if TYPE_CHECKING:
     from etl.lake.store import Store
@@ -16,9 +15,6 @@ if TYPE_CHECKING:
 # The `runs` table's folder (etl/schema.py names it so too), and the log beside every Delta table's files.
 RUNS_DIR_NAME = "runs"
 DELTA_LOG_DIR_NAME = "_delta_log"
-S3_SCHEME = "s3://"
-# S3's rule for bucket names (AWS, MinIO and R2 share it): 3-63 lowercase letters, digits, dots, hyphens.
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -70,20 +66,3 @@ def open_lake(location: str | Path | Lake) -> Lake:
 
     path = Path(os.path.abspath(text))
     return Lake(text, LocalStore(path.parent, path.parent / f".{path.name}.staging" / "pending"), path.name)
-
-
-def split_s3_url(url: str) -> tuple[str, str, str]:
-    """`s3://bucket/a/b/lake` as (bucket, the lake's parent prefix "a/b", its name "lake")."""
-    bucket, _, prefix = url.removeprefix(S3_SCHEME).partition("/")
-    parent, _, name = prefix.strip("/").rpartition("/")
-    if not _BUCKET_NAME.fullmatch(bucket):
-        raise ConfigError(
-            f"--lake {url}: {bucket!r} is not an S3 bucket name (3-63 lowercase letters, digits, dots and "
-            "hyphens); write s3://BUCKET/PREFIX"
-        )
-    if not name or name in (".", ".."):
-        raise ConfigError(
-            f"--lake {url}: give the lake a prefix of its own, like s3://{bucket}/lake: its staging and "
-            "lock sit beside it"
-        )
-    return bucket, parent, name

@@ -19,7 +19,7 @@ import s3fs
 
 from etl.lake.paths import Lake
 from etl.lake.s3 import Listed, S3Store
-from etl.summary import load_sql
+from etl.queries import load_sql
 
 # A lake object DuckDB reads is kept in memory for the connection up to this size: runs, batches, failures,
 # a day's quotes. Larger ones (a year's bars) are read in ranges, as s3fs does.
