@@ -43,19 +43,19 @@ test: $(STAMP) ## Run the test suite (offline, against the emulator)
 	@# modules in collection order, the longest first (tests/conftest.py), not xdist's most-tests-first.
 	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder $(ARGS)
 
-lint: $(STAMP) ## ruff (lint and format check) and mypy on etl/
-	$(PY) -m ruff check etl tests
-	$(PY) -m ruff format --check etl tests
-	$(PY) -m mypy etl
+lint: $(STAMP) ## ruff (lint and format check) and mypy on etl/ and bench/
+	$(PY) -m ruff check etl tests bench
+	$(PY) -m ruff format --check etl tests bench
+	$(PY) -m mypy
 
 bench: $(STAMP) ## Every contender side by side at 100 ms latency: 30, 257, 5,000 and 10,000 symbols, and the S3 rows (~25 min)
-	$(PY) -m etl.bench $(ARGS)
+	$(PY) -m bench $(ARGS)
 
 bench-quick: $(STAMP) ## The same at 30 and 257 symbols, and the S3 rows (~4 min)
-	$(PY) -m etl.bench --quick $(ARGS)
+	$(PY) -m bench --quick $(ARGS)
 
 bench-ray: $(STAMP) ## collect --ray on a local 2-CPU Ray cluster: 10,000 symbols at 100 ms against one process, 100,000 at 0 ms
-	$(PY) -m etl.bench.cluster $(ARGS)
+	$(PY) -m bench.cluster $(ARGS)
 
 clean: ## Remove the demo lake and caches (keeps data/lake)
 	rm -rf data/demo data/.demo.staging .pytest_cache

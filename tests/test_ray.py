@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bench.cluster import RAY_ENV, start_cluster
 from conftest import REPO_DIR, run_cli, staging_keys, write_universe, yahoo_route
-from etl.bench.cluster import RAY_ENV, start_cluster
 from etl.emulator import Emulator, EmulatorConfig
 from etl.lake.views import connect_lake
 from etl.queries import fetch_dicts, load_sql

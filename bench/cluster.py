@@ -1,4 +1,4 @@
-"""`python -m etl.bench.cluster`: `collect --ray` on a local 2-CPU Ray cluster against one process, through
+"""`python -m bench.cluster`: `collect --ray` on a local 2-CPU Ray cluster against one process, through
 the emulator in its own process.
 
 Two rows: N symbols at 100 ms a request, Ray against one process (wall, requests, ratio); and M symbols
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from bench.measure import REPO_DIR, EmulatorProcess
 from etl import summary
-from etl.bench.measure import REPO_DIR, EmulatorProcess
 from etl.config import DEFAULT_COST_PER_CALL, DEFAULT_FULL_SCALE
 from etl.lake.views import connect_lake
 from etl.queries import fetch_dicts, load_sql
@@ -193,7 +193,7 @@ def scale(work_dir: Path, address: str, n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m etl.bench.cluster", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__)
     parser.add_argument("--compare-symbols", type=int, default=10_000)
     parser.add_argument("--scale-symbols", type=int, default=100_000)
     args = parser.parse_args()

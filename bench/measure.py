@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 # The benchmark runs from a checkout only (the wheel leaves it out): contenders start at its top.
-REPO_DIR = Path(__file__).resolve().parents[2]
+REPO_DIR = Path(__file__).resolve().parents[1]
 
 # Variables that would take a peer's route from HTTPS_PROXY and CURL_CA_BUNDLE: libcurl reads `https_proxy`
 # before `HTTPS_PROXY`, NO_PROXY could send Yahoo's hosts around the proxy, and curl_cffi reads

@@ -1,6 +1,6 @@
-"""`python -m etl.bench.delta [publish merge summary s3]`: the Delta lake's performance bars, synthetic runs.
+"""`python -m bench.delta [publish merge summary s3]`: the Delta lake's performance bars, synthetic runs.
 
-Each run is staged as the collector stages it (etl/bench/synthetic.py) and published by the publishing
+Each run is staged as the collector stages it (bench/synthetic.py) and published by the publishing
 child, `python -m etl.lake.publish`, started through the launcher: its wall time and its own peak RSS. No
 lock is held (the collector would hold it); the emulator is not needed. Every figure carries the load
 average, as the machine may be shared.
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from etl.bench.measure import drop_cached_libraries, run_child
-from etl.bench.readback import describe_objects
-from etl.bench.synthetic import next_weekday, stage_run, universe, weekdays_to
+from bench.measure import drop_cached_libraries, run_child
+from bench.readback import describe_objects
+from bench.synthetic import next_weekday, stage_run, universe, weekdays_to
 from etl.config import COMPACTABLE, DEFAULT_LOCK_LEASE_S, ROW_GROUP_ROWS
 from etl.lake import delta
 from etl.lake.compact import compact_lake
@@ -70,7 +70,7 @@ def publish_child(staging: RunStaging) -> tuple[float, float]:
 def bars_child(staging: RunStaging, target_dir: Path, partitioning: str) -> tuple[float, float]:
     """commit_bars in a child process, timed."""
     args = [staging.lake.url, staging.run_id, str(target_dir), partitioning]
-    return measured([sys.executable, "-m", "etl.bench.delta", BARS_CHILD, *args])
+    return measured([sys.executable, "-m", "bench.delta", BARS_CHILD, *args])
 
 
 def commit_bars(lake_url: str, run_id: str, target_url: str, partitioning: str) -> None:
@@ -194,7 +194,7 @@ def main() -> None:
     if sys.argv[1:2] == [BARS_CHILD]:
         commit_bars(*sys.argv[2:])
         return
-    parser = argparse.ArgumentParser(prog="python -m etl.bench.delta", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.delta", description=__doc__.split("\n\n")[0])
     parser.add_argument("parts", nargs="*", metavar="PART", help=f"of {', '.join(PARTS)} (default: all)")
     parser.add_argument("--merge-symbols", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=250)
@@ -213,7 +213,7 @@ def main() -> None:
             daily = open_lake(work / "daily")
             build_daily_runs(daily, args.runs)
             if "s3" in parts:
-                from etl.bench.s3 import loopback_bucket  # moto, for the bucket's figures only
+                from bench.s3 import loopback_bucket  # moto, for the bucket's figures only
 
                 with loopback_bucket() as (bucket_url, _):
                     bucket = open_lake(bucket_url)

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-from etl.bench.measure import REPO_DIR, Measurement
+from bench.measure import REPO_DIR, Measurement
 
 sys.path.insert(0, str(REPO_DIR / "tests"))  # the bench runs from a checkout, as the tests do
 from fault_proxy import FaultProxy  # noqa: E402
