@@ -108,7 +108,7 @@ def _read_old_lake(con: duckdb.DuckDBPyConnection, lake: Lake, names: list[str])
     `compacted-*` file is none), a file a published compaction record names as replaced skipped (its rows are
     in the compacted file), and a `compacted-*` file read only once a record names it."""
     if not lake.is_local:
-        from etl.lake.s3_readers import BucketReader  # s3fs, for a lake in a bucket only
+        from etl.lake.s3_readers import BucketReader  # obstore and fsspec, for a lake in a bucket only
 
         BucketReader(con, lake)
     old = [name for name in names if _is_old(name)]

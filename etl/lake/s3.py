@@ -57,20 +57,7 @@ class S3Store:
     def __init__(self, bucket: str, prefix: str) -> None:
         self.bucket = bucket
         self.prefix = prefix
-        self._store = _ObjectStore(
-            bucket,
-            # Client options given here replace those obstore reads from the environment: AWS_ALLOW_HTTP too.
-            client_options={
-                "timeout": dt.timedelta(seconds=STORE_TIMEOUT_S),
-                "connect_timeout": dt.timedelta(seconds=STORE_CONNECT_TIMEOUT_S),
-                "allow_http": os.environ.get("AWS_ALLOW_HTTP", "").lower() == "true",
-            },
-            retry_config={
-                "max_retries": STORE_MAX_RETRIES,
-                "retry_timeout": dt.timedelta(seconds=STORE_RETRY_TIMEOUT_S),
-            },
-            credential_provider=_profile_credentials(),
-        )
+        self._store = _ObjectStore(bucket, **store_options())
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
@@ -153,6 +140,24 @@ class S3Store:
 
     def _to_store_error(self, doing: str, key: str, exc: BaseException) -> StoreError:
         return StoreError(f"{doing} {self.url(key)} failed ({describe_store_error(exc, self.bucket)})")
+
+
+def store_options() -> dict:
+    """How obstore reaches the bucket, for the job's writes and DuckDB's reads alike: timeouts, retries, and
+    the credentials of a named profile."""
+    return {
+        # Client options given here replace those obstore reads from the environment: AWS_ALLOW_HTTP too.
+        "client_options": {
+            "timeout": dt.timedelta(seconds=STORE_TIMEOUT_S),
+            "connect_timeout": dt.timedelta(seconds=STORE_CONNECT_TIMEOUT_S),
+            "allow_http": os.environ.get("AWS_ALLOW_HTTP", "").lower() == "true",
+        },
+        "retry_config": {
+            "max_retries": STORE_MAX_RETRIES,
+            "retry_timeout": dt.timedelta(seconds=STORE_RETRY_TIMEOUT_S),
+        },
+        "credential_provider": _profile_credentials(),
+    }
 
 
 def _resent_on_reset(request: Callable[[], T]) -> T:

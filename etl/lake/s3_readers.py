@@ -1,38 +1,40 @@
-"""DuckDB's way into a lake in a bucket: its own httpfs where that loads, else s3fs, handed the job's own
-listing and keeping small objects.
+"""DuckDB's way into a lake in a bucket: obstore, the job's own S3 client (etl/lake/s3.py), as the
+connection's fsspec filesystem, handed the job's own listing and keeping small objects.
 
-httpfs is DuckDB's faster S3 reader, but an extension downloaded at run time (`INSTALL httpfs`, once, on a
-machine with internet); offline it does not load, and s3fs (botocore), registered as a filesystem, reads
-instead. s3fs reads the AWS chain itself: keys, AWS_PROFILE, ~/.aws, AWS_REGION, AWS_ENDPOINT_URL.
+One S3 client for the job's writes and DuckDB's reads, with the same timeouts, retries and credentials
+(a profile's through boto3's chain). DuckDB's own S3 reader, httpfs, is an extension downloaded at run time,
+which a machine without internet cannot; fsspec is DuckDB's way to read through a client of Python's.
 Imported only for a lake in a bucket.
 """
 
+import datetime as dt
 import io
-import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
-from urllib.parse import urlsplit
 
 import duckdb
-import s3fs
+from obstore.fsspec import FsspecStore
 
 from etl.lake.paths import Lake
-from etl.lake.s3 import Listed, S3Store
-from etl.queries import load_sql
+from etl.lake.s3 import Listed, S3Store, store_options
 
 # A lake object DuckDB reads is kept in memory for the connection up to this size: runs, batches, failures,
-# a day's quotes. Larger ones (a year's bars) are read in ranges, as s3fs does.
+# a day's quotes. Larger ones (a year's bars) are read in ranges.
 SMALL_OBJECT_BYTES = 1 << 20
 PREFETCH_IN_FLIGHT = 16
 
 
-class LakeFileSystem(s3fs.S3FileSystem):
-    """s3fs reading each small object once: the lake's objects are never replaced, and DuckDB opens one again
-    for every view it binds (a run's manifest, for one, is read by most views)."""
+class LakeFileSystem(FsspecStore):
+    """obstore's fsspec store reading each small object once, and each object's size and date from the job's
+    listing: the lake's objects are never replaced, and DuckDB opens one again for every view it binds (a
+    run's manifest, for one, is read by most views)."""
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
+    protocol = "s3"
+    cachable = False  # its listing and its objects are this connection's alone
+
+    def __init__(self) -> None:
+        super().__init__(**store_options())
         self.small_objects: dict[str, bytes] = {}
 
     def _open(self, path, mode="rb", **kwargs):
@@ -42,11 +44,18 @@ class LakeFileSystem(s3fs.S3FileSystem):
             self.small_objects[path] = self.cat_file(path)
         return io.BytesIO(self.small_objects[path])
 
+    async def _info(self, path: str, **kwargs) -> dict:
+        # DuckDB names files by s3:// URL, the listing by bucket and key; obstore does not strip the scheme.
+        return await super()._info(self._strip_protocol(path), **kwargs)
+
+    def modified(self, path: str) -> dt.datetime:
+        return self.info(path)["last_modified"]
+
 
 class BucketReader:
     """DuckDB's way into the lake's bucket, for one connection, and the files it is to read.
 
-    The lake is listed once, by the job; where s3fs reads, it is handed that listing as its cache: DuckDB asks
+    The lake is listed once, by the job, and the filesystem is handed that listing as its cache: DuckDB asks
     for a file's size and date several times a view, each a HEAD request otherwise (190 for a connection to
     a small lake). The connection sees the lake as it was listed; a run published later is the next one's.
     """
@@ -54,15 +63,10 @@ class BucketReader:
     def __init__(self, con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
         self.lake = lake
         self.listed = cast(S3Store, lake.store).list_objects(lake.key(""))
-        self.filesystem = None if use_httpfs(con) else self._register_s3fs(con)
+        self.filesystem = self._register(con)
 
-    def _register_s3fs(self, con: duckdb.DuckDBPyConnection) -> LakeFileSystem:
-        filesystem = LakeFileSystem(
-            client_kwargs={"endpoint_url": _endpoint()} if _endpoint() else {},
-            use_listings_cache=True,
-            listings_expiry_time=None,
-            skip_instance_cache=True,  # its listing and its objects are this connection's alone
-        )
+    def _register(self, con: duckdb.DuckDBPyConnection) -> LakeFileSystem:
+        filesystem = LakeFileSystem()
         for listed in self.listed:
             name = self.lake.store.url(listed.key).removeprefix("s3://")
             filesystem.dircache.setdefault(name.rpartition("/")[0], []).append(_to_entry(name, listed))
@@ -70,9 +74,7 @@ class BucketReader:
         return filesystem
 
     def prefetch(self, urls: Iterable[str]) -> None:
-        """Fetch the small files of these now, side by side, where s3fs reads (httpfs reads them itself)."""
-        if self.filesystem is None:
-            return
+        """Fetch the small files of these now, side by side."""
         sizes = {self.lake.store.url(listed.key): listed for listed in self.listed}
         small = {
             url.removeprefix("s3://"): sizes[url].key
@@ -89,43 +91,6 @@ class BucketReader:
             filesystem.small_objects.update(zip(small, fetched, strict=True))
 
 
-def use_httpfs(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether DuckDB reads the bucket itself: httpfs is installed, and the keys are in the environment (a
-    profile's would need DuckDB's aws extension as well; s3fs reads those)."""
-    key_id, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if not (key_id and secret):
-        return False
-    try:
-        con.execute(load_sql("load_httpfs"))
-    except duckdb.Error:  # not installed, and offline it cannot be
-        return False
-    endpoint = urlsplit(_endpoint() or "https://s3.amazonaws.com")
-    settings = {
-        "key_id": key_id,
-        "secret": secret,
-        "session_token": os.environ.get("AWS_SESSION_TOKEN", ""),
-        "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-        "endpoint": endpoint.netloc,
-        "use_ssl": endpoint.scheme == "https",
-        # S3-compatible stores (MinIO, moto, Ceph) are addressed by path; AWS itself by virtual host.
-        "url_style": "vhost" if endpoint.netloc.endswith("amazonaws.com") else "path",
-    }
-    con.execute(load_sql("set_s3"), {"settings": settings})
-    con.execute(load_sql("s3_secret"))
-    return True
-
-
-def _endpoint() -> str | None:
-    """An S3-compatible store's endpoint, as the AWS chain names it."""
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-
-
 def _to_entry(name: str, listed: Listed) -> dict:
-    """An object as s3fs lists it itself."""
-    return {
-        "name": name,
-        "Key": name,
-        "size": listed.size,
-        "type": "file",
-        "LastModified": listed.modified_at,
-    }
+    """An object as the filesystem lists it itself."""
+    return {"name": name, "size": listed.size, "type": "file", "last_modified": listed.modified_at}

@@ -53,10 +53,10 @@ def table_files(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict[str, list[st
     # Opened side by side: each open reads a log, in a bucket a few round trips one after another.
     with ThreadPoolExecutor(max_workers=len(TABLES)) as pool:
         snapshots = dict(zip(TABLES, pool.map(partial(_snapshot, lake), TABLES.values()), strict=True))
-    # deltalake gives URIs percent-encoded (a space as %20); DuckDB and s3fs take the path as it is.
+    # deltalake gives URIs percent-encoded (a space as %20); DuckDB takes the path as it is.
     files = {name: list(map(unquote, s.file_uris())) if s else [] for name, s in snapshots.items()}
     if not lake.is_local:
-        from etl.lake.s3_readers import BucketReader  # s3fs and obstore, for a lake in a bucket only
+        from etl.lake.s3_readers import BucketReader  # obstore and fsspec, for a lake in a bucket only
 
         BucketReader(con, lake).prefetch(file for names in files.values() for file in names)
     return {name: _readable(TABLES[name], names, snapshots[name]) for name, names in files.items()}
