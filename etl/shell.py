@@ -13,7 +13,9 @@ def find_duckdb_shell() -> Path:
     spec = importlib.util.find_spec("duckdb_cli")
     binary = Path(spec.origin).with_name("duckdb") if spec and spec.origin else None
     if binary is None or not binary.is_file():
-        raise ConfigError("the DuckDB shell (package duckdb-cli) is not installed; run `make install`")
+        raise ConfigError(
+            "the DuckDB shell is not installed; pip install 'market-voices-etl[shell]' (`make query` does)"
+        )
     return binary
 
 

@@ -4,7 +4,6 @@ there."""
 import json
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -12,24 +11,17 @@ import pytest
 
 from conftest import REPO_DIR, write_universe
 
+# The venv's installer (the Makefile's): it installs the wheel's dependencies from its cache, offline.
+UV = Path(sys.executable).parent / "uv"
+
 
 @pytest.fixture(scope="module")
 def wheel_path(tmp_path_factory) -> Path:
-    """`pip wheel .`, without build isolation: hatchling comes from this venv, so nothing is downloaded."""
+    """The wheel as hatchling, the build backend, builds it: from this venv, so nothing is downloaded."""
     out_dir = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--quiet",
-            "-w",
-            str(out_dir),
-            str(REPO_DIR),
-        ],
+        [sys.executable, "-m", "hatchling", "build", "--target", "wheel", "--directory", str(out_dir)],
+        cwd=REPO_DIR,
         check=True,
         capture_output=True,
         timeout=120,
@@ -39,37 +31,25 @@ def wheel_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def env_dir(wheel_path, tmp_path_factory) -> Path:
-    """A fresh virtual environment holding the wheel alone, outside the checkout.
-
-    Its dependencies are this venv's, seen through a .pth line: a path that a .pth adds is not itself scanned
-    for .pth files, so the checkout's editable install stays invisible and `etl` can only come from the wheel.
-    """
+    """A fresh virtual environment outside the checkout holding the wheel and the dependencies it declares,
+    no extra: what `pip install market-voices-etl` gives a user, with neither the dev tools nor Ray."""
     env_dir = tmp_path_factory.mktemp("fresh") / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True, timeout=120)
-    python = env_dir / "bin" / "python"
     subprocess.run(
         [
-            sys.executable,
-            "-m",
+            str(UV),
             "pip",
-            "--python",
-            str(python),
             "install",
-            "--no-deps",
+            "--offline",
             "--quiet",
-            str(wheel_path),
+            "--python",
+            str(env_dir / "bin" / "python"),
+            wheel_path,
         ],
         check=True,
         capture_output=True,
-        timeout=120,
+        timeout=300,
     )
-    site_dir = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    Path(site_dir, "dependencies-of-the-checkout.pth").write_text(sysconfig.get_path("purelib") + "\n")
     return env_dir
 
 
@@ -102,6 +82,19 @@ def test_the_installed_package_is_the_wheel_and_finds_its_universe(env_dir, tmp_
     # The negative control of this file: from the checkout, both paths would be under REPO_DIR.
     assert Path(package_file).is_relative_to(env_dir) and Path(sql_dir).is_relative_to(env_dir)
     assert int(n_symbols) == 268  # the 11 benchmarks and 257 stocks
+
+
+def test_the_installed_package_has_its_dependencies_and_no_extra(env_dir, tmp_path):
+    code = "import importlib.util as u; print(*(m for m in NAMES if u.find_spec(m)))"
+    names = ("yfinance", "deltalake", "duckdb", "obstore", "fsspec", "plotly", "pytest", "ray", "duckdb_cli")
+    done = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-c", f"NAMES = {names!r}; {code}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["yfinance", "deltalake", "duckdb", "obstore", "fsspec", "plotly"]
 
 
 def test_etl_demo_then_etl_query_run_from_the_wheel_outside_the_checkout(env_dir, tmp_path):
