@@ -7,7 +7,7 @@ have been. A run killed between two tables' commits is published again whole whe
 it had appended to hold its rows twice.
 """
 
-from etl import cli, pipeline
+from etl import cli, pipeline, run_steps
 from etl.lake import delta, publish
 from etl.lake.staging import RunStaging
 
@@ -17,7 +17,8 @@ def publish_in_process(staging: RunStaging, *, row_group_rows: int, pass_fds: tu
 
 
 delta.has_run = lambda table, run_id: False
-pipeline.publish_in_child = publish_in_process
+# Both publish: a run's end (run_steps), and a staged run complete but unpublished, on resume (pipeline).
+pipeline.publish_in_child = run_steps.publish_in_child = publish_in_process
 
 if __name__ == "__main__":
     cli.main()
