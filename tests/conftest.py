@@ -201,14 +201,18 @@ def write_universe(path: Path, symbols: list[str]) -> Path:
 
 
 def run_cli(
-    *args: str, env: dict | None = None, timeout: float = 300, cwd: Path = REPO_DIR
+    *args: str,
+    env: dict | None = None,
+    timeout: float = 300,
+    cwd: Path = REPO_DIR,
+    entry: tuple[str, ...] = ("-m", "etl"),
 ) -> subprocess.CompletedProcess:
     """`python -m etl ARGS` as a user would run it, in `cwd` (where it looks for etl.toml), with the isolated
-    cache."""
+    cache; `entry` names a test's own wrapper of the CLI instead."""
     # The caller's own ETL_ settings must not leak into a test.
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | (env or {})
     return subprocess.run(
-        [sys.executable, "-m", "etl", *args],
+        [sys.executable, *entry, *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,
@@ -218,7 +222,7 @@ def run_cli(
 
 
 def run_collect(
-    emulator, universe: Path, lake_dir: Path, *options: str, cache_dir: Path | None = None
+    emulator, universe: Path, lake_dir: Path, *options: str, cache_dir: Path | None = None, **run_options
 ) -> subprocess.CompletedProcess:
     """`python -m etl collect` of `universe` through the emulator into `lake_dir`.
 
@@ -226,4 +230,5 @@ def run_collect(
     """
     env = None if cache_dir is None else {"XDG_CACHE_HOME": str(cache_dir)}
     route = yahoo_route(emulator)
-    return run_cli("collect", *route, "--universe", str(universe), "--lake", str(lake_dir), *options, env=env)
+    where = ("--universe", str(universe), "--lake", str(lake_dir))
+    return run_cli("collect", *route, *where, *options, env=env, **run_options)

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
+from leaky_collector import LEAK_MB
 
 from conftest import (
     REPO_DIR,
@@ -232,10 +233,17 @@ def test_memory_limit_stops_cleanly_and_keeps_what_was_collected(emulator, tmp_p
     universe = write_universe(tmp_path / "u.txt", GOOD)
     refused = run_collect(emulator, universe, lake_dir, "--memory-limit-mb", "1")
     assert refused.returncode == 2 and emulator.total_requests() == 0
-    # Just above what the job uses before fetching: the first batch (pool, session, data) takes it over.
-    start_mb = int(re.search(r"RSS (\d+) MB", refused.stderr).group(1)) + 1
+    # Half a leaked batch above what the job uses before fetching: the first batch's leak takes it over.
+    start_mb = int(re.search(r"RSS (\d+) MB", refused.stderr).group(1)) + LEAK_MB // 2
     result = run_collect(
-        emulator, universe, lake_dir, "--batch-size", "4", "--memory-limit-mb", str(start_mb)
+        emulator,
+        universe,
+        lake_dir,
+        "--batch-size",
+        "4",
+        "--memory-limit-mb",
+        str(start_mb),
+        entry=(str(Path(__file__).with_name("leaky_collector.py")),),
     )
     assert result.returncode == 1
     assert "--memory-limit-mb" in result.stderr.strip().splitlines()[-1]
