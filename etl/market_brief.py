@@ -68,12 +68,10 @@ def market_brief(
     those asked for)."""
     brief: dict = {"brief_version": BRIEF_VERSION, "day": day.isoformat()}
     for section in sections:
-        arguments = [day, top_n] if section.top_n else [day]
-        try:
-            relation = con.table_function(section.name, arguments)
-        except duckdb.Error as exc:
-            raise LakeError(f"the brief's {section.name} failed: {exc}".splitlines()[0]) from exc
-        rows = [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+        params = {"day": day, "top_n": top_n} if section.top_n else {"day": day}
+        # A statement, not con.table_function: a relation is bound holding Python's lock, and DuckDB's
+        # threads reading a bucket's files through the lake's fsspec filesystem wait on it for ever.
+        rows = fetch_dicts(con, f"from {section.name}({', '.join('$' + name for name in params)})", params)
         brief[section.name] = {"title": section.title, "rows": [_to_json_row(row) for row in rows]}
     return brief
 
