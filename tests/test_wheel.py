@@ -35,21 +35,13 @@ def env_dir(wheel_path, tmp_path_factory) -> Path:
     no extra: what `pip install market-voices-etl` gives a user, with neither the dev tools nor Ray."""
     env_dir = tmp_path_factory.mktemp("fresh") / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True, timeout=120)
-    subprocess.run(
-        [
-            str(UV),
-            "pip",
-            "install",
-            "--offline",
-            "--quiet",
-            "--python",
-            str(env_dir / "bin" / "python"),
-            wheel_path,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    # At this venv's versions, whose wheels are in uv's cache: offline, uv would otherwise take the newest
+    # release its cached index knows (a boto3 newer than moto allowed here), whose wheel it never fetched.
+    tested = env_dir.parent / "tested.txt"
+    freeze = [str(UV), "pip", "freeze", "--exclude-editable", "--python", sys.executable]
+    tested.write_text(subprocess.run(freeze, check=True, capture_output=True, text=True, timeout=60).stdout)
+    install = [str(UV), "pip", "install", "--offline", "--quiet", "--python", str(env_dir / "bin" / "python")]
+    subprocess.run([*install, "-c", str(tested), wheel_path], check=True, capture_output=True, timeout=300)
     return env_dir
 
 
