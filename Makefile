@@ -33,7 +33,9 @@ $(UV):
 	$(UV) pip uninstall --quiet --python $(PY) pip setuptools
 
 $(VENV)/.installed-%: pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(PY) -e '.$(EXTRAS_$(firstword $(subst -, ,$*)))'
+	@# Compiled at install: where PYTHONDONTWRITEBYTECODE is set (CI images often do), every process the job
+	@# and its tests start would compile pandas, pyarrow and the rest from source again, 2.7 s not 0.6 s.
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -e '.$(EXTRAS_$(firstword $(subst -, ,$*)))'
 	rm -f $(VENV)/.installed-$(firstword $(subst -, ,$*))-* && touch $@
 
 install: $(DEV) ## Create .venv and install the package with its dev tools
