@@ -47,7 +47,7 @@ from etl.plan import plan_batches
 from etl.schema import BARS, RUNS, TABLES
 
 SEED = 20261125
-KILL_POINTS = 12
+KILL_POINTS = 8
 # In a bucket, every attempt also waits out the killed writer's lease (a second) and the checks read the
 # bucket: fewer kills keep the test in make test's time, and the local test covers the events at large.
 S3_KILL_POINTS = 4
