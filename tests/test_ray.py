@@ -20,11 +20,13 @@ from bench.cluster import RAY_ENV, start_cluster
 from conftest import REPO_DIR, run_cli, staging_keys, write_universe, yahoo_route
 from etl.emulator import Emulator, EmulatorConfig
 from etl.lake.views import connect_lake
+from etl.plan import plan_batches
 from etl.queries import fetch_dicts, load_sql
 
 pytestmark = pytest.mark.ray
 
 SYMBOLS = [f"S{i:03d}" for i in range(18)] + ["DLSTD"]
+BATCH_SIZE = 5
 WAIT_S = 60
 
 
@@ -80,7 +82,7 @@ def alone(tmp_path_factory) -> tuple[str, dict[str, int]]:
 def collect_args(emulator, universe: Path, lake: str, *options: str) -> list[str]:
     """The arguments of this module's collects: a month of history in batches of 5."""
     args = ["collect", *yahoo_route(emulator), "--universe", str(universe), "--lake", lake]
-    args += ["--history", "1mo", "--batch-size", "5", "--min-success", "0.9"]  # DLSTD is delisted
+    args += ["--history", "1mo", "--batch-size", str(BATCH_SIZE), "--min-success", "0.9"]  # DLSTD is delisted
     return [*args, *options]
 
 
@@ -149,15 +151,15 @@ def test_a_ray_run_equals_the_run_on_one_machine(ray_address, alone, emulator, t
     assert sum(w["symbols"] for w in per_worker) == len(SYMBOLS)
 
 
-def worker_fetching(emulator) -> psutil.Process | None:
-    """A Ray worker process (titled `ray::run_batch` by Ray) with a connection open to the emulator: in the
-    middle of a batch."""
-    port = int(emulator.proxy_url.rpartition(":")[2])
+def worker_asking(emulator, symbol: str) -> psutil.Process | None:
+    """The Ray worker process (titled `ray::run_batch` by Ray) waiting on the emulator's answer to the
+    symbol's chart: a process in the middle of that batch, not one idle with its connection kept open."""
+    ports = {port for port, asked in emulator.charts_in_flight().items() if asked == symbol}
     for process in psutil.process_iter(["cmdline"]):
         if not " ".join(process.info["cmdline"] or []).startswith("ray::"):
             continue
         try:
-            if any(c.raddr and c.raddr.port == port for c in process.net_connections("tcp")):
+            if ports & {c.laddr.port for c in process.net_connections("tcp")}:
                 return process
         except psutil.Error:
             continue
@@ -167,15 +169,28 @@ def worker_fetching(emulator) -> psutil.Process | None:
 def test_a_worker_killed_mid_batch_is_run_again_and_the_run_completes(ray_address, tmp_path):
     universe = write_universe(tmp_path / "u.txt", SYMBOLS)
     lake = str(tmp_path / "lake")
-    with Emulator(EmulatorConfig(delisted=frozenset({"DLSTD"}), latency_ms=150)) as slow:
+    # The symbol's first chart is held longer than the test waits: its worker is in that batch until killed.
+    symbol = SYMBOLS[7]
+    held = EmulatorConfig(
+        delisted=frozenset({"DLSTD"}), stall_first_chart=frozenset({symbol}), stall_s=2 * WAIT_S
+    )
+    with Emulator(held) as slow:
         driver = popen_collect(slow, universe, lake, "--ray", ray_address)
-        victim: list[psutil.Process] = []
-        wait_for(lambda: victim.append(worker_fetching(slow)) or victim[-1] is not None, "a worker mid-batch")
-        victim[-1].send_signal(signal.SIGKILL)
+        found: list = []
+        wait_for(lambda: found.append(worker_asking(slow, symbol)) or found[-1] is not None, "a held worker")
+        victim = found[-1]
+        victim.send_signal(signal.SIGKILL)
         _, stderr = driver.communicate(timeout=WAIT_S * 2)
+        charts = slow.chart_requests()
     assert driver.returncode == 0, stderr.decode()
     assert_whole(lake, SYMBOLS[:-1])
     assert query(lake, "select count(*), count(distinct batch_no) from batches") == [(4, 4)]
+    # The victim was waiting on a chart of its batch, which ran again: the chart was asked twice (a run
+    # that lost the batch would ask once), and another process committed the batch.
+    assert charts[symbol] >= 2, (symbol, charts)
+    (batch_no,) = [b.batch_no for b in plan_batches(SYMBOLS, BATCH_SIZE) if symbol in b.symbols]
+    ((pid,),) = query(lake, f"select pid from batches where batch_no = {batch_no}")
+    assert pid != victim.pid
 
 
 def test_a_killed_driver_leaves_a_run_the_next_one_resumes(ray_address, tmp_path):

@@ -20,6 +20,8 @@ class EmulatorConfig:
     # A share of data requests answered only after stall_s: a hung connection that the client must time out.
     stall_rate: float = 0.0
     stall_s: float = 5.0
+    # Symbols whose first chart request stalls (for stall_s): a batch held in its middle, for a test to kill.
+    stall_first_chart: frozenset[str] = frozenset()
     # The market's clock (None: the real one); a fixed instant makes every answer repeatable.
     as_of: dt.datetime | None = None
     # Answer every connection with 429s, whatever its ClientHello: Yahoo refusing this client outright.

@@ -64,9 +64,17 @@ class YahooHandler(BaseHTTPRequestHandler):
         path, params = unquote(url.path), {k: v[-1] for k, v in parse_qs(url.query).items()}
         endpoint, match = _route(path)
         state = self.state
-        fault = state.admit(
-            endpoint, self.refused, match["symbol"] if endpoint == "chart" and match else None
-        )
+        symbol = match["symbol"] if endpoint == "chart" and match else None
+        fault = state.admit(endpoint, self.refused, symbol)
+        if symbol is not None:
+            state.charts_in_flight[self.client_address[1]] = symbol
+        try:
+            self._answer(endpoint, match, params, fault)
+        finally:
+            state.charts_in_flight.pop(self.client_address[1], None)
+
+    def _answer(self, endpoint: str, match, params: dict, fault: str | None) -> None:
+        state = self.state
         if state.config.latency_ms:
             time.sleep(state.config.latency_ms / 1000)
         if fault == "stall":

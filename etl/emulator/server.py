@@ -58,6 +58,10 @@ class Emulator:
         """Chart requests by symbol, faulted ones included."""
         return self._server.state.stats()["charts_by_symbol"]
 
+    def charts_in_flight(self) -> dict[int, str]:
+        """The chart requests being answered now, by the client's port: the symbol each asks for."""
+        return dict(self._server.state.charts_in_flight)
+
     def total_requests(self) -> int:
         return self._server.state.stats()["total"]
 

@@ -26,6 +26,8 @@ class State:
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.charts: Counter[str] = Counter()  # chart requests by symbol: what a resumed run fetched again
+        # Chart requests being answered, by the client's port: which process is in the middle of a batch.
+        self.charts_in_flight: dict[int, str] = {}
         self.faults: Counter[str] = Counter()
         self.dice = random.Random(config.seed)
         self.recent: deque[float] = deque()
@@ -49,6 +51,8 @@ class State:
                 self.charts[symbol] += 1
             if refused:
                 return self._fault("blocked")
+            if symbol in self.config.stall_first_chart and self.charts[symbol] == 1:
+                return self._fault("stall")
             if self.config.rate_limit_rps is not None:
                 while self.recent and self.recent[0] <= now - 1.0:
                     self.recent.popleft()
