@@ -27,12 +27,17 @@ class Tally:
     """The run's figures so far, for the progress bar and the per-batch line."""
 
     n_batches: int
-    started: float = field(default_factory=time.monotonic)
+    # What the ETA is timed by: the monotonic clock, or one a test moves.
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    started: float = field(init=False)
     done: int = 0
     batch_no: int = 0
     n_ok: int = 0
     n_failed: int = 0
     rss_mb: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
 
     def add(self, m: BatchMetrics) -> Tally:
         self.done, self.batch_no, self.rss_mb = self.done + 1, m.batch_no, m.rss_mb_after
@@ -41,7 +46,7 @@ class Tally:
 
     def describe(self) -> str:
         # By batch_no, not batches done: a resumed run starts past the batches committed before.
-        eta_s = int((time.monotonic() - self.started) / self.done * (self.n_batches - self.batch_no))
+        eta_s = int((self.clock() - self.started) / self.done * (self.n_batches - self.batch_no))
         return (
             f"{self.n_ok} ok, {self.n_failed} failed so far, RSS {self.rss_mb:.0f} MB, "
             f"ETA {eta_s // 60}:{eta_s % 60:02d}"
