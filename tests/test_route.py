@@ -2,9 +2,13 @@
 what it says when the route or Yahoo refuses it: one line, exit 3, nothing collected before lost."""
 
 import os
+import selectors
 import socket
+import socketserver
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -161,6 +165,49 @@ def test_yahoo_refusing_the_client_ends_the_run_after_its_first_batch(tmp_path, 
     assert runs(lake_dir)[0][0] == "source_outage"
 
 
+def route_by_environment(emulator, tmp_path, lake_dir, env: dict[str, str], *options: str):
+    """collect with the proxy variables `env` (and no --proxy unless in `options`); the emulator's CA, so
+    that no answer but the emulator's is trusted: a run that went past every proxy to a real Yahoo would
+    fail its TLS handshake before sending a request, and a short timeout ends one that hangs."""
+    universe = write_universe(tmp_path / "u.txt", SYMBOLS)
+    where = ["--universe", str(universe), "--lake", str(lake_dir), "--timeout-s", "5", *options]
+    return run_cli("collect", "--ca-bundle", str(emulator.ca_path), *where, env=env)
+
+
+def test_a_socks5h_proxy_in_all_proxy_carries_the_run_and_resolves_yahoos_names_itself(
+    emulator, tmp_path, lake_dir
+):
+    with socks5_relay(emulator) as socks:
+        result = route_by_environment(emulator, tmp_path, lake_dir, {"ALL_PROXY": socks.url})
+    assert result.returncode == 0, result.stderr
+    assert runs(lake_dir)[0][1] == emulator.total_requests() == 2 + 1 + len(SYMBOLS)
+    # socks5h: the client sent Yahoo's names, not addresses it had resolved (DNS beyond the proxy)...
+    assert {kind for kind, _, _ in socks.asked} == {SOCKS_DOMAIN}
+    assert all(host.endswith(".yahoo.com") and port == 443 for _, host, port in socks.asked)
+    # ...and each became a tunnel of the emulator, which opens one to a Yahoo name only (403 to an address).
+    assert emulator.tls_stats()["connections"] == len(socks.asked)
+
+
+def test_no_proxy_naming_yahoos_hosts_takes_the_run_past_the_proxy(emulator, tmp_path, lake_dir):
+    with socks5_relay(emulator) as socks:
+        env = {"ALL_PROXY": socks.url, "NO_PROXY": ".yahoo.com"}
+        result = route_by_environment(emulator, tmp_path, lake_dir, env)
+    assert socks.connections == [] and emulator.total_requests() == 0
+    # Straight to Yahoo, which this machine cannot reach (its name does not resolve offline): an outage.
+    assert result.returncode == 3
+    (line,) = error_lines(result)
+    assert "cannot connect to Yahoo" in line and "HTTPS_PROXY / ALL_PROXY" in line
+
+
+def test_an_explicit_socks5h_proxy_carries_the_run_whatever_no_proxy_says(emulator, tmp_path, lake_dir):
+    with socks5_relay(emulator) as socks:
+        env = {"NO_PROXY": ".yahoo.com"}
+        result = route_by_environment(emulator, tmp_path, lake_dir, env, "--proxy", socks.url)
+    assert result.returncode == 0, result.stderr
+    assert len(socks.asked) == emulator.tls_stats()["connections"] > 0
+    assert runs(lake_dir)[0][1] == emulator.total_requests() == 2 + 1 + len(SYMBOLS)
+
+
 def assert_earlier_run_kept(lake_dir: Path, before: dict[Path, bytes]) -> None:
     """Every file of the earlier run is there unchanged; the failed run is recorded beside it."""
     after = lake_files(lake_dir)
@@ -195,3 +242,109 @@ def not_tls_proxy():
         server.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the thread on Linux
         server.close()
         thread.join(timeout=5)
+
+
+SOCKS_IPV4, SOCKS_DOMAIN = 1, 3  # RFC 1928's address types (and 4, IPv6)
+
+
+@dataclass
+class Socks:
+    """What the SOCKS relay was asked: its clients' connections and the addresses they asked for."""
+
+    url: str
+    connections: list[tuple[str, int]] = field(default_factory=list)  # each client's address, as accepted
+    asked: list[tuple[int, str, int]] = field(default_factory=list)  # (address type, host, port)
+
+
+@contextmanager
+def socks5_relay(emulator: Emulator) -> Iterator[Socks]:
+    """A SOCKS5 proxy on loopback (no auth, CONNECT only) that carries each connection on through the
+    emulator's HTTPS proxy, so the emulator gets the very address the client asked SOCKS for; stopped,
+    with every connection it opened, when the block ends."""
+    socks = Socks(url="")
+    opened: list[socket.socket] = []
+
+    class Relay(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            socks.connections.append(self.client_address)  # before anything is read: every connection counts
+            opened.append(self.request)
+            target = socks5_target(self.request)
+            socks.asked.append(target)
+            upstream = tunnel_through(emulator, target[1], target[2])
+            if upstream is None:
+                return self.request.sendall(b"\x05\x02\x00\x01" + bytes(6))  # not allowed
+            opened.append(upstream)
+            self.request.sendall(b"\x05\x00\x00\x01" + bytes(6))  # succeeded
+            with upstream:
+                pump(self.request, upstream)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Relay)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    socks.url = f"socks5h://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield socks
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        for sock in opened:
+            sock.close()
+
+
+def socks5_target(client: socket.socket) -> tuple[int, str, int]:
+    """The greeting (answered: no authentication) and the CONNECT request: the address asked for."""
+    _, n_methods = recv_exactly(client, 2)
+    recv_exactly(client, n_methods)
+    client.sendall(b"\x05\x00")
+    _, command, _, kind = recv_exactly(client, 4)
+    assert command == 1, f"SOCKS command {command}: only CONNECT is served"
+    if kind == SOCKS_DOMAIN:
+        host = recv_exactly(client, recv_exactly(client, 1)[0]).decode()
+    else:
+        raw = recv_exactly(client, 4 if kind == SOCKS_IPV4 else 16)
+        host = socket.inet_ntop(socket.AF_INET if kind == SOCKS_IPV4 else socket.AF_INET6, raw)
+    return kind, host, int.from_bytes(recv_exactly(client, 2), "big")
+
+
+def tunnel_through(emulator: Emulator, host: str, port: int) -> socket.socket | None:
+    """A tunnel to host:port through the emulator's proxy (CONNECT), or None if it refused one."""
+    proxy_host, proxy_port = emulator.proxy_url.removeprefix("http://").rsplit(":", 1)
+    upstream = socket.create_connection((proxy_host, int(proxy_port)), timeout=10)
+    upstream.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    answer = b""
+    # The proxy sends nothing after its answer until the client's ClientHello, so this reads no TLS.
+    while b"\r\n\r\n" not in answer and (chunk := upstream.recv(1)):
+        answer += chunk
+    if not answer.startswith(b"HTTP/1.1 200"):
+        upstream.close()
+        return None
+    upstream.settimeout(None)
+    return upstream
+
+
+def pump(a: socket.socket, b: socket.socket) -> None:
+    """Bytes both ways until either side hangs up."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(a, selectors.EVENT_READ, (a, b))
+        selector.register(b, selectors.EVENT_READ, (b, a))
+        while True:
+            for key, _ in selector.select():
+                source, sink = key.data
+                try:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    sink.sendall(data)
+                except OSError:  # reset by either side, or closed as the relay stops
+                    return
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "the SOCKS client hung up mid-request"
+        data += chunk
+    return data
