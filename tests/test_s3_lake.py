@@ -4,11 +4,15 @@ What a local lake and a lake in a bucket share (writing, publishing, resuming, i
 single writer) is tested on both by parametrised tests elsewhere; this file holds what only a bucket has.
 """
 
+import contextlib
+import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 
 import polars as pl
 import pyarrow.fs as pafs
@@ -25,7 +29,9 @@ from conftest import (
     yahoo_route,
 )
 from etl.config import split_s3_url
-from etl.lake.paths import open_lake
+from etl.emulator import Emulator, EmulatorConfig
+from etl.lake.paths import Lake, open_lake
+from etl.lake.store import LeaseLost
 from fault_proxy import FaultProxy
 
 SYMBOLS = ["AAPL", "MSFT", "KO", "XOM", "JPM", "V", "MA", "NVDA", "AMZN", "META", "GOOG", "TSLA"]
@@ -99,20 +105,56 @@ def test_no_secret_is_printed_logged_or_stored(emulator, universe, s3_lake_url, 
 
 HOLDER = """
 import sys, time
-from etl.lake.lock import lake_lock
-from etl.config import split_s3_url
+from etl.lake.lock import LeaseLock, lake_lock
 from etl.lake.paths import open_lake
+if sys.argv[3:] == ["--no-renewal"]:  # a live holder whose lease is never renewed: the negative control
+    LeaseLock._renew_until_stopped = lambda self: None
 with lake_lock(open_lake(sys.argv[1]), lease_s=float(sys.argv[2])):
     print("locked", flush=True)
     time.sleep(600)
 """
+# The holder's lease in the renewal tests: renewed every quarter lease, 1.5 s of slack on a loaded machine.
+HOLDER_LEASE_S = 2.0
+
+
+def start_holder(lake_url: str, lease_s: float, *flags: str) -> subprocess.Popen:
+    """A process that takes the lake's lease and holds it (until killed), once it has it."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, lake_url, str(lease_s), *flags],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO_DIR,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def lease_record(lake_url: str) -> tuple[dict, str]:
+    """The lease object's record and its ETag, which every renewal changes."""
+    lake = open_lake(lake_url)
+    data, e_tag = lake.store.get_with_tag(lake.lock_key)
+    return json.loads(data), e_tag
+
+
+def expiry(record: dict) -> dt.datetime:
+    return dt.datetime.fromisoformat(record["expires_at"])
+
+
+def watch_renewals(lake_url: str, until: dt.datetime) -> set[str]:
+    """The lease's ETags seen until its record expires at `until` or later (a holder that renews it through
+    `until`), or until the clock passes `until` (one that does not): bounded either way."""
+    e_tags = set()
+    while dt.datetime.now(dt.UTC) < until:
+        record, e_tag = lease_record(lake_url)
+        e_tags.add(e_tag)
+        if expiry(record) >= until:
+            break
+        time.sleep(0.05)  # a poll of the store for the renewal above, not a wait for luck
+    return e_tags
 
 
 def test_a_killed_writers_lease_expires_and_the_next_run_takes_over(emulator, universe, s3_lake_url):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, s3_lake_url, "3"], stdout=subprocess.PIPE, text=True, cwd=REPO_DIR
-    )
-    assert holder.stdout.readline().strip() == "locked"
+    holder = start_holder(s3_lake_url, 3)
     # Refused while the holder lives and renews: however slowly this run starts, the lease is not let go.
     refused = run_collect(emulator, universe, s3_lake_url)
     holder.kill()  # SIGKILL: it never removes its lease
@@ -121,6 +163,45 @@ def test_a_killed_writers_lease_expires_and_the_next_run_takes_over(emulator, un
     assert emulator.total_requests() == 0
     wait_for_lease_expiry(s3_lake_url)
     taken = run_collect(emulator, universe, s3_lake_url)
+    assert taken.returncode == 0, taken.stderr
+    assert f"taking over the expired lease of pid {holder.pid}" in taken.stderr
+
+
+def test_a_renewed_lease_keeps_the_next_run_out_for_many_leases(emulator, tmp_path, s3_lake_url):
+    universe = write_universe(tmp_path / "u.txt", ["KO"])
+    holder = start_holder(s3_lake_url, HOLDER_LEASE_S)
+    try:
+        first, _ = lease_record(s3_lake_url)
+        # Watched until the holder has renewed its lease to 4 leases past its first expiry: it has held the
+        # lock 4 leases or more by then, which only renewals can do.
+        until = expiry(first) + dt.timedelta(seconds=4 * HOLDER_LEASE_S)
+        e_tags = watch_renewals(s3_lake_url, until)
+        refused = run_collect(emulator, universe, s3_lake_url)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.returncode == 1 and f"(pid {holder.pid} on " in refused.stderr, refused.stderr
+    # The refusal names a lease the holder renewed long after its first had expired.
+    (lease_until,) = re.findall(r"lease until (\S+)\)", refused.stderr)
+    assert dt.datetime.fromisoformat(lease_until) >= until
+    assert len(e_tags) > 1  # each renewal a compare-and-swap that changed the object in the store
+    assert emulator.total_requests() == 0
+
+
+def test_a_live_writer_that_stops_renewing_is_taken_over(emulator, tmp_path, s3_lake_url):
+    """The negative control of the test above: the same holder, alive, but its renewal disabled."""
+    universe = write_universe(tmp_path / "u.txt", ["KO"])
+    holder = start_holder(s3_lake_url, HOLDER_LEASE_S, "--no-renewal")
+    try:
+        first = lease_record(s3_lake_url)
+        wait_for_lease_expiry(s3_lake_url)
+        unrenewed = lease_record(s3_lake_url)
+        taken = run_collect(emulator, universe, s3_lake_url)
+        holder_alive = holder.poll() is None
+    finally:
+        holder.kill()
+        holder.wait()
+    assert unrenewed == first and holder_alive  # never renewed, though its holder lives
     assert taken.returncode == 0, taken.stderr
     assert f"taking over the expired lease of pid {holder.pid}" in taken.stderr
 
@@ -170,6 +251,36 @@ def test_store_errors_and_resets_are_retried_and_the_run_completes(emulator, uni
     assert count_bars(f"s3://{bucket}/lake") > 240 * len(SYMBOLS)
 
 
+@contextlib.contextmanager
+def started_collect(emulator, universe, lake_url, *options: str, env: dict) -> Iterator[subprocess.Popen]:
+    """`python -m etl collect --quiet` running in the background, its stderr piped; killed if the test leaves
+    it running (a failed wait), so that no collect outlives its test."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "etl", "collect", *yahoo_route(emulator), "--universe", str(universe)]
+        + ["--lake", lake_url, "--quiet", *options],
+        cwd=REPO_DIR,
+        env={k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def wait_for(event: Callable[[], bool], what: str, child: subprocess.Popen, timeout_s: float = 60) -> None:
+    """Poll until `event` is true; fail naming `what` if the child ends first, or after `timeout_s` rather
+    than hang the suite."""
+    deadline = time.monotonic() + timeout_s
+    while not event():
+        assert child.poll() is None, f"the collect ended before {what}: {child.communicate()[1]}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s:g} s"
+        time.sleep(0.05)  # a poll for the event, not a wait for luck
+
+
 def test_a_store_that_stays_down_ends_the_run_in_one_line_with_nothing_published(
     emulator, tmp_path, s3_store, s3_lake_url
 ):
@@ -177,24 +288,60 @@ def test_a_store_that_stays_down_ends_the_run_in_one_line_with_nothing_published
         tmp_path / "u.txt", [f"S{i:02d}" for i in range(30)]
     )  # the store goes down midway
     bucket = split_s3_url(s3_lake_url)[0]
-    with FaultProxy(s3_store.endpoint_url, seed=2) as proxy:
-        env = s3_store.env(endpoint_url=proxy.url)
-        child = subprocess.Popen(
-            [sys.executable, "-m", "etl", "collect", *yahoo_route(emulator), "--universe", str(universe)]
-            + ["--lake", f"s3://{bucket}/lake", "--quiet", "--batch-size", "2"],
-            cwd=REPO_DIR,
-            env={k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        while proxy.counts()["PUT"] < 4:  # the lease, the plan and the first batch's parts are written
-            time.sleep(0.05)
+    with (
+        FaultProxy(s3_store.endpoint_url, seed=2) as proxy,
+        started_collect(
+            emulator,
+            universe,
+            f"s3://{bucket}/lake",
+            "--batch-size",
+            "2",
+            env=s3_store.env(endpoint_url=proxy.url),
+        ) as child,
+    ):
+        # The lease, the plan and the first batch's parts are written.
+        wait_for(lambda: proxy.counts()["PUT"] >= 4, "4 PUTs to the store", child)
         proxy.down = True
         stderr = child.communicate(timeout=120)[1]
     assert child.returncode == 1
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("error: writing s3://") and "every table is at its last committed version" in last
     assert lake_keys(f"s3://{bucket}/lake") == []
+
+
+def steal_lease(lake: Lake) -> bytes:
+    """Take the lake's lease over as another run would, by compare-and-swap on its ETag (tried again if the
+    holder renewed in between); the record written, which names this process and never expires."""
+    for _ in range(10):
+        data, e_tag = lake.store.get_with_tag(lake.lock_key)
+        held = json.loads(data) | {"pid": os.getpid(), "token": "another run"}
+        stolen = json.dumps(held | {"expires_at": "9999-12-31T00:00:00+00:00"}).encode()
+        try:
+            lake.store.replace(lake.lock_key, stolen, e_tag)
+        except LeaseLost:
+            continue
+        return stolen
+    raise AssertionError("the lease was renewed under every one of 10 compare-and-swaps")
+
+
+def test_a_lease_lost_to_another_run_stops_the_run_in_one_line_with_nothing_published(tmp_path, s3_lake_url):
+    universe = write_universe(tmp_path / "u.txt", ["KO"])
+    lake = open_lake(s3_lake_url)
+    # Yahoo answers each data request after 4 s, so the run is still fetching its only batch when its next
+    # renewal (every quarter of its 1 s lease) meets the lease taken; it checks the lease after the batch.
+    with (
+        Emulator(EmulatorConfig(stall_rate=1.0, stall_s=4)) as slow,
+        started_collect(slow, universe, s3_lake_url, "--lock-lease-s", "1", env={}) as child,
+    ):
+        wait_for(lambda: slow.faults().get("stall", 0) > 0, "a request to Yahoo, under the lease", child)
+        stolen = steal_lease(lake)
+        stderr = child.communicate(timeout=120)[1]
+    assert child.returncode == 1, stderr
+    (line,) = stderr.splitlines()  # one line, and nothing else
+    assert line.startswith(f"error: the lease on {s3_lake_url} was taken by another run ("), line
+    assert lake.store.url(lake.lock_key) in line
+    assert lake_keys(s3_lake_url) == []  # no table: nothing of the run published
+    assert lake.store.get(lake.lock_key) == stolen  # and the other run's lease left to it
 
 
 def test_no_credentials_at_all_is_one_line_before_any_fetch(emulator, universe, s3_lake_url, tmp_path):
