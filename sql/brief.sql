@@ -87,10 +87,12 @@ select * from final;
 -- a sector and does not call it a benchmark.
 create or replace macro symbols_on(day) as table
 with quotes_to_day as (
-    -- a run's quotes are dated by the UTC day it collected them; of two runs on one day, the later
+    -- a run's quotes are dated by the UTC day it collected them, so the day after the session for a run in
+    -- New York's evening (after 7 pm EST): a quote dated up to the day after counts as the day's. Of two
+    -- runs on one day, the later
     select symbol, name, quote_type, market_cap
     from quotes
-    where date <= cast(day as date)
+    where date <= cast(day as date) + 1
     qualify row_number() over (partition by symbol order by date desc, run_id desc) = 1
 ),
 

@@ -30,6 +30,7 @@ from etl.universe import COLUMNS, Member, load_members
 
 DAY = dt.date(2026, 8, 3)  # with the emulator's seed, PCG splits 2:1 and MSFT, CAT and WELL go ex-dividend
 EVE = market.previous_session(DAY, 1)
+LATE_EVENING = dt.datetime.combine(DAY + dt.timedelta(days=1), dt.time(1), dt.UTC)  # 9 pm in New York
 SATURDAY = dt.date(2026, 8, 1)
 SECTORS = ("Utilities", "Information Technology", "Industrials", "Real Estate")
 PER_SECTOR = 7
@@ -70,8 +71,8 @@ def write_members(path: Path, rows: list[Member]) -> Path:
 
 
 def publish_day_quotes(lake_dir: Path) -> None:
-    """A run on the evening of the day, after the collect: its quotes, dated the day (a quote's date is the
-    day its run started, and the collect ran today), typed as QUOTE_TYPES says and NO_CAP's without a market
+    """A run late on the evening of the day in New York, after the collect: its quotes, dated the day after
+    (a quote's date is the UTC day its run started, and 9 pm EDT is 1 am UTC), typed as QUOTE_TYPES says and NO_CAP's without a market
     cap; and CURRENCY's bars with no volume, as Yahoo sends a currency's. Its run id sorts after the
     collect's, so that its bars replace the collect's."""
     run_id = metrics.new_run_id(dt.datetime.now(dt.UTC))
@@ -84,7 +85,7 @@ def publish_day_quotes(lake_dir: Path) -> None:
         f"select {', '.join(BARS.schema.names)} from bars where symbol = $symbol", params={"symbol": CURRENCY}
     )
     bars = [row | {"run_id": run_id, "volume": 0} for row in currency_bars.to_arrow_table().to_pylist()]
-    publish_rows(open_lake(lake_dir), run_id, {QUOTES: quotes, BARS: bars}, started_at=evening(DAY))
+    publish_rows(open_lake(lake_dir), run_id, {QUOTES: quotes, BARS: bars}, started_at=LATE_EVENING)
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +140,11 @@ def as_traded(bars: pl.DataFrame) -> pl.DataFrame:
 
 
 def kinds_on(views: dict[str, pl.DataFrame], day: dt.date) -> pl.DataFrame:
-    """What each symbol is on the day: its universe row, and its latest quote dated on or before the day."""
+    """What each symbol is on the day: its universe row, and its latest quote dated up to the day after (an
+    evening run's quotes are dated the next UTC day)."""
     quotes = (
         views["quotes"]
-        .filter(pl.col("date") <= day)
+        .filter(pl.col("date") <= day + dt.timedelta(days=1))
         .sort("date", "run_id")
         .group_by("symbol")
         .last()
