@@ -47,10 +47,10 @@ from etl.plan import plan_batches
 from etl.schema import BARS, RUNS, TABLES
 
 SEED = 20261125
-KILL_POINTS = 8
+KILL_POINTS = 6
 # In a bucket, every attempt also waits out the killed writer's lease (a second) and the checks read the
 # bucket: fewer kills keep the test in make test's time, and the local test covers the events at large.
-S3_KILL_POINTS = 4
+S3_KILL_POINTS = 3
 # Between two rounds of the readers' queries: flat out, they took both cores from the writer they watch.
 READER_PAUSE_S = 0.05
 SYMBOLS = [f"S{i:03d}" for i in range(40)]
