@@ -72,9 +72,9 @@ def write_members(path: Path, rows: list[Member]) -> Path:
 
 def publish_day_quotes(lake_dir: Path) -> None:
     """A run late on the evening of the day in New York, after the collect: its quotes, dated the day after
-    (a quote's date is the UTC day its run started, and 9 pm EDT is 1 am UTC), typed as QUOTE_TYPES says and NO_CAP's without a market
-    cap; and CURRENCY's bars with no volume, as Yahoo sends a currency's. Its run id sorts after the
-    collect's, so that its bars replace the collect's."""
+    (a quote's date is the UTC day its run started, and 9 pm EDT is 1 am UTC), typed as QUOTE_TYPES says
+    and NO_CAP's without a market cap; and CURRENCY's bars with no volume, as Yahoo sends a currency's. Its
+    run id sorts after the collect's, so that its bars replace the collect's."""
     run_id = metrics.new_run_id(dt.datetime.now(dt.UTC))
     con = connect_lake(lake_dir)
     quotes = con.sql(f"select {', '.join(QUOTES.schema.names)} from quotes").to_arrow_table().to_pylist()
