@@ -56,7 +56,10 @@ def _chart_to_table(symbol: str, chart: dict) -> pa.Table:
         columns[name] = pc.multiply(_floats(quote.get(name), n), factor)
     columns["adj_close"] = _floats(adjclose, n)
     shares = pc.round(pc.divide(_floats(quote.get("volume"), n), factor))
-    columns["volume"] = pc.cast(shares, pa.int64())
+    try:
+        columns["volume"] = pc.cast(shares, pa.int64())
+    except _ARROW_ERRORS as exc:
+        raise _misfit("bars.volume", symbol, pc.max(pc.abs(shares)).as_py(), exc) from exc
     return pa.table(columns)
 
 
@@ -201,8 +204,10 @@ def _to_quote_array(values: list, field: pa.Field, symbols: list) -> pa.Array:
     except _ARROW_ERRORS:
         # Only on failure: the values one by one, to name the symbol whose value does not fit.
         for symbol, value in zip(symbols, values, strict=True):
-            with _fitting(f"quotes.{field.name}", symbol):
+            try:
                 _to_array([value], field.type)
+            except _ARROW_ERRORS as exc:
+                raise _misfit(f"quotes.{field.name}", symbol, value, exc) from exc
         raise
 
 
@@ -215,8 +220,16 @@ def _fitting(what: str, symbol: str) -> Iterator[None]:
     try:
         yield
     except _ARROW_ERRORS as exc:
-        reason = str(exc).splitlines()[0]
-        raise SchemaError(f"{what} of {symbol} does not fit the lake's schema ({reason})") from exc
+        raise _misfit(what, symbol, None, exc) from exc
+
+
+def _misfit(what: str, symbol: str, value: object, exc: Exception) -> SchemaError:
+    """The one line naming the column (or table), the symbol and, where known, the value that does not fit."""
+    reason = str(exc).splitlines()[0]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 100000000000000000000, as Yahoo sent it, not 1e+20
+    shown = "" if value is None else f"{value}: "
+    return SchemaError(f"{what} of {symbol} does not fit the lake's schema ({shown}{reason})")
 
 
 def _to_array(values: list, type_: pa.DataType) -> pa.Array:

@@ -158,7 +158,6 @@ MISFITS = [
         "quotes.volume",
         "100000000000000000000",
         id="quote-integer",
-        marks=pytest.mark.xfail(strict=True, reason="the line says 'PyLong is too large to fit int64'"),
     ),
     pytest.param(
         record_chart,
@@ -166,9 +165,6 @@ MISFITS = [
         "bars.volume",
         "100000000000000000000",
         id="bar-float",
-        marks=pytest.mark.xfail(
-            strict=True, reason="the line names the table ('bars of S007'), not the column"
-        ),
     ),
 ]
 
