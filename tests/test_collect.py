@@ -213,20 +213,35 @@ def test_compare_sets_two_runs_side_by_side(emulator, first_run, lake_dir):
     assert set(rows) >= {"processing_s", "peak_rss_mb", "memory_growth_mb", "est_cost_usd"}
 
 
-def test_views_show_one_current_bar_per_symbol_and_date(emulator, first_run, lake_dir):
+def test_views_show_one_current_bar_per_symbol_and_date_the_latest_runs(first_run, lake_dir):
     _, universe = first_run
-    assert run_collect(emulator, universe, lake_dir, "--min-success", "0.9").returncode == 0
-    result = run_cli(
-        "query",
-        "--lake",
-        str(lake_dir),
-        "--format",
-        "json",
-        "select count(*) as n, count(distinct (symbol, date)) as keys from bars",
-    )
+    # A Yahoo that revised its bars (another seed): the second run's values differ from the first's, so a
+    # view where the older run won would show it.
+    revised = EmulatorConfig(seed=EmulatorConfig.seed + 1, delisted=frozenset({DELISTED}))
+    with Emulator(revised) as emulator:
+        assert run_collect(emulator, universe, lake_dir, "--min-success", "0.9").returncode == 0
+    # Per key both runs fetched: whether Yahoo's values changed, and whether the view holds the later run's.
+    sql = """
+        with runs_in_order as (select min(run_id) as first, max(run_id) as latest from runs),
+        twice as (
+            select new.symbol, new.date, new.close <> old.close as revised, new.close as latest_close
+            from bars_all as new join bars_all as old using (symbol, date), runs_in_order
+            where new.run_id = runs_in_order.latest and old.run_id = runs_in_order.first
+        )
+        select
+            (select count(*) from bars) as n,
+            (select count(distinct (symbol, date)) from bars) as keys,
+            count(*) as fetched_twice,
+            count(*) filter (where revised) as revised,
+            count(*) filter (where bars.close = twice.latest_close) as current_is_latest
+        from twice join bars using (symbol, date)
+    """
+    result = run_cli("query", "--lake", str(lake_dir), "--format", "json", sql)
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)
     assert row["n"] == row["keys"] > 0
+    assert row["fetched_twice"] > 0 and row["revised"] == row["fetched_twice"]
+    assert row["current_is_latest"] == row["fetched_twice"]
 
 
 def test_memory_limit_stops_cleanly_and_keeps_what_was_collected(emulator, tmp_path, lake_dir):
