@@ -1,6 +1,15 @@
-"""The loopback S3 store and the fault proxy: IAM refusals as real S3 gives them, conditional puts, s3fs and
-DuckDB reading what obstore wrote, signatures intact through the proxy, faults that obstore's retries
-absorb or not, and nothing left listening after either stops."""
+"""The test harness itself, not the product: the loopback S3 store and the fault proxy that the product's
+tests run against. IAM refusals as real S3 gives them, conditional puts, s3fs and DuckDB reading what
+obstore wrote, signatures intact through the proxy, faults that obstore's retries absorb or not, and nothing
+left listening after either stops: if these fail, a product test's verdict means nothing.
+
+Nothing here imports etl/. The product's own promises on a bucket are held by tests that run the product:
+retries and resets (test_s3_lake.py::test_store_errors_and_resets_are_retried_and_the_run_completes),
+credentials refused (test_s3_lake.py::test_bad_lake_input_is_one_line_before_any_fetch), the lease
+(test_s3_lake.py), a downstream reader of the bucket
+(test_readme.py::test_the_s3_example_reads_a_lake_in_the_loopback_store), crashes in a bucket
+(test_crash.py). The obstore facts checked here (a reset conditional put is not resent) are the ones
+etl/lake/s3.py's design rests on, kept so that an obstore upgrade that changes them is seen at once."""
 
 import http.client
 import io
