@@ -10,7 +10,8 @@ list) all the while. After every kill: every table reads with polars and through
 snapshot lists reads as Parquet (orphan files a killed writer left outside every snapshot are allowed), no
 key twice, a run in `runs` has committed every table, no child process outlived the collector; and the
 emulator's chart requests, per symbol, show that a resumed run fetched none of the batches it had committed,
-under the run id it started with.
+under the run id it started with. Each of these checks is shown, at the end, to catch the fault it exists for
+in a damaged copy of a lake, on a folder and in a bucket.
 """
 
 import datetime as dt
@@ -27,6 +28,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 import polars as pl
@@ -35,16 +37,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import s3fs
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from conftest import REPO_DIR, copy_lake, staging_keys, wait_for_lease_expiry, write_universe, yahoo_route
 from etl.emulator import Emulator, EmulatorConfig
+from etl.lake.delta import commit_run
 from etl.lake.paths import DELTA_LOG_DIR_NAME, Lake, open_lake
 from etl.lake.staging import load_run
 from etl.lake.store import fetch_in_order
 from etl.lake.views import connect_lake
+from etl.metrics import new_run_id
 from etl.plan import plan_batches
-from etl.schema import BARS, RUNS, TABLES
+from etl.schema import BAR_REVISIONS, BARS, RUNS, TABLES
 
 SEED = 20261125
 KILL_POINTS = 6
@@ -490,9 +494,12 @@ class LakeCheck:
 def check_lake(lake: Lake, logs: DeltaLogs) -> LakeCheck:
     try:
         tables = {name: DeltaTable(lake.table_url(name)) for name in TABLES}
+        # Before polars reads the files: a file that is not Parquet is named, not left to polars' error.
+        if unreadable := snapshot_faults(lake, tables):
+            return LakeCheck(unreadable)
         frames = {name: pl.read_delta(table) for name, table in tables.items()}
         committed = {name: logs.committed_runs(name) for name in TABLES}
-        faults = snapshot_faults(lake, tables) + view_faults(lake, {n: f.height for n, f in frames.items()})
+        faults = view_faults(connect_lake(lake), {n: f.height for n, f in frames.items()})
     except Exception as exc:  # what a reader would see, or a torn log entry
         return LakeCheck([f"the lake does not read: {type(exc).__name__}: {exc}"])
     faults += [
@@ -528,9 +535,9 @@ def snapshot_faults(lake: Lake, tables: dict[str, DeltaTable]) -> list[str]:
     return faults
 
 
-def view_faults(lake: Lake, heights: dict[str, int]) -> list[str]:
-    """Through the views: each table's rows as polars reads them, and no key twice."""
-    con = connect_lake(lake)
+def view_faults(con: duckdb.DuckDBPyConnection, heights: dict[str, int]) -> list[str]:
+    """Through the views: each table's rows as polars reads them (a view reads no file outside the snapshot),
+    and no key twice."""
     views = {name: VIEWS.get(name, name) for name in TABLES}
     counts = con.execute(
         f"select {', '.join(f'(select count(*) from {v})' for v in views.values())}"
@@ -725,3 +732,118 @@ def test_the_crash_test_catches_a_writer_that_publishes_a_run_twice(faulty_emula
     print(describe("naive writer", outcome))
     assert outcome.kills == 2 and outcome.cut_between == 2
     assert any("held twice" in fault for fault in outcome.after_kills)
+
+
+# The checks' own negative controls: each damages a copy of the reference lake, on a folder and in a bucket,
+# as a broken writer would, and shows the check meant for that damage report it where the undamaged copy
+# passed.
+# The lake is damaged directly: a kill loop per damage would cost make test several times more, above all in
+# a bucket.
+
+
+@pytest.fixture
+def lake_copy(reference, lake_url) -> Lake:
+    return open_lake(copy_lake(reference[1], lake_url))
+
+
+def lake_faults(lake: Lake) -> list[str]:
+    return check_lake(lake, DeltaLogs(lake)).faults
+
+
+def data_key(lake: Lake, uri: str) -> str:
+    """A table's file, as its snapshot names it, as the lake's store does."""
+    return lake.key(unquote(uri).removeprefix(f"{lake.root_url}/"))
+
+
+def replace_object(lake: Lake, key: str, data: bytes) -> None:
+    lake.store.delete([key])
+    lake.store.put_new(key, data)
+
+
+def test_check_lake_catches_a_key_held_twice_as_a_publish_run_again_leaves_it(lake_copy):
+    assert lake_faults(lake_copy) == []
+    url = lake_copy.table_url(BAR_REVISIONS.name)
+    rows = DeltaTable(url).to_pyarrow_table()
+    # What the naive writer's publish, run again, does: bar_revisions is appended to (bars, merged, is not).
+    write_deltalake(url, rows, mode="append", partition_by=list(BAR_REVISIONS.partition_by))
+
+    key = "(run_id, symbol, date)"
+    assert lake_faults(lake_copy) == [
+        f"bar_revisions (views): {rows.num_rows} keys {key} held twice",
+        f"bar_revisions (polars.read_delta): {2 * rows.num_rows} rows of keys {key} held twice",
+    ]
+
+
+def test_check_lake_catches_a_snapshot_file_that_is_not_parquet(lake_copy):
+    assert lake_faults(lake_copy) == []
+    uri = DeltaTable(lake_copy.table_url(BARS.name)).file_uris()[0]
+    key = data_key(lake_copy, uri)
+    # What a writer that rewrote a file in place leaves when it is killed: the file cut short.
+    replace_object(lake_copy, key, lake_copy.store.get(key)[:-100])
+
+    faults = lake_faults(lake_copy)
+    assert len(faults) == 1
+    assert faults[0].startswith(f"{uri}, in its table's snapshot, does not read as Parquet")
+
+
+def test_check_lake_catches_a_torn_log_entry(lake_copy):
+    assert lake_faults(lake_copy) == []
+    key = DeltaLogs(lake_copy).entry_keys(RUNS.name)[-1]
+    # A commit that is not whole (a writer that wrote its log entry in place, killed): no reader reads the
+    # table.
+    replace_object(lake_copy, key, lake_copy.store.get(key)[:-20])
+
+    faults = lake_faults(lake_copy)
+    assert len(faults) == 1 and faults[0].startswith("the lake does not read: ")
+
+
+def test_check_lake_catches_a_run_listed_in_runs_before_its_rows_are_committed(lake_copy):
+    assert lake_faults(lake_copy) == []
+    runs = DeltaTable(lake_copy.table_url(RUNS.name)).to_pyarrow_table().slice(0, 1)
+    run_id = new_run_id(AS_OF)
+    row = runs.set_column(runs.schema.get_field_index("run_id"), "run_id", pa.array([run_id]))
+    # What a publisher that commits `runs` first leaves when it is killed right after: the run listed, and
+    # none of its rows in the other tables.
+    commit_run(lake_copy, RUNS, lambda: pa.RecordBatchReader.from_stream(row), run_id, row_group_rows=1000)
+
+    assert lake_faults(lake_copy) == [
+        f"runs lists run {run_id}, which has no commit in {name}: its manifest came before its rows"
+        for name in COMMITTED_BY_EVERY_RUN
+        if name != RUNS.name
+    ]
+
+
+def globbing_views(lake: Lake, table: str) -> duckdb.DuckDBPyConnection:
+    """The lake's views with one table's read as a glob reads its folder (as the views did before Delta):
+    every Parquet file there, in the snapshot or not."""
+    con = connect_lake(lake)
+    files = [
+        f"'{lake.root_url}/{key.removeprefix(lake.key(''))}'"
+        for key in lake.store.list_keys(lake.key(table, ""))
+        if key.endswith(".parquet")
+    ]
+    con.execute(
+        f"create or replace view {table} as select * from read_parquet([{', '.join(files)}], "
+        "hive_partitioning = true, union_by_name = true)"
+    )
+    return con
+
+
+def test_a_stray_file_beside_a_snapshot_is_allowed_and_a_view_that_read_it_would_be_caught(lake_copy):
+    logs = DeltaLogs(lake_copy)
+    heights = {name: pl.read_delta(lake_copy.table_url(name)).height for name in TABLES}
+    assert orphan_files(lake_copy, logs) == 0
+    assert view_faults(globbing_views(lake_copy, BARS.name), heights) == []
+    uri = DeltaTable(lake_copy.table_url(BARS.name)).file_uris()[0]
+    # What a commit killed before its log entry leaves: a whole Parquet file of the table's, in no snapshot.
+    key = data_key(lake_copy, uri)
+    folder, _, name = key.rpartition("/")
+    lake_copy.store.put_new(f"{folder}/stray-{name}", lake_copy.store.get(key))
+
+    assert orphan_files(lake_copy, logs) == 1
+    assert lake_faults(lake_copy) == []  # polars and the views read the snapshot: the stray file is unread
+    stray_rows = pq.read_metadata(pa.BufferReader(lake_copy.store.get(key))).num_rows
+    assert view_faults(globbing_views(lake_copy, BARS.name), heights) == [
+        f"bars: {heights['bars'] + stray_rows} rows through the views, {heights['bars']} read by polars",
+        f"bars (views): {stray_rows} keys (symbol, date) held twice",
+    ]
