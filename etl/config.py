@@ -82,6 +82,9 @@ DEFAULT_KEEP_MINUTES = 60.0
 # A lake in a bucket: how long a writer's lease lasts unrenewed (etl/lake/lock.py says why 60 s), and how the
 # store client waits for an answer and retries one that failed (5xx, SlowDown, a reset, a timeout).
 DEFAULT_LOCK_LEASE_S = 60.0
+# How long a writer refused a local lake's flock reads the holder's record again while the holder, which
+# takes the flock first and writes its record after, is still writing it.
+LOCK_RECORD_WAIT_S = 1.0
 STORE_TIMEOUT_S = 30
 STORE_CONNECT_TIMEOUT_S = 5
 STORE_MAX_RETRIES = 6

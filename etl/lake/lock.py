@@ -18,11 +18,13 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
+from etl.config import LOCK_RECORD_WAIT_S
 from etl.errors import ConfigError, LakeError
 from etl.lake.paths import Lake
 from etl.lake.store import LeaseLost, ObjectExists, StoreError
@@ -70,6 +72,30 @@ def _holder() -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname(), "since": dt.datetime.now(dt.UTC).isoformat()}
 
 
+def _holders_record(fd: int) -> bytes:
+    """The flock holder's record, read again for a moment while it is empty, torn, or still the previous
+    holder's: a run that won a race for the flock truncates the file and writes its own after taking it."""
+    deadline = time.monotonic() + LOCK_RECORD_WAIT_S
+    while True:
+        record = os.pread(fd, 4096, 0)
+        if _names_a_live_holder(record) or time.monotonic() > deadline:
+            return record
+        time.sleep(0.01)
+
+
+def _names_a_live_holder(record: bytes) -> bool:
+    try:
+        held = json.loads(record)
+        if held["host"] != socket.gethostname():
+            return True  # another host's pid cannot be checked here
+        os.kill(held["pid"], 0)
+    except (ValueError, KeyError, TypeError, ProcessLookupError):
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def _describe(record: bytes) -> str:
     """Who holds the lock, from its record: `pid 4242 on host-1 since ...`."""
     try:
@@ -92,7 +118,7 @@ def _flock(lake: Lake) -> Iterator[_FileLock]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LakeError(
-                f"{lake.url} is being written by another run ({_describe(os.pread(fd, 4096, 0))}); "
+                f"{lake.url} is being written by another run ({_describe(_holders_record(fd))}); "
                 "wait for it to finish"
             ) from None
         os.ftruncate(fd, 0)
