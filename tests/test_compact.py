@@ -8,9 +8,12 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import polars as pl
@@ -19,9 +22,18 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from conftest import REPO_DIR, copy_lake, lake_keys, run_cli, run_collect, write_universe, yahoo_route
+from conftest import (
+    REPO_DIR,
+    copy_lake,
+    lake_keys,
+    run_cli,
+    run_collect,
+    staging_keys,
+    write_universe,
+    yahoo_route,
+)
 from etl.config import COMPACTABLE
-from etl.emulator import Emulator, EmulatorConfig
+from etl.emulator import Emulator, EmulatorConfig, routes
 from etl.lake.delta import storage_options
 from etl.lake.lock import lake_lock
 from etl.lake.paths import open_lake
@@ -98,7 +110,11 @@ def files_a_partition(keys: set[str]) -> Counter:
 
 def compact(lake_url: str, *options: str) -> dict[str, tuple[int, int, int]]:
     """`compact` that must succeed: each table's line as (files rewritten, files written, files vacuumed)."""
-    result = run_cli("compact", "--lake", lake_url, *options)
+    return compacted(run_cli("compact", "--lake", lake_url, *options))
+
+
+def compacted(result: subprocess.CompletedProcess) -> dict[str, tuple[int, int, int]]:
+    """A compaction that succeeded: each table's line as (files rewritten, files written, files vacuumed)."""
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     parsed = [SUMMARY_LINE.fullmatch(line) for line in lines]
@@ -106,10 +122,23 @@ def compact(lake_url: str, *options: str) -> dict[str, tuple[int, int, int]]:
     return {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in parsed if m}
 
 
-def start_cli(*args: str) -> subprocess.Popen:
-    """`python -m etl ARGS` started as run_cli runs it (without the caller's ETL_ settings), not awaited."""
+def start_cli(*args: str, entry: tuple[str, ...] = ("-m", "etl"), capture: bool = False) -> subprocess.Popen:
+    """`python -m etl ARGS` started as run_cli runs it (without the caller's ETL_ settings), not awaited;
+    `entry` names a wrapper of the CLI instead, `capture` keeps its output for communicate()."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
-    return subprocess.Popen([sys.executable, "-m", "etl", *args], cwd=REPO_DIR, env=env)
+    pipe = subprocess.PIPE if capture else None
+    return subprocess.Popen(
+        [sys.executable, *entry, *args], cwd=REPO_DIR, env=env, stdout=pipe, stderr=pipe, text=True
+    )
+
+
+def wait_for(condition: Callable[[], object], *alive: subprocess.Popen, timeout_s: float = 60) -> None:
+    """Poll until `condition` holds, failing if one of the `alive` children ends first, or at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert all(child.poll() is None for child in alive), "a child ended before the awaited event"
+        assert time.monotonic() < deadline, "the awaited event never came"
+        time.sleep(0.01)  # a poll for a fact the children make true, not a wait for luck
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -269,6 +298,182 @@ def test_compaction_is_refused_while_a_collect_runs_and_goes_ahead_once_it_is_go
     assert f"is being written by another run (pid {collect.pid} on " in line
     assert (versions(lake), sorted(lake_keys(lake))) == before
     assert compact(lake)["bars"] == (12, 4, 0)  # a flock dies with its holder
+
+
+# `python -m etl ARGS` with its lake's lock wrapped, by `python -c WRAPPER FOLDER MODULE WAYS ARGS`: MODULE
+# is where the command takes the lock (etl.pipeline for collect, etl.lake.compact for compact), WAYS a comma
+# list:
+# - start-line: once at the lock it creates FOLDER/ready-<pid> and waits for FOLDER/go, so that two racers,
+#   interpreters started and imports done, try the lock in the same instant;
+# - hold (compact): once under the lock, before its first table, it creates FOLDER/held and waits for
+#   FOLDER/release, which the test creates once it has done what it does meanwhile;
+# - no-lock (the control): the lock does nothing, all else is as it was.
+WRAPPED_CLI = """
+import contextlib, importlib, os, sys, time
+from pathlib import Path
+from types import SimpleNamespace
+
+from etl.cli import main
+
+folder, module, ways = Path(sys.argv[1]), importlib.import_module(sys.argv[2]), sys.argv[3].split(",")
+take_lock = module.lake_lock
+
+
+def wait_for(path):
+    deadline = time.monotonic() + 120  # a test that never creates it must not leave this running
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+@contextlib.contextmanager
+def lake_lock(lake, lease_s):
+    if "start-line" in ways:
+        (folder / f"ready-{os.getpid()}").touch()
+        wait_for(folder / "go")
+    if "no-lock" in ways:
+        yield SimpleNamespace(check=lambda: None, pass_fds=())
+        return
+    with take_lock(lake, lease_s=lease_s) as lock:
+        yield lock
+
+
+def held(compact_table):
+    def held_table(*args, **kwargs):
+        (folder / "held").touch()
+        wait_for(folder / "release")
+        return compact_table(*args, **kwargs)
+
+    return held_table
+
+
+module.lake_lock = lake_lock
+if "hold" in ways:
+    module._compact_table = held(module._compact_table)
+sys.argv = ["python -m etl", *sys.argv[4:]]
+main()
+"""
+
+
+def start_wrapped(folder: Path, module: str, ways: str, *args: str) -> subprocess.Popen:
+    """`python -m etl ARGS` with its lake's lock wrapped as WRAPPED_CLI says."""
+    folder.mkdir(exist_ok=True)
+    return start_cli(str(folder), module, ways, *args, entry=("-c", WRAPPED_CLI), capture=True)
+
+
+def start_held_compaction(lake_url: str, folder: Path, ways: str = "hold") -> subprocess.Popen:
+    """`compact` of the lake, held under its lock (from when FOLDER/held exists) until release_compaction."""
+    return start_wrapped(folder, "etl.lake.compact", ways, "compact", "--lake", lake_url)
+
+
+def ended(child: subprocess.Popen) -> subprocess.CompletedProcess:
+    """A started child once it has ended: its exit code and output, and its pid in place of its `args`."""
+    stdout, stderr = child.communicate(timeout=120)
+    return subprocess.CompletedProcess(child.pid, child.returncode, stdout, stderr)
+
+
+def release_compaction(compaction: subprocess.Popen, folder: Path) -> subprocess.CompletedProcess:
+    (folder / "release").touch()
+    return ended(compaction)
+
+
+def lake_state(lake_url: str) -> tuple:
+    """What a refused command must leave as it was: each table's version, the lake's objects, its staging."""
+    return versions(lake_url), sorted(lake_keys(lake_url)), staging_keys(lake_url)
+
+
+def run_count(lake_url: str) -> int:
+    return len(table_rows(lake_url, "runs"))
+
+
+def test_a_collect_is_refused_while_a_compaction_holds_the_lock_and_goes_ahead_once_it_is_done(
+    lake, tmp_path
+):
+    universe = write_universe(tmp_path / "u.txt", ["PEP"])
+    before = lake_state(lake)
+    with Emulator(EmulatorConfig(as_of=AS_OF)) as emulator:
+        compaction = start_held_compaction(lake, tmp_path)
+        try:
+            wait_for((tmp_path / "held").exists, compaction)  # from here on it holds the lock
+            refused = run_collect(emulator, universe, Path(lake), "--quiet")
+            assert compaction.poll() is None  # the compaction still held the lock when the collect ended
+            assert lake_state(lake) == before and emulator.total_requests() == 0  # nothing fetched
+        finally:
+            done = release_compaction(compaction, tmp_path)
+        line = error_line(refused)  # exit 1, one line, as for any run meeting another at the lock
+        assert f"is being written by another run (pid {compaction.pid} on " in line
+        assert compacted(done)["bars"] == (12, 4, 0)  # the compaction went on as if nothing had happened
+        assert run_count(lake) == 3
+
+        assert run_collect(emulator, universe, Path(lake), "--quiet").returncode == 0  # the lock is free
+    assert run_count(lake) == 4 and emulator.total_requests() > 0
+
+
+def test_the_control_without_the_compactions_lock_the_same_collect_is_not_refused(lake, tmp_path):
+    # The compaction held as above, its lock taken out: the collect goes ahead, so the refusal above is the
+    # lock's, not the hold's nor the compaction's mere presence.
+    universe = write_universe(tmp_path / "u.txt", ["PEP"])
+    with Emulator(EmulatorConfig(as_of=AS_OF)) as emulator:
+        compaction = start_held_compaction(lake, tmp_path, "hold,no-lock")
+        try:
+            wait_for((tmp_path / "held").exists, compaction)
+            result = run_collect(emulator, universe, Path(lake), "--quiet")
+            assert compaction.poll() is None  # it ran beside the held compaction
+        finally:
+            release_compaction(compaction, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert emulator.total_requests() > 0 and run_count(lake) == 4
+
+
+def hold_stalled_requests(monkeypatch) -> threading.Event:
+    """The emulator (in this process) answers a stalled request once the event is set, not after stall_s:
+    a collect held mid-fetch, under the lake's lock, for as long as the test needs."""
+    release = threading.Event()
+    monkeypatch.setattr(routes, "time", SimpleNamespace(sleep=release.wait))
+    return release
+
+
+def race(lake_url: str, universe: Path, folder: Path, release_fetch: threading.Event) -> tuple:
+    """A collect and a compaction brought to the lock together: how each ended (`args` is its pid), and the
+    requests the collect made.
+
+    Whichever takes the lock holds it (the compaction at its hold, the collect at its stalled requests)
+    until the other has ended: only the lock decides which goes ahead.
+    """
+    release_fetch.clear()
+    with Emulator(EmulatorConfig(as_of=AS_OF, stall_rate=1.0, stall_s=120)) as emulator:
+        route = (*yahoo_route(emulator), "--universe", str(universe), "--lake", lake_url, "--quiet")
+        collect = start_wrapped(folder, "etl.pipeline", "start-line", "collect", *route)
+        compaction = start_held_compaction(lake_url, folder, "start-line,hold")
+        try:
+            wait_for(lambda: len(list(folder.glob("ready-*"))) == 2, collect, compaction)
+            (folder / "go").touch()
+            wait_for(lambda: collect.poll() is not None or compaction.poll() is not None)
+        finally:
+            release_fetch.set()
+            (folder / "release").touch()
+        return ended(collect), ended(compaction), emulator.total_requests()
+
+
+def test_a_collect_and_a_compaction_started_at_once_one_goes_ahead_and_the_other_is_refused(
+    lake, tmp_path, monkeypatch
+):
+    universe = write_universe(tmp_path / "u.txt", ["PEP", "WMT"])
+    release_fetch = hold_stalled_requests(monkeypatch)
+    winners = []
+    for attempt in range(3):
+        runs_before = run_count(lake)
+        collected, done, requests = race(lake, universe, tmp_path / f"race-{attempt}", release_fetch)
+        winner, loser = (collected, done) if collected.returncode == 0 else (done, collected)
+        assert f"is being written by another run (pid {winner.args} on " in error_line(loser)
+        if winner is done:
+            compacted(done)
+            assert requests == 0 and run_count(lake) == runs_before  # refused before fetching anything
+        else:
+            assert requests > 0 and run_count(lake) == runs_before + 1
+        winners.append("collect" if winner is collected else "compact")
+    (counts,) = connect_lake(lake).execute(READ_COUNTS).fetchall()
+    assert counts[0] == counts[1] and counts[2] == counts[3], counts  # no key held twice
+    assert run_count(lake) == 3 + winners.count("collect"), winners
 
 
 def test_a_compaction_that_cannot_write_is_one_line_and_leaves_every_table_readable(lake):
