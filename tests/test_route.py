@@ -5,18 +5,22 @@ import os
 import selectors
 import socket
 import socketserver
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pytest
 import trustme
 
-from conftest import run_cli, write_universe, yahoo_route
-from etl.emulator import Emulator, EmulatorConfig
+from conftest import REPO_DIR, run_cli, write_universe, yahoo_route
+from etl.emulator import Emulator, EmulatorConfig, routes
 
 SYMBOLS = ["AAPL", "MSFT", "KO"]
 
@@ -96,8 +100,85 @@ def test_a_proxys_credentials_are_never_printed_nor_stored(emulator, tmp_path, l
     assert "s3cret" not in everything and not any(b"s3cret" in data for data in lake_files(lake_dir).values())
 
 
-def test_a_run_leaves_nothing_in_the_temp_folder(emulator, collected):
-    assert list(Path(os.environ["TMPDIR"]).iterdir()) == []
+def hold_stalled_requests(monkeypatch) -> threading.Event:
+    """The emulator (in this process) answers a stalled request once the event is set, not after stall_s: a
+    run held mid-fetch for as long as the test looks, which then ends as any run does."""
+    release = threading.Event()
+    monkeypatch.setattr(routes, "time", SimpleNamespace(sleep=release.wait))
+    return release
+
+
+def folder_contents(folder: Path) -> dict[str, list[str]]:
+    """Each entry of the folder, and the files under it if it is a folder."""
+    return {
+        entry.name: sorted(str(path.relative_to(entry)) for path in entry.rglob("*"))
+        if entry.is_dir()
+        else []
+        for entry in folder.iterdir()
+    }
+
+
+def start_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """`python -m etl ARGS` started as run_cli runs it (without the caller's ETL_ settings), not awaited."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | (env or {})
+    pipe = subprocess.PIPE
+    return subprocess.Popen(
+        [sys.executable, "-m", "etl", *args], cwd=REPO_DIR, env=full_env, stdout=pipe, stderr=pipe, text=True
+    )
+
+
+def temp_folders_of_a_held_run(
+    monkeypatch, tmp_path, lake_dir, watched: tuple[Path, ...], env: dict | None = None
+) -> tuple[list[dict], list[dict]]:
+    """The `watched` folders' contents while a collect waits for its first chart (its handshake done), and
+    once it has ended."""
+    release = hold_stalled_requests(monkeypatch)
+    universe = write_universe(tmp_path / "u.txt", SYMBOLS)
+    # The emulator's CA outside TMPDIR: the test's process's own temporary files are not the run's.
+    config = EmulatorConfig(
+        stall_first_chart=frozenset(SYMBOLS[:1]), stall_s=120, ca_path=tmp_path / "ca.pem"
+    )
+    with Emulator(config) as emulator:
+        where = ["--universe", str(universe), "--lake", str(lake_dir), "--quiet"]
+        run = start_cli("collect", *yahoo_route(emulator), *where, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while not emulator.faults().get("stall"):  # until the run is fetching its first chart
+                assert run.poll() is None and time.monotonic() < deadline, "the run never fetched a chart"
+                time.sleep(0.01)  # a poll for the fact above, not a wait for luck
+            during = [folder_contents(folder) for folder in watched]
+        finally:
+            release.set()
+            _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 0, stderr
+    return during, [folder_contents(folder) for folder in watched]
+
+
+def test_a_run_keeps_yfinances_caches_in_a_folder_of_its_own_under_tmpdir_and_removes_it_when_it_ends(
+    monkeypatch, tmp_path, lake_dir
+):
+    ([during], [after]) = temp_folders_of_a_held_run(
+        monkeypatch, tmp_path, lake_dir, (Path(os.environ["TMPDIR"]),)
+    )
+    # Made and used: one folder, the run's own, holding the cookie of the handshake the run has done.
+    assert [name.startswith("etl-yfinance-") for name in during] == [True], during
+    (files,) = during.values()
+    assert "cookies.db" in files, during
+    assert after == {}  # and removed when the run ended, leaving nothing else either
+
+
+def test_the_control_a_run_given_another_tmpdir_makes_its_folder_there_not_in_the_tests(
+    monkeypatch, tmp_path, lake_dir
+):
+    # The assertion above can fail: the folder goes where TMPDIR says, so the test's TMPDIR is what it saw.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    watched = (Path(os.environ["TMPDIR"]), elsewhere)
+    ([tests, other], after) = temp_folders_of_a_held_run(
+        monkeypatch, tmp_path, lake_dir, watched, env={"TMPDIR": str(elsewhere)}
+    )
+    assert tests == {} and [name.startswith("etl-yfinance-") for name in other] == [True]
+    assert after == [{}, {}]
 
 
 def test_a_ca_bundle_that_does_not_sign_yahoos_certificate_is_an_outage_in_one_line(
