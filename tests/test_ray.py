@@ -211,7 +211,7 @@ def test_a_killed_driver_leaves_a_run_the_next_one_resumes(ray_address, tmp_path
 def test_a_429_storm_slows_every_node_down_and_the_run_completes(ray_address, tmp_path):
     universe = write_universe(tmp_path / "u.txt", [f"S{i:03d}" for i in range(8)])
     lake = str(tmp_path / "lake")
-    with Emulator(EmulatorConfig(rate_limit_rps=10)) as limited:
+    with Emulator(EmulatorConfig(rate_limit_rps=4)) as limited:
         result = collect(limited, universe, lake, "--ray", ray_address)
         throttled = limited.faults().get("429", 0)
     assert result.returncode == 0, result.stderr
