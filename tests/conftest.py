@@ -4,6 +4,8 @@ subprocess."""
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -164,6 +166,17 @@ def publish_staged(staging, row_group_rows: int = 1000):
     runs_record = metrics.to_runs_record(run_record(staging.run_id, staging.started_at))
     staging.commit_manifest(runs_record, transform.to_symbols(staging.run_id, []))
     return publish_run(staging, row_group_rows=row_group_rows)
+
+
+def wait_for(event: Callable[[], object], what: str, *alive: subprocess.Popen, timeout_s: float = 60) -> None:
+    """Poll until `event` holds; fail naming `what` if one of the `alive` children ends first (with what it
+    printed, where piped), or after `timeout_s` rather than hang the suite."""
+    deadline = time.monotonic() + timeout_s
+    while not event():
+        for child in alive:
+            assert child.poll() is None, f"a child ended before {what}: {child.communicate()[1] or ''}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s:g} s"
+        time.sleep(0.02)  # a poll for the event, not a wait for luck
 
 
 def wait_for_lease_expiry(lake_url: str) -> None:

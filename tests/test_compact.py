@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,6 +28,7 @@ from conftest import (
     run_cli,
     run_collect,
     staging_keys,
+    wait_for,
     write_universe,
     yahoo_route,
 )
@@ -130,15 +130,6 @@ def start_cli(*args: str, entry: tuple[str, ...] = ("-m", "etl"), capture: bool 
     return subprocess.Popen(
         [sys.executable, *entry, *args], cwd=REPO_DIR, env=env, stdout=pipe, stderr=pipe, text=True
     )
-
-
-def wait_for(condition: Callable[[], object], *alive: subprocess.Popen, timeout_s: float = 60) -> None:
-    """Poll until `condition` holds, failing if one of the `alive` children ends first, or at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert all(child.poll() is None for child in alive), "a child ended before the awaited event"
-        assert time.monotonic() < deadline, "the awaited event never came"
-        time.sleep(0.01)  # a poll for a fact the children make true, not a wait for luck
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -393,7 +384,9 @@ def test_a_collect_is_refused_while_a_compaction_holds_the_lock_and_goes_ahead_o
     with Emulator(EmulatorConfig(as_of=AS_OF)) as emulator:
         compaction = start_held_compaction(lake, tmp_path)
         try:
-            wait_for((tmp_path / "held").exists, compaction)  # from here on it holds the lock
+            wait_for(
+                (tmp_path / "held").exists, "the compaction holding the lock", compaction
+            )  # held from here on
             refused = run_collect(emulator, universe, Path(lake), "--quiet")
             assert compaction.poll() is None  # the compaction still held the lock when the collect ended
             assert lake_state(lake) == before and emulator.total_requests() == 0  # nothing fetched
@@ -415,7 +408,7 @@ def test_the_control_without_the_compactions_lock_the_same_collect_is_not_refuse
     with Emulator(EmulatorConfig(as_of=AS_OF)) as emulator:
         compaction = start_held_compaction(lake, tmp_path, "hold,no-lock")
         try:
-            wait_for((tmp_path / "held").exists, compaction)
+            wait_for((tmp_path / "held").exists, "the compaction holding the lock", compaction)
             result = run_collect(emulator, universe, Path(lake), "--quiet")
             assert compaction.poll() is None  # it ran beside the held compaction
         finally:
@@ -445,9 +438,13 @@ def race(lake_url: str, universe: Path, folder: Path, release_fetch: threading.E
         collect = start_wrapped(folder, "etl.pipeline", "start-line", "collect", *route)
         compaction = start_held_compaction(lake_url, folder, "start-line,hold")
         try:
-            wait_for(lambda: len(list(folder.glob("ready-*"))) == 2, collect, compaction)
+            wait_for(
+                lambda: len(list(folder.glob("ready-*"))) == 2, "both at the start line", collect, compaction
+            )
             (folder / "go").touch()
-            wait_for(lambda: collect.poll() is not None or compaction.poll() is not None)
+            wait_for(
+                lambda: collect.poll() is not None or compaction.poll() is not None, "one of them ending"
+            )
         finally:
             release_fetch.set()
             (folder / "release").touch()

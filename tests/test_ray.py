@@ -10,14 +10,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from bench.cluster import RAY_ENV, start_cluster
-from conftest import REPO_DIR, run_cli, staging_keys, write_universe, yahoo_route
+from conftest import REPO_DIR, run_cli, staging_keys, wait_for, write_universe, yahoo_route
 from etl.emulator import Emulator, EmulatorConfig
 from etl.lake.views import connect_lake
 from etl.plan import plan_batches
@@ -100,13 +99,6 @@ def popen_collect(emulator, universe: Path, lake: str, *options: str) -> subproc
 
 def query(lake: str, sql: str) -> list[tuple]:
     return connect_lake(lake).execute(sql).fetchall()
-
-
-def wait_for(condition, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.02)
 
 
 def assert_whole(lake: str, symbols: list[str]) -> None:

@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import polars as pl
 import pyarrow.fs as pafs
@@ -24,6 +24,7 @@ from conftest import (
     lake_keys,
     run_cli,
     run_collect,
+    wait_for,
     wait_for_lease_expiry,
     write_universe,
     yahoo_route,
@@ -269,16 +270,6 @@ def started_collect(emulator, universe, lake_url, *options: str, env: dict) -> I
         if child.poll() is None:
             child.kill()
             child.wait()
-
-
-def wait_for(event: Callable[[], bool], what: str, child: subprocess.Popen, timeout_s: float = 60) -> None:
-    """Poll until `event` is true; fail naming `what` if the child ends first, or after `timeout_s` rather
-    than hang the suite."""
-    deadline = time.monotonic() + timeout_s
-    while not event():
-        assert child.poll() is None, f"the collect ended before {what}: {child.communicate()[1]}"
-        assert time.monotonic() < deadline, f"no {what} within {timeout_s:g} s"
-        time.sleep(0.05)  # a poll for the event, not a wait for luck
 
 
 def test_a_store_that_stays_down_ends_the_run_in_one_line_with_nothing_published(
