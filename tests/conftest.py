@@ -4,9 +4,11 @@ subprocess."""
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -168,6 +170,30 @@ def publish_staged(staging, row_group_rows: int = 1000):
     return publish_run(staging, row_group_rows=row_group_rows)
 
 
+class FakeClock:
+    """A monotonic clock the test moves, so that no test depends on how fast the machine runs it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def hold_stalled_requests(monkeypatch) -> threading.Event:
+    """The emulator (in this process) answers a stalled request once the event is set, not after stall_s: a
+    run held mid-fetch (under the lake's lock) for as long as the test needs, which then ends as any run
+    does."""
+    from etl.emulator import routes
+
+    release = threading.Event()
+    monkeypatch.setattr(routes, "time", SimpleNamespace(sleep=release.wait))
+    return release
+
+
 def wait_for(event: Callable[[], object], what: str, *alive: subprocess.Popen, timeout_s: float = 60) -> None:
     """Poll until `event` holds; fail naming `what` if one of the `alive` children ends first (with what it
     printed, where piped), or after `timeout_s` rather than hang the suite."""
@@ -213,6 +239,12 @@ def write_universe(path: Path, symbols: list[str]) -> Path:
     return path
 
 
+def cli_env(env: dict | None = None) -> dict:
+    """The environment of a CLI a test starts: this one's, without the caller's own ETL_ settings, which
+    must not leak into a test, and with `env` on top."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | (env or {})
+
+
 def run_cli(
     *args: str,
     env: dict | None = None,
@@ -222,15 +254,24 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """`python -m etl ARGS` as a user would run it, in `cwd` (where it looks for etl.toml), with the isolated
     cache; `entry` names a test's own wrapper of the CLI instead."""
-    # The caller's own ETL_ settings must not leak into a test.
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | (env or {})
     return subprocess.run(
         [sys.executable, *entry, *args],
         cwd=cwd,
-        env=full_env,
+        env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def start_cli(
+    *args: str, env: dict | None = None, entry: tuple[str, ...] = ("-m", "etl"), capture: bool = False
+) -> subprocess.Popen:
+    """`python -m etl ARGS` started as run_cli runs it, not awaited; `entry` names a wrapper of the CLI
+    instead, `capture` keeps its output for communicate()."""
+    pipe = subprocess.PIPE if capture else None
+    return subprocess.Popen(
+        [sys.executable, *entry, *args], cwd=REPO_DIR, env=cli_env(env), stdout=pipe, stderr=pipe, text=True
     )
 
 

@@ -22,6 +22,7 @@ from leaky_collector import LEAK_MB
 from conftest import (
     REPO_DIR,
     browser,
+    cli_env,
     lake_keys,
     run_cli,
     run_collect,
@@ -401,7 +402,7 @@ def test_a_write_failure_stops_the_run_in_one_line_and_keeps_earlier_runs(emulat
         text=True,
         timeout=120,
         preexec_fn=_file_size_limit(40_000),
-        env={k: v for k, v in os.environ.items() if not k.startswith("ETL_")},
+        env=cli_env(),
     )
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]

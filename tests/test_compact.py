@@ -7,12 +7,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 
 import duckdb
 import polars as pl
@@ -22,18 +20,19 @@ import pytest
 from deltalake import DeltaTable
 
 from conftest import (
-    REPO_DIR,
     copy_lake,
+    hold_stalled_requests,
     lake_keys,
     run_cli,
     run_collect,
     staging_keys,
+    start_cli,
     wait_for,
     write_universe,
     yahoo_route,
 )
 from etl.config import COMPACTABLE
-from etl.emulator import Emulator, EmulatorConfig, routes
+from etl.emulator import Emulator, EmulatorConfig
 from etl.lake.delta import storage_options
 from etl.lake.lock import lake_lock
 from etl.lake.paths import open_lake
@@ -120,16 +119,6 @@ def compacted(result: subprocess.CompletedProcess) -> dict[str, tuple[int, int, 
     parsed = [SUMMARY_LINE.fullmatch(line) for line in lines]
     assert all(parsed), lines
     return {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in parsed if m}
-
-
-def start_cli(*args: str, entry: tuple[str, ...] = ("-m", "etl"), capture: bool = False) -> subprocess.Popen:
-    """`python -m etl ARGS` started as run_cli runs it (without the caller's ETL_ settings), not awaited;
-    `entry` names a wrapper of the CLI instead, `capture` keeps its output for communicate()."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
-    pipe = subprocess.PIPE if capture else None
-    return subprocess.Popen(
-        [sys.executable, *entry, *args], cwd=REPO_DIR, env=env, stdout=pipe, stderr=pipe, text=True
-    )
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -415,14 +404,6 @@ def test_the_control_without_the_compactions_lock_the_same_collect_is_not_refuse
             release_compaction(compaction, tmp_path)
     assert result.returncode == 0, result.stderr
     assert emulator.total_requests() > 0 and run_count(lake) == 4
-
-
-def hold_stalled_requests(monkeypatch) -> threading.Event:
-    """The emulator (in this process) answers a stalled request once the event is set, not after stall_s:
-    a collect held mid-fetch, under the lake's lock, for as long as the test needs."""
-    release = threading.Event()
-    monkeypatch.setattr(routes, "time", SimpleNamespace(sleep=release.wait))
-    return release
 
 
 def race(lake_url: str, universe: Path, folder: Path, release_fetch: threading.Event) -> tuple:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import run_cli, write_universe, yahoo_route
+from conftest import cli_env, run_cli, write_universe, yahoo_route
 from etl.cli import app
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "IBM", "DLSTD"]  # the emulator fixture answers DLSTD as delisted
@@ -174,7 +174,7 @@ def test_quiet_prints_no_progress_only_the_result(emulator, tmp_path):
 
 
 def test_a_terminal_gets_a_progress_bar_instead_of_lines(emulator, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+    env = cli_env()
     controller, terminal = pty.openpty()
     child = subprocess.Popen(
         [sys.executable, "-m", "etl", *collect_args(emulator, tmp_path)],

@@ -16,7 +16,6 @@ in a damaged copy of a lake, on a folder and in a bucket.
 
 import datetime as dt
 import json
-import os
 import random
 import re
 import signal
@@ -39,7 +38,15 @@ import pytest
 import s3fs
 from deltalake import DeltaTable, write_deltalake
 
-from conftest import REPO_DIR, copy_lake, staging_keys, wait_for_lease_expiry, write_universe, yahoo_route
+from conftest import (
+    REPO_DIR,
+    cli_env,
+    copy_lake,
+    staging_keys,
+    wait_for_lease_expiry,
+    write_universe,
+    yahoo_route,
+)
 from etl.emulator import Emulator, EmulatorConfig
 from etl.lake.delta import commit_run
 from etl.lake.paths import DELTA_LOG_DIR_NAME, Lake, open_lake
@@ -377,7 +384,7 @@ class Collector:
         self.process = subprocess.Popen(
             command,
             cwd=REPO_DIR,
-            env=collect_env(),
+            env=cli_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -418,11 +425,6 @@ class Collector:
         self._reader.join(timeout=CHILD_EXIT_S)
         outlived = [f"child {c.pid} ({described.get(c.pid)}) outlived the collector" for c in alive]
         return status, children, outlived
-
-
-def collect_env(**variables: str) -> dict[str, str]:
-    """The test's environment (a bucket's AWS_* variables among it), without the caller's ETL_ settings."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | variables
 
 
 def collect_command(cli: list[str], emulator, universe: Path, lake_dir: Path | str) -> list[str]:
@@ -616,7 +618,7 @@ def crash_and_resume(
         outcome.finished = subprocess.run(
             command,
             cwd=REPO_DIR,
-            env=collect_env(),
+            env=cli_env(),
             capture_output=True,
             text=True,
             timeout=ATTEMPT_DEADLINE_S,
@@ -662,7 +664,7 @@ def reference(tmp_path_factory, faulty_emulator):
     lake_dir = folder / "lake"
     command = collect_command(["-m", "etl"], faulty_emulator[0], universe, lake_dir)
     # Module fixtures run before the per-test cache isolation: this run gets its own cache.
-    env = collect_env(XDG_CACHE_HOME=str(folder / "cache"))
+    env = cli_env({"XDG_CACHE_HOME": str(folder / "cache")})
     result = subprocess.run(command, cwd=REPO_DIR, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return universe, lake_dir

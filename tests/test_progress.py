@@ -3,20 +3,8 @@
 import time
 from types import SimpleNamespace
 
+from conftest import FakeClock
 from etl.progress import Tally
-
-
-class Clock:
-    """A monotonic clock the test moves, so the ETA depends on no pause of the machine running it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def batch(batch_no: int, n_ok: int, n_failed: int, rss_mb: float) -> SimpleNamespace:
@@ -25,7 +13,7 @@ def batch(batch_no: int, n_ok: int, n_failed: int, rss_mb: float) -> SimpleNames
 
 
 def test_eta_is_the_time_per_batch_so_far_times_the_batches_left():
-    clock = Clock()
+    clock = FakeClock()
     tally = Tally(n_batches=10, clock=clock)
     clock.advance(20)
     tally.add(batch(1, 9, 1, 150.2)).add(batch(2, 10, 0, 155.7))
@@ -33,7 +21,7 @@ def test_eta_is_the_time_per_batch_so_far_times_the_batches_left():
 
 
 def test_the_eta_follows_the_clock_as_batches_take_longer():
-    clock = Clock()
+    clock = FakeClock()
     tally = Tally(n_batches=10, clock=clock).add(batch(1, 10, 0, 100.0))
     clock.advance(10)
     assert tally.describe().endswith("ETA 1:30")  # 10 s a batch, 9 left
@@ -42,7 +30,7 @@ def test_the_eta_follows_the_clock_as_batches_take_longer():
 
 
 def test_a_resumed_run_counts_the_batches_left_from_where_it_is():
-    clock = Clock()
+    clock = FakeClock()
     tally = Tally(n_batches=10, clock=clock).add(batch(7, 10, 0, 100.0))
     clock.advance(10)
     assert (tally.done, tally.batch_no) == (1, 7)

@@ -8,33 +8,20 @@ from typing import NamedTuple
 
 import pytest
 
-from conftest import run_collect, write_universe
+from conftest import FakeClock, run_collect, write_universe
 from etl.emulator import Emulator, EmulatorConfig
 from etl.source.rate import HALVING_WINDOW_S, AdaptiveRate
 
 
-class Clock:
-    """A monotonic clock the test moves, so no test depends on how fast the machine runs it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def test_no_limit_until_yahoo_says_429():
-    rate = AdaptiveRate(clock=Clock())  # a clock that never moves: any pacing would show as a wait
+    rate = AdaptiveRate(clock=FakeClock())  # a clock that never moves: any pacing would show as a wait
     waits = [rate.reserve() for _ in range(200)]
     assert rate.rps is None
     assert waits == [0.0] * 200  # 200 turns without a single wait
 
 
 def test_a_429_halves_what_was_sent_in_the_last_second_and_answers_win_it_back():
-    clock = Clock()
+    clock = FakeClock()
     rate = AdaptiveRate(clock=clock)
     for _ in range(40):
         rate.acquire()
@@ -50,7 +37,7 @@ def test_a_429_halves_what_was_sent_in_the_last_second_and_answers_win_it_back()
 
 
 def test_the_429s_of_one_burst_halve_the_rate_once():
-    clock = Clock()
+    clock = FakeClock()
     rate = AdaptiveRate(clock=clock)
     rate.note_sent(16)
     for _ in range(8):  # the 429s of the 8 requests in flight when Yahoo started refusing
@@ -64,7 +51,7 @@ def test_the_429s_of_one_burst_halve_the_rate_once():
 
 
 def test_requests_sent_without_a_turn_count_in_the_second_a_429_halves():
-    rate = AdaptiveRate(clock=Clock())
+    rate = AdaptiveRate(clock=FakeClock())
     rate.note_sent(39)
     rate.acquire()
     rate.slow_down()
@@ -72,7 +59,7 @@ def test_requests_sent_without_a_turn_count_in_the_second_a_429_halves():
 
 
 def test_requests_older_than_the_window_do_not_count():
-    clock = Clock()
+    clock = FakeClock()
     rate = AdaptiveRate(clock=clock)
     rate.note_sent(39)
     clock.advance(HALVING_WINDOW_S)  # those 39 are a second old now: another overload's
@@ -82,7 +69,7 @@ def test_requests_older_than_the_window_do_not_count():
 
 
 def test_the_rate_never_drops_below_its_floor():
-    clock = Clock()
+    clock = FakeClock()
     rate = AdaptiveRate(min_rps=0.5, clock=clock)
     for _ in range(20):
         rate.slow_down()
@@ -91,7 +78,7 @@ def test_the_rate_never_drops_below_its_floor():
 
 
 def test_max_rps_paces_from_the_first_request_and_caps_what_answers_win_back():
-    rate = AdaptiveRate(max_rps=5, clock=Clock())
+    rate = AdaptiveRate(max_rps=5, clock=FakeClock())
     waits = [rate.reserve() for _ in range(5)]
     assert waits == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])  # one turn every 0.2 s
     rate.slow_down()
@@ -102,7 +89,7 @@ def test_max_rps_paces_from_the_first_request_and_caps_what_answers_win_back():
 
 
 def test_max_rps_banks_no_turns_across_a_pause():
-    clock = Clock()
+    clock = FakeClock()
     rate = AdaptiveRate(max_rps=5, clock=clock)
     [rate.reserve() for _ in range(5)]
     clock.advance(10)  # the machine paused long past the turns taken: they are not owed as a burst
@@ -110,7 +97,7 @@ def test_max_rps_banks_no_turns_across_a_pause():
 
 
 def test_max_rps_turns_never_put_more_than_n_in_any_second():
-    clock, dice = Clock(), random.Random(5)
+    clock, dice = FakeClock(), random.Random(5)
     rate = AdaptiveRate(max_rps=4, clock=clock)
     turns = []
     for _ in range(300):

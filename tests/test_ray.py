@@ -5,7 +5,6 @@ in a subprocess, as the cluster's driver.
 """
 
 import datetime as dt
-import os
 import re
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import psutil
 import pytest
 
 from bench.cluster import RAY_ENV, start_cluster
-from conftest import REPO_DIR, run_cli, staging_keys, wait_for, write_universe, yahoo_route
+from conftest import REPO_DIR, cli_env, run_cli, staging_keys, wait_for, write_universe, yahoo_route
 from etl.emulator import Emulator, EmulatorConfig
 from etl.lake.views import connect_lake
 from etl.plan import plan_batches
@@ -93,7 +92,7 @@ def collect(
 
 def popen_collect(emulator, universe: Path, lake: str, *options: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "etl", *collect_args(emulator, universe, lake, *options), "--quiet"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+    env = cli_env()
     return subprocess.Popen(command, cwd=REPO_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

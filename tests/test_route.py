@@ -5,22 +5,19 @@ import os
 import selectors
 import socket
 import socketserver
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import duckdb
 import pytest
 import trustme
 
-from conftest import REPO_DIR, run_cli, write_universe, yahoo_route
-from etl.emulator import Emulator, EmulatorConfig, routes
+from conftest import hold_stalled_requests, run_cli, start_cli, write_universe, yahoo_route
+from etl.emulator import Emulator, EmulatorConfig
 
 SYMBOLS = ["AAPL", "MSFT", "KO"]
 
@@ -100,14 +97,6 @@ def test_a_proxys_credentials_are_never_printed_nor_stored(emulator, tmp_path, l
     assert "s3cret" not in everything and not any(b"s3cret" in data for data in lake_files(lake_dir).values())
 
 
-def hold_stalled_requests(monkeypatch) -> threading.Event:
-    """The emulator (in this process) answers a stalled request once the event is set, not after stall_s: a
-    run held mid-fetch for as long as the test looks, which then ends as any run does."""
-    release = threading.Event()
-    monkeypatch.setattr(routes, "time", SimpleNamespace(sleep=release.wait))
-    return release
-
-
 def folder_contents(folder: Path) -> dict[str, list[str]]:
     """Each entry of the folder, and the files under it if it is a folder."""
     return {
@@ -116,15 +105,6 @@ def folder_contents(folder: Path) -> dict[str, list[str]]:
         else []
         for entry in folder.iterdir()
     }
-
-
-def start_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
-    """`python -m etl ARGS` started as run_cli runs it (without the caller's ETL_ settings), not awaited."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | (env or {})
-    pipe = subprocess.PIPE
-    return subprocess.Popen(
-        [sys.executable, "-m", "etl", *args], cwd=REPO_DIR, env=full_env, stdout=pipe, stderr=pipe, text=True
-    )
 
 
 def temp_folders_of_a_held_run(
@@ -140,7 +120,7 @@ def temp_folders_of_a_held_run(
     )
     with Emulator(config) as emulator:
         where = ["--universe", str(universe), "--lake", str(lake_dir), "--quiet"]
-        run = start_cli("collect", *yahoo_route(emulator), *where, env=env)
+        run = start_cli("collect", *yahoo_route(emulator), *where, env=env, capture=True)
         try:
             deadline = time.monotonic() + 60
             while not emulator.faults().get("stall"):  # until the run is fetching its first chart

@@ -24,6 +24,7 @@ from conftest import (
     lake_keys,
     run_cli,
     run_collect,
+    start_cli,
     wait_for,
     wait_for_lease_expiry,
     write_universe,
@@ -256,14 +257,8 @@ def test_store_errors_and_resets_are_retried_and_the_run_completes(emulator, uni
 def started_collect(emulator, universe, lake_url, *options: str, env: dict) -> Iterator[subprocess.Popen]:
     """`python -m etl collect --quiet` running in the background, its stderr piped; killed if the test leaves
     it running (a failed wait), so that no collect outlives its test."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "etl", "collect", *yahoo_route(emulator), "--universe", str(universe)]
-        + ["--lake", lake_url, "--quiet", *options],
-        cwd=REPO_DIR,
-        env={k: v for k, v in os.environ.items() if not k.startswith("ETL_")} | env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    where = ("--universe", str(universe), "--lake", lake_url)
+    child = start_cli("collect", *yahoo_route(emulator), *where, "--quiet", *options, env=env, capture=True)
     try:
         yield child
     finally:
